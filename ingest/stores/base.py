@@ -1,0 +1,52 @@
+"""The small interface both graph stores implement. Only the classes under ingest/stores know a database."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import pandas as pd
+
+from scd.circuit import Circuit
+
+
+class Store(ABC):
+    kind: str  # "neo4j" | "embedded"
+
+    @abstractmethod
+    def ensure_schema(self) -> None:
+        """Create constraints / tables idempotently (safe to call on every open)."""
+
+    @abstractmethod
+    def has_circuit(self, circuit_id: str) -> bool:
+        """True if the circuit is completely in the store (it is written in one transaction, so any is all)."""
+
+    @abstractmethod
+    def write_circuit(self, circuit: Circuit) -> bool:
+        """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
+        Returns False (and writes nothing) if the circuit is already there."""
+
+    @abstractmethod
+    def read(self, cypher: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a read-only query with parameters; refuse anything that writes (QueryError)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, int]:
+        """Counts by node label and relationship type."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Delete everything (schema stays)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line: what this store is and where."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

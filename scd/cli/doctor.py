@@ -1,0 +1,3 @@
+"""`scd doctor`: what is installed, what is reachable, where things live."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""CLI commands of this stage (filled in by its issue)."""
+
+COMMANDS: list = []

@@ -1,0 +1,72 @@
+"""Where the graph lives: one rule for every command.
+
+``--neo4j URI`` (or ``SCD_NEO4J_URI``, with ``SCD_NEO4J_USER``, ``SCD_NEO4J_PASSWORD``, ``SCD_NEO4J_DATABASE``)
+selects a Neo4j server; otherwise the embedded LadybugDB store at ``--store PATH`` (default ``./scd-store``).
+Secrets come from the environment only, never from flags that land in shell history.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+DEFAULT_STORE = "scd-store"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: str | None = None
+    neo4j_database: str = "neo4j"
+    path: Path = Path(DEFAULT_STORE)
+
+    @property
+    def kind(self) -> str:
+        return "neo4j" if self.neo4j_uri else "embedded"
+
+    def describe(self) -> str:
+        if self.neo4j_uri:
+            return f"neo4j {self.neo4j_uri} (database {self.neo4j_database})"
+        return f"embedded LadybugDB at {self.path.resolve()}"
+
+    @classmethod
+    def resolve(cls, neo4j: str | None = None, store: str | Path | None = None) -> StoreConfig:
+        env = os.environ
+        uri = neo4j or env.get("SCD_NEO4J_URI") or None
+        return cls(
+            neo4j_uri=uri,
+            neo4j_user=env.get("SCD_NEO4J_USER", "neo4j"),
+            neo4j_password=env.get("SCD_NEO4J_PASSWORD"),
+            neo4j_database=env.get("SCD_NEO4J_DATABASE", "neo4j"),
+            path=Path(store or env.get("SCD_STORE") or DEFAULT_STORE),
+        )
+
+
+def store_options(f):
+    """Adds ``--neo4j`` and ``--store`` to a command and passes it a resolved ``store_config``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, neo4j_uri=None, store_path=None, **kwargs):
+        return f(*args, store_config=StoreConfig.resolve(neo4j_uri, store_path), **kwargs)
+
+    wrapper = click.option(
+        "--store",
+        "store_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Embedded store folder (default ./{DEFAULT_STORE}; env SCD_STORE). Ignored with --neo4j.",
+    )(wrapper)
+    wrapper = click.option(
+        "--neo4j",
+        "neo4j_uri",
+        default=None,
+        metavar="URI",
+        help="Neo4j Bolt URI, e.g. neo4j://localhost:7687 (env SCD_NEO4J_URI; credentials from "
+        "SCD_NEO4J_USER / SCD_NEO4J_PASSWORD, database from SCD_NEO4J_DATABASE).",
+    )(wrapper)
+    return wrapper

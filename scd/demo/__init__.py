@@ -1,0 +1,1 @@
+"""The bundled offline demo model (filled in by its issue)."""
