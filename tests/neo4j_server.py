@@ -1,0 +1,98 @@
+"""Finding a real Neo4j for the test suite.
+
+Order: ``SCD_TEST_NEO4J_URI`` if set; else testcontainers when a Docker engine answers; else Neo4j's own test
+harness from Maven jars (scripts/neo4j/neo4j-local). A mock driver is not a test of Neo4j, so there is no
+fallback to one: when nothing can start, Neo4j tests are skipped loudly -- or fail under CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL_SCRIPT = REPO / "scripts" / "neo4j" / "neo4j-local"
+
+
+class Unavailable(Exception):
+    pass
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=3).ping()
+        return True
+    except Exception:
+        return False
+
+
+@contextmanager
+def _testcontainers():
+    from testcontainers.neo4j import Neo4jContainer
+
+    with Neo4jContainer("neo4j:5.26-community") as container:
+        os.environ.setdefault("SCD_NEO4J_USER", container.username)
+        os.environ.setdefault("SCD_NEO4J_PASSWORD", container.password)
+        yield container.get_connection_url()
+
+
+@contextmanager
+def _local_harness():
+    if not LOCAL_SCRIPT.exists():
+        raise Unavailable(f"{LOCAL_SCRIPT} is missing")
+    fetch = subprocess.run([str(LOCAL_SCRIPT), "fetch"], capture_output=True, text=True)
+    if fetch.returncode != 0:
+        raise Unavailable(f"could not fetch the Neo4j harness: {fetch.stderr.strip()[-500:]}")
+    data = tempfile.mkdtemp(prefix="scd-neo4j-")
+    log = open(Path(data) / "launcher.log", "w")  # noqa: SIM115 - closed below
+    # --stdin: the server stops when this pipe closes, so a crashed pytest never leaves it running.
+    proc = subprocess.Popen(
+        [str(LOCAL_SCRIPT), "run", str(Path(data) / "db"), "--stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    uri = None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("NEO4J_URI="):
+            uri = line.split("=", 1)[1].strip()
+            break
+    if uri is None:
+        proc.kill()
+        log.close()
+        raise Unavailable(f"the Neo4j harness did not start; see {log.name}")
+    try:
+        yield uri
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@contextmanager
+def neo4j_server():
+    """Yields a Bolt URI of a real Neo4j 5.x, or raises Unavailable with the reason."""
+    uri = os.environ.get("SCD_TEST_NEO4J_URI")
+    if uri:
+        yield uri
+        return
+    if _docker_answers():
+        with _testcontainers() as uri:
+            yield uri
+        return
+    with _local_harness() as uri:
+        yield uri
