@@ -1,3 +1,32 @@
 """`scd doctor`: what is installed, what is reachable, where things live."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+
+import click
+
+from scd.config import store_options
+from scd.doctor import diagnose
+
+
+@click.command()
+@store_options
+def doctor(store_config):
+    """Report versions, the demo model, Neo4j reachability and the embedded store's location.
+
+    \b
+    Example:
+      scd doctor --neo4j bolt://localhost:7687
+    """
+    checks = diagnose(store_config)
+    width = max(len(c.name) for c in checks)
+    for c in checks:
+        click.echo(f"{'ok ' if c.ok else 'BAD'}  {c.name:<{width}}  {c.detail}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        click.echo(f"Error: {len(failed)} check(s) failed: {', '.join(c.name for c in failed)}", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [doctor]

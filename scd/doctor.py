@@ -1,0 +1,72 @@
+"""`scd doctor`: what is installed, what is reachable, where things live.
+
+Each check is a (name, ok, detail) row; the command prints them all and fails if any required one failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+from scd.config import StoreConfig
+
+PACKAGES = ("torch", "transformer-lens", "sae-lens", "neo4j", "ladybug")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def package_checks() -> list[Check]:
+    checks = []
+    for name in PACKAGES:
+        try:
+            checks.append(Check(name, True, version(name)))
+        except PackageNotFoundError:
+            checks.append(Check(name, False, "not installed -- `pip install -e .` installs it"))
+    return checks
+
+
+def demo_check() -> Check:
+    from scd import demo
+
+    present = getattr(demo, "is_present", lambda: False)()
+    where = getattr(demo, "WEIGHTS", "scd/demo/weights")
+    return Check("demo model", present, f"{where}" if present else f"missing at {where} -- run `scd demo-model train`")
+
+
+def neo4j_check(config: StoreConfig) -> Check:
+    """Connect and ask the server its version; one line either way."""
+    from neo4j import GraphDatabase
+    from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+
+    auth = (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
+    try:
+        with GraphDatabase.driver(config.neo4j_uri, auth=auth, connection_timeout=5) as driver:
+            driver.verify_connectivity()
+            records, _, _ = driver.execute_query(
+                "CALL dbms.components() YIELD name, versions, edition RETURN versions[0] AS v, edition AS e",
+                database_=config.neo4j_database,
+            )
+            return Check("neo4j server", True, f"{config.neo4j_uri}: Neo4j {records[0]['v']} {records[0]['e']}")
+    except AuthError:
+        return Check("neo4j server", False, f"{config.neo4j_uri}: authentication failed -- check SCD_NEO4J_USER / SCD_NEO4J_PASSWORD")
+    except (ServiceUnavailable, OSError) as e:
+        return Check("neo4j server", False, f"{config.neo4j_uri} does not answer ({type(e).__name__}) -- start Neo4j or fix --neo4j / SCD_NEO4J_URI")
+    except (Neo4jError, ValueError) as e:
+        return Check("neo4j server", False, f"{config.neo4j_uri}: {e} -- check the URI and SCD_NEO4J_DATABASE")
+
+
+def diagnose(config: StoreConfig) -> list[Check]:
+    checks = package_checks() + [demo_check()]
+    if config.neo4j_uri:
+        checks.append(neo4j_check(config))
+    else:
+        checks.append(Check("neo4j server", True, "none configured (pass --neo4j URI or set SCD_NEO4J_URI)"))
+    path = config.path.resolve()
+    state = "exists" if path.exists() else "will be created on first ingest"
+    checks.append(Check("embedded store", True, f"{path} ({state})"))
+    return checks
