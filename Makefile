@@ -1,0 +1,41 @@
+# The two commands of the README. Everything else here is what they need.
+#   make demo  -- install, then ingest the example prompts with the bundled demo model into the embedded store
+#                 and print a cross-prompt query
+#   make test  -- install (Python packages + the Neo4j test harness jars), then run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SCD := $(VENV)/bin/scd
+DEMO_STORE ?= demo-store
+
+.PHONY: install neo4j-jars demo test lint bench clean-demo
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+neo4j-jars:
+	scripts/neo4j/neo4j-local fetch >/dev/null
+
+demo: install
+	$(SCD) ingest examples/prompts.txt --model demo --store $(DEMO_STORE)
+	$(SCD) query feeders -p token=")" --store $(DEMO_STORE) --limit 15
+
+test: install neo4j-jars
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check scd ingest queries tests bench
+
+bench: install
+	$(PY) bench/discovery.py
+	$(PY) bench/ingest.py
+	$(PY) bench/queries.py
+
+clean-demo:
+	rm -rf $(DEMO_STORE)
