@@ -42,9 +42,9 @@ def main():
 
 
 def _register() -> None:
-    from . import demo, discover, doctor, ingest, query, store
+    from . import demo, discover, doctor, draw, ingest, query, store
 
-    for module in (doctor, discover, ingest, store, query, demo):
+    for module in (doctor, discover, draw, ingest, store, query, demo):
         for command in module.COMMANDS:
             main.add_command(command)
 
