@@ -1,6 +1,6 @@
 """The graph model, shared by both stores.
 
-    (:Prompt)<-[:FOR]-(:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature)
+    (:Prompt)<-[:EXPLAINS]-(:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature)
                                           (:Node)-[:FEEDS {weight}]->(:Node)
 
 * ``Feature``  global, one per SAE latent (and per SAE error term, input token, logit token); shared by every
@@ -20,13 +20,15 @@
 Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Node.circuit_id and
 Feature.kind/hook/top_promoted lookups are indexed in Neo4j; LadybugDB indexes primary keys only.
 
-Reserved-word note: LadybugDB refuses a property called ``index``, so the latent index is ``idx`` everywhere.
+Reserved-word notes: LadybugDB refuses a property called ``index``, so the latent index is ``idx`` everywhere;
+and ``FOR`` is a keyword there (``[:FOR]`` is a parse error unless back-quoted), so the circuit -> prompt
+relationship is ``EXPLAINS``: a circuit explains the model's prediction on its prompt.
 """
 
 from __future__ import annotations
 
 LABELS = ("Feature", "Prompt", "Circuit", "Node")
-RELATIONSHIPS = ("FOR", "HAS", "OF", "FEEDS")
+RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS")
 
 NEO4J_SCHEMA = [
     "CREATE CONSTRAINT feature_id IF NOT EXISTS FOR (f:Feature) REQUIRE f.id IS UNIQUE",
@@ -52,7 +54,7 @@ LADYBUG_SCHEMA = [
     "created_at STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE)",
-    "CREATE REL TABLE IF NOT EXISTS FOR(FROM Circuit TO Prompt)",
+    "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",
     "CREATE REL TABLE IF NOT EXISTS HAS(FROM Circuit TO Node)",
     "CREATE REL TABLE IF NOT EXISTS OF(FROM Node TO Feature)",
     "CREATE REL TABLE IF NOT EXISTS FEEDS(FROM Node TO Node, weight DOUBLE)",

@@ -7,15 +7,19 @@ from scd.config import StoreConfig
 from .base import Store
 
 
-def open_store(config: StoreConfig) -> Store:
-    """Open the store the configuration names; raises StoreError with a fix when it can't."""
+def open_store(config: StoreConfig, *, read_only: bool = False) -> Store:
+    """Open the store the configuration names; raises StoreError with a fix when it can't.
+
+    ``read_only=True`` (queries, stats) neither creates nor changes anything: a missing embedded store is a
+    StoreError, and the schema is left as it is. Otherwise the store is created if needed and its schema ensured.
+    """
     if config.kind == "neo4j":
         from .neo4j_store import Neo4jStore
 
-        return Neo4jStore.open(config)
+        return Neo4jStore.open(config, read_only=read_only)
     from .embedded_store import EmbeddedStore
 
-    return EmbeddedStore.open(config)
+    return EmbeddedStore.open(config, read_only=read_only)
 
 
 __all__ = ["Store", "open_store"]

@@ -1,0 +1,217 @@
+"""Circuit -> typed rows for the store writers (the neutral layer between discovery and a database).
+
+Each function returns plain dicts whose keys are the property names of :mod:`scd.ingest.schema`, with values
+cleaned for both databases: floats are Python floats (NaN and infinities become ``None``, i.e. "not set"), ints
+are Python ints, lists are homogeneous and never contain ``None``. Node rows carry ``feature_id`` (for the OF
+relationship) and edge rows ``src`` / ``dst`` (full Node ids); writers drop what they don't store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from scd.circuit import Circuit
+
+
+def _f(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _fl(xs: Any) -> list[float]:
+    return [float(x) if math.isfinite(float(x)) else 0.0 for x in (xs or [])]
+
+
+def _i(x: Any) -> int | None:
+    return None if x is None else int(x)
+
+
+def node_key(circuit_id: str, node_id: str) -> str:
+    """A Node's store-wide id: the circuit id, then the node's id within the circuit."""
+    return f"{circuit_id}/{node_id}"
+
+
+@dataclass
+class CircuitRows:
+    circuit: dict[str, Any]
+    prompt: dict[str, Any]
+    features: list[dict[str, Any]]
+    nodes: list[dict[str, Any]]
+    edges: list[dict[str, Any]]
+
+
+FEATURE_PROPS = (
+    "id",
+    "model",
+    "sae",
+    "hook",
+    "layer",
+    "kind",
+    "idx",
+    "top_promoted",
+    "top_promoted_logits",
+    "top_suppressed",
+    "top_suppressed_logits",
+    "neuronpedia_url",
+    "label",
+)
+PROMPT_PROPS = (
+    "id",
+    "text",
+    "model",
+    "tokens",
+    "target",
+    "target_prob",
+    "loss",
+    "top_completions",
+    "top_completion_probs",
+)
+CIRCUIT_PROPS = (
+    "id",
+    "prompt_id",
+    "model",
+    "sae_set",
+    "method",
+    "metric",
+    "top_k",
+    "edge_threshold",
+    "params",
+    "metric_value",
+    "faithfulness",
+    "completeness",
+    "n_nodes",
+    "n_edges",
+    "created_at",
+)
+NODE_PROPS = ("id", "circuit_id", "kind", "layer", "hook", "idx", "pos", "token", "activation", "attribution")
+EDGE_PROPS = ("src", "dst", "weight")
+
+
+def feature_rows(circuit: Circuit) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for f in circuit.features:
+        rows.setdefault(
+            f.id,
+            {
+                "id": f.id,
+                "model": f.model,
+                "sae": f.sae or "",
+                "hook": f.hook,
+                "layer": int(f.layer),
+                "kind": f.kind,
+                "idx": int(f.index),
+                "top_promoted": [str(t) for t in f.top_promoted],
+                "top_promoted_logits": _fl(f.top_promoted_logits),
+                "top_suppressed": [str(t) for t in f.top_suppressed],
+                "top_suppressed_logits": _fl(f.top_suppressed_logits),
+                "neuronpedia_url": f.neuronpedia_url,
+                "label": f.label,
+            },
+        )
+    return list(rows.values())
+
+
+def prompt_row(circuit: Circuit) -> dict[str, Any]:
+    p = circuit.prompt
+    return {
+        "id": circuit.prompt_id,
+        "text": p.text,
+        "model": circuit.model,
+        "tokens": [str(t) for t in p.tokens],
+        "target": p.target,
+        "target_prob": _f(p.target_prob),
+        "loss": _f(p.loss),
+        "top_completions": [str(t) for t, _ in p.top_completions],
+        "top_completion_probs": _fl(prob for _, prob in p.top_completions),
+    }
+
+
+def circuit_row(circuit: Circuit) -> dict[str, Any]:
+    params = circuit.params
+    return {
+        "id": circuit.id,
+        "prompt_id": circuit.prompt_id,
+        "model": circuit.model,
+        "sae_set": circuit.sae_set,
+        "method": params.get("method"),
+        "metric": params.get("metric"),
+        "top_k": _i(params.get("top_k")),
+        "edge_threshold": _f(params.get("edge_threshold")),
+        "params": json.dumps(params, sort_keys=True, ensure_ascii=False),
+        "metric_value": _f(circuit.metric_value),
+        "faithfulness": _f(circuit.scores.get("faithfulness")),
+        "completeness": _f(circuit.scores.get("completeness")),
+        "n_nodes": len(circuit.nodes),
+        "n_edges": len(circuit.edges),
+        "created_at": circuit.created_at,
+    }
+
+
+def node_rows(circuit: Circuit) -> list[dict[str, Any]]:
+    cid = circuit.id
+    rows: dict[str, dict[str, Any]] = {}
+    for n in circuit.nodes:
+        key = node_key(cid, n.id)
+        rows.setdefault(
+            key,
+            {
+                "id": key,
+                "circuit_id": cid,
+                "kind": n.kind,
+                "layer": int(n.layer),
+                "hook": n.hook,
+                "idx": int(n.index),
+                "pos": int(n.pos),
+                "token": n.token,
+                "activation": _f(n.activation),
+                "attribution": _f(n.attribution),
+                "feature_id": n.feature_id,
+            },
+        )
+    return list(rows.values())
+
+
+def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
+    cid = circuit.id
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for e in circuit.edges:
+        src, dst = node_key(cid, e.source), node_key(cid, e.target)
+        rows.setdefault((src, dst), {"src": src, "dst": dst, "weight": _f(e.weight) or 0.0})
+    return list(rows.values())
+
+
+def circuit_rows(circuit: Circuit) -> CircuitRows:
+    """Every row one circuit writes, de-duplicated by key (a store write may rely on unique keys)."""
+    return CircuitRows(
+        circuit=circuit_row(circuit),
+        prompt=prompt_row(circuit),
+        features=feature_rows(circuit),
+        nodes=node_rows(circuit),
+        edges=edge_rows(circuit),
+    )
+
+
+def check_references(rows: CircuitRows) -> None:
+    """Raise InputError if an edge or a node points at something the circuit does not contain."""
+    from scd.errors import InputError
+
+    node_ids = {n["id"] for n in rows.nodes}
+    feature_ids = {f["id"] for f in rows.features}
+    for n in rows.nodes:
+        if n["feature_id"] not in feature_ids:
+            raise InputError(
+                f"circuit {rows.circuit['id']}: node {n['id']} points at feature {n['feature_id']} "
+                "that the circuit does not list",
+                "regenerate the circuit with `scd discover`",
+            )
+    for e in rows.edges:
+        if e["src"] not in node_ids or e["dst"] not in node_ids:
+            raise InputError(
+                f"circuit {rows.circuit['id']}: edge {e['src']} -> {e['dst']} names a node the circuit lacks",
+                "regenerate the circuit with `scd discover`",
+            )

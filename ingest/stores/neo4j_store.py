@@ -1,0 +1,326 @@
+"""Neo4j store: the official driver, batched ``UNWIND`` writes, one managed transaction per circuit.
+
+Writes
+------
+``write_circuit`` runs ONE ``session.execute_write`` transaction: check the Circuit id (present -> write nothing),
+then ``UNWIND $rows`` batches: MERGE Features (ON CREATE SET metadata; rows sorted by id so concurrent writers take
+locks in the same order), MERGE the Prompt, CREATE the Circuit with EXPLAINS, CREATE Nodes with HAS and OF, CREATE
+FEEDS by two MATCHes on constrained Node ids. A circuit is therefore in the store completely or not at all.
+
+Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
+Feature serialise instead of duplicating it; lock-order cycles surface as ``DeadlockDetected`` (a transient error
+the driver's managed transactions retry with backoff). If two processes write the *same* circuit at once, the
+second one's CREATE of the Circuit fails the constraint (``ConstraintError``, not retried by the driver): we
+re-run the transaction, which then finds the circuit and writes nothing. The same re-run covers a Feature MERGE
+losing a race on the constraint.
+
+Reads
+-----
+``read`` asks the server: ``EXPLAIN`` the query and refuse unless the plan's query type is read-only (``r``), then
+run it in a READ transaction with a timeout. Results come back as a pandas DataFrame; graph values become dicts
+(``_label`` names a node's label or a relationship's type; a path is ``{"nodes": [...], "relationships": [...]}``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import neo4j
+import pandas as pd
+from neo4j import GraphDatabase, unit_of_work
+from neo4j.exceptions import (
+    AuthError,
+    ClientError,
+    ConfigurationError,
+    ConstraintError,
+    DriverError,
+    Neo4jError,
+    ServiceUnavailable,
+    SessionExpired,
+)
+
+from scd.circuit import Circuit
+from scd.config import StoreConfig
+from scd.errors import QueryError, StoreError
+
+from ..rows import CircuitRows, check_references, circuit_rows
+from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
+from .base import Store
+
+BATCH = 10_000  # rows per UNWIND
+READ_TIMEOUT_S = 120.0
+CONSTRAINT_RETRIES = 5
+SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+
+MERGE_FEATURES = """
+UNWIND $rows AS r
+MERGE (f:Feature {id: r.id})
+ON CREATE SET f.model = r.model, f.sae = r.sae, f.hook = r.hook, f.layer = r.layer, f.kind = r.kind, f.idx = r.idx,
+  f.top_promoted = r.top_promoted, f.top_promoted_logits = r.top_promoted_logits,
+  f.top_suppressed = r.top_suppressed, f.top_suppressed_logits = r.top_suppressed_logits,
+  f.neuronpedia_url = r.neuronpedia_url, f.label = r.label
+"""
+MERGE_PROMPT = """
+MERGE (p:Prompt {id: $r.id})
+ON CREATE SET p.text = $r.text, p.model = $r.model, p.tokens = $r.tokens, p.target = $r.target,
+  p.target_prob = $r.target_prob, p.loss = $r.loss, p.top_completions = $r.top_completions,
+  p.top_completion_probs = $r.top_completion_probs
+"""
+CREATE_CIRCUIT = """
+MATCH (p:Prompt {id: $r.prompt_id})
+CREATE (c:Circuit {id: $r.id})-[:EXPLAINS]->(p)
+SET c += $r
+"""
+CREATE_NODES = """
+MATCH (c:Circuit {id: $circuit_id})
+UNWIND $rows AS r
+MATCH (f:Feature {id: r.feature_id})
+CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, kind: r.kind, layer: r.layer, hook: r.hook,
+  idx: r.idx, pos: r.pos, token: r.token, activation: r.activation, attribution: r.attribution})-[:OF]->(f)
+"""
+CREATE_FEEDS = """
+UNWIND $rows AS r
+MATCH (a:Node {id: r.src})
+MATCH (b:Node {id: r.dst})
+CREATE (a)-[:FEEDS {weight: r.weight}]->(b)
+"""
+
+
+def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows) -> bool:
+    cid = rows.circuit["id"]
+    if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
+        return False
+    for batch in _batches(sorted(rows.features, key=lambda r: r["id"])):
+        tx.run(MERGE_FEATURES, rows=batch).consume()
+    tx.run(MERGE_PROMPT, r=rows.prompt).consume()
+    circuit = {k: v for k, v in rows.circuit.items() if v is not None}
+    tx.run(CREATE_CIRCUIT, r=circuit).consume()
+    for batch in _batches(rows.nodes):
+        tx.run(CREATE_NODES, circuit_id=cid, rows=batch).consume()
+    for batch in _batches(rows.edges):
+        tx.run(CREATE_FEEDS, rows=batch).consume()
+    return True
+
+
+def _unreachable(uri: str, e: Exception) -> StoreError:
+    return StoreError(
+        f"cannot reach Neo4j at {uri} ({str(e).splitlines()[0][:160]})",
+        "start the server (e.g. `scripts/neo4j/neo4j-local start`) or fix --neo4j / SCD_NEO4J_URI",
+    )
+
+
+def _auth_failed(uri: str, user: str, e: Exception) -> StoreError:
+    return StoreError(
+        f"Neo4j at {uri} refused the credentials of user {user!r} ({getattr(e, 'message', None) or e})",
+        "set SCD_NEO4J_USER and SCD_NEO4J_PASSWORD to a valid login",
+    )
+
+
+def to_python(value: Any) -> Any:
+    """Driver values -> plain Python: nodes and relationships to dicts, paths to {nodes, relationships}."""
+    if isinstance(value, neo4j.graph.Node):
+        d = {k: to_python(v) for k, v in value.items()}
+        d["_label"] = next(iter(value.labels), None)
+        return d
+    if isinstance(value, neo4j.graph.Relationship):
+        d = {k: to_python(v) for k, v in value.items()}
+        d["_label"] = value.type
+        return d
+    if isinstance(value, neo4j.graph.Path):
+        return {
+            "nodes": [to_python(n) for n in value.nodes],
+            "relationships": [to_python(r) for r in value.relationships],
+        }
+    if isinstance(value, list):
+        return [to_python(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_python(v) for k, v in value.items()}
+    if hasattr(value, "iso_format"):  # neo4j.time types
+        return value.iso_format()
+    return value
+
+
+class Neo4jStore(Store):
+    kind = "neo4j"
+
+    def __init__(self, driver: neo4j.Driver, config: StoreConfig):
+        self.driver = driver
+        self.config = config
+        self.database = config.neo4j_database
+        self.read_timeout = READ_TIMEOUT_S
+
+    # -- opening --------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, config: StoreConfig, *, read_only: bool = False) -> Neo4jStore:
+        uri = config.neo4j_uri or ""
+        scheme = uri.split("://", 1)[0] if "://" in uri else ""
+        if scheme not in SCHEMES:
+            raise StoreError(
+                f"{uri!r} is not a Neo4j Bolt URI",
+                "use bolt://HOST:PORT or neo4j://HOST:PORT (e.g. --neo4j bolt://localhost:7687)",
+            )
+        auth = (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
+        try:
+            driver = GraphDatabase.driver(
+                uri, auth=auth, connection_timeout=10.0, max_transaction_retry_time=60.0
+            )
+        except (ConfigurationError, ValueError) as e:
+            raise StoreError(
+                f"bad Neo4j URI {uri!r}: {e}", "use bolt://HOST:PORT or neo4j://HOST:PORT"
+            ) from e
+        store = cls(driver, config)
+        try:
+            store._check()
+            if not read_only:
+                store.ensure_schema()
+        except BaseException:
+            driver.close()
+            raise
+        return store
+
+    def _check(self) -> None:
+        uri, user = self.config.neo4j_uri or "", self.config.neo4j_user
+        try:
+            self.driver.verify_connectivity()
+            with self.driver.session(database=self.database) as s:
+                s.run("RETURN 1").consume()
+        except AuthError as e:
+            raise _auth_failed(uri, user, e) from e
+        except (ServiceUnavailable, SessionExpired, OSError) as e:
+            raise _unreachable(uri, e) from e
+        except ClientError as e:
+            if e.code == "Neo.ClientError.Database.DatabaseNotFound":
+                raise StoreError(
+                    f"Neo4j at {uri} has no database {self.database!r}",
+                    "create it (CREATE DATABASE ...) or set SCD_NEO4J_DATABASE to an existing one (default neo4j)",
+                ) from e
+            if e.code.startswith("Neo.ClientError.Security."):
+                raise _auth_failed(uri, user, e) from e
+            raise StoreError(
+                f"Neo4j at {uri} refused the connection: {e.message}", "check the server's log"
+            ) from e
+        except DriverError as e:
+            raise _unreachable(uri, e) from e
+
+    def _session(self, **kw: Any) -> neo4j.Session:
+        return self.driver.session(database=self.database, **kw)
+
+    def _guard(self, what: str, e: Exception) -> StoreError:
+        if isinstance(e, AuthError):
+            return _auth_failed(self.config.neo4j_uri or "", self.config.neo4j_user, e)
+        if isinstance(e, ServiceUnavailable | SessionExpired):
+            return _unreachable(self.config.neo4j_uri or "", e)
+        msg = getattr(e, "message", None) or str(e)
+        return StoreError(f"Neo4j {what} failed: {msg}", "check the server's log; rerun to resume")
+
+    def ensure_schema(self) -> None:
+        try:
+            with self._session() as s:
+                for stmt in NEO4J_SCHEMA:
+                    s.run(stmt).consume()
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("schema setup", e) from e
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def has_circuit(self, circuit_id: str) -> bool:
+        try:
+            records, _, _ = self.driver.execute_query(
+                "MATCH (c:Circuit {id: $id}) RETURN count(c) AS n",
+                id=circuit_id,
+                database_=self.database,
+                routing_=neo4j.RoutingControl.READ,
+            )
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("read", e) from e
+        return bool(records[0]["n"])
+
+    def write_circuit(self, circuit: Circuit) -> bool:
+        rows = circuit_rows(circuit)
+        check_references(rows)
+        for attempt in range(CONSTRAINT_RETRIES + 1):
+            try:
+                with self._session() as s:
+                    return s.execute_write(_write_rows, rows)
+            except ConstraintError:
+                # another writer created the same Feature / Prompt / Circuit between our check and our write;
+                # the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)
+                if attempt == CONSTRAINT_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+            except (Neo4jError, DriverError) as e:
+                raise self._guard(f"write of circuit {rows.circuit['id']}", e) from e
+        raise AssertionError("unreachable")
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def read(
+        self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> pd.DataFrame:
+        params = dict(params or {})
+        timeout = self.read_timeout if timeout is None else timeout
+        try:
+            with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
+                try:
+                    summary = s.run("EXPLAIN " + cypher, params).consume()
+                except ClientError as e:
+                    raise QueryError(
+                        f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+                    ) from e
+                if summary.query_type != "r":
+                    raise QueryError(
+                        f"refused: Neo4j plans this query as {summary.query_type!r}, not read-only ('r')",
+                        "queries run read-only; write with `scd ingest` or `scd store clear`",
+                    )
+
+                @unit_of_work(timeout=timeout)
+                def work(tx: neo4j.ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
+                    result = tx.run(cypher, params)
+                    keys = list(result.keys())
+                    return keys, [[to_python(v) for v in rec.values()] for rec in result]
+
+                keys, data = s.execute_read(work)
+        except QueryError:
+            raise
+        except ClientError as e:
+            if "Timeout" in (e.code or "") or "timed out" in (e.message or "").lower():
+                raise QueryError(
+                    f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
+                ) from e
+            raise QueryError(
+                f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+            ) from e
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("read", e) from e
+        return pd.DataFrame(data, columns=keys)
+
+    def stats(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        try:
+            with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
+                for label in LABELS:
+                    counts[label] = s.run(f"MATCH (n:`{label}`) RETURN count(n) AS n").single()["n"]
+                for rel in RELATIONSHIPS:
+                    counts[rel] = s.run(f"MATCH ()-[r:`{rel}`]->() RETURN count(r) AS n").single()["n"]
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("stats", e) from e
+        return counts
+
+    def clear(self) -> None:
+        try:
+            with self._session() as s:
+                s.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS").consume()
+                s.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("clear", e) from e
+
+    def describe(self) -> str:
+        return self.config.describe()
+
+    def close(self) -> None:
+        self.driver.close()

@@ -1,0 +1,248 @@
+"""Seeded, realistic synthetic circuits: for store tests, query tests and benchmarks without a model.
+
+``synthetic_circuit(seed)`` returns a :class:`scd.circuit.Circuit` shaped like the demo model's: a character-level
+prompt, token nodes at every position, SAE feature and error nodes at ``resid_pre`` / ``attn_out`` / ``mlp_out`` of
+each layer, one logit node, and edges that always run upstream -> downstream (by layer and sublayer, never from a
+later position to an earlier one). Latent indices come from a small pool (``d_sae``), so different seeds share
+Features, as real circuits over one SAE set do. The same arguments always give the same circuit, ``created_at``
+included.
+
+    >>> c = synthetic_circuit(0)
+    >>> c2 = synthetic_circuit(0); c.id == c2.id and c.to_json() == c2.to_json()
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from scd.circuit import (
+    Circuit,
+    Edge,
+    Feature,
+    Node,
+    PromptRecord,
+    feature_id,
+    logit_feature_id,
+    token_feature_id,
+)
+
+VOCAB = list("abcdefghijklmnopqrstuvwxyz()[]{}<> .,")  # character-level, like the demo model
+BOS = "<bos>"
+SUBLAYERS = ("resid", "attn", "mlp")  # kinds, in forward order within a block
+_HOOK = {
+    "resid": "blocks.{L}.hook_resid_pre",
+    "attn": "blocks.{L}.hook_attn_out",
+    "mlp": "blocks.{L}.hook_mlp_out",
+}
+
+
+def hook_name(kind: str, layer: int) -> str:
+    return _HOOK[kind].format(L=layer)
+
+
+def _order(n: Node, n_layers: int) -> tuple[int, int]:
+    """Topological rank of a node's sublayer: tokens first, then (layer, resid < attn < mlp), the logit last."""
+    if n.kind == "token":
+        return (-1, 0)
+    if n.kind == "logit":
+        return (n_layers + 1, 0)
+    sub = n.hook.rsplit("hook_", 1)[1]
+    return (n.layer, {"resid_pre": 0, "attn_out": 1, "mlp_out": 2}[sub])
+
+
+def synthetic_circuit(
+    seed: int,
+    n_nodes: int = 60,
+    n_edges: int = 200,
+    model: str = "demo",
+    *,
+    sae_set: str = "demo",
+    n_layers: int = 4,
+    d_sae: int = 512,
+    n_tokens: int | None = None,
+    text: str | None = None,
+    target: str | None = None,
+    params: dict[str, Any] | None = None,
+    error_share: float = 0.1,
+    with_scores: bool = True,
+) -> Circuit:
+    """A deterministic synthetic circuit.
+
+    n_nodes counts every node (tokens, features, errors and the logit); it is raised to the minimum the prompt
+    needs (one token node per position, the logit). n_edges is capped at what the node set allows. ``text``
+    fixes the prompt (characters from VOCAB); otherwise one of ``n_tokens`` characters (default 6-12) is drawn.
+    ``params`` overrides discovery parameters (they are part of the circuit id).
+    """
+    rng = random.Random(seed)
+    if text is None:
+        n_chars = n_tokens if n_tokens is not None else rng.randint(6, 12)
+        text = "".join(rng.choice(VOCAB) for _ in range(n_chars))
+    ids = [VOCAB.index(ch) + 1 for ch in text]  # 0 is BOS
+    tokens = [BOS, *text]
+    token_ids = [0, *ids]
+    target_source = "explicit" if target is not None else "predicted"
+    target = target if target is not None else rng.choice(VOCAB)
+    target_id = VOCAB.index(target) + 1 if target in VOCAB else 0
+    last = len(tokens) - 1
+    target_prob = round(rng.uniform(0.05, 0.95), 6)
+    others = rng.sample([v for v in VOCAB if v != target], 4)
+    rest = sorted((round(rng.uniform(0, 1 - target_prob) / 4, 6) for _ in others), reverse=True)
+    prompt = PromptRecord(
+        text=text,
+        tokens=tokens,
+        token_ids=token_ids,
+        target=target,
+        target_id=target_id,
+        target_prob=target_prob,
+        loss=round(-math.log(target_prob), 6),
+        top_completions=[(target, target_prob), *zip(others, rest, strict=True)],
+        target_source=target_source,
+    )
+    p = {
+        "method": "atp",
+        "metric": "ce",
+        "ig_steps": 10,
+        "top_k": 20,
+        "node_threshold": None,
+        "edge_threshold": 0.0,
+        "target_mode": "predicted",
+    }
+    p.update(params or {})
+
+    nodes: list[Node] = []
+    features: dict[str, Feature] = {}
+    # input tokens (the embedding) at every position
+    for pos, (tok, tid) in enumerate(zip(tokens, token_ids, strict=True)):
+        fid = token_feature_id(model, tid)
+        nodes.append(
+            Node(
+                f"token/{tid}@{pos}",
+                "token",
+                -1,
+                "hook_embed",
+                tid,
+                pos,
+                tok,
+                1.0,
+                round(rng.gauss(0, 0.3), 6),
+                fid,
+            )
+        )
+        features.setdefault(fid, Feature(fid, model, "", "hook_embed", -1, "token", tid))
+    # the target logit at the last position
+    lfid = logit_feature_id(model, target_id)
+    nodes.append(
+        Node(
+            f"logit/{target_id}@{last}",
+            "logit",
+            n_layers,
+            "unembed",
+            target_id,
+            last,
+            tokens[last],
+            round(rng.uniform(1, 10), 6),
+            round(-prompt.loss, 6),
+            lfid,
+        )
+    )
+    features[lfid] = Feature(lfid, model, "", "unembed", n_layers, "logit", target_id)
+    # SAE features and error terms
+    seen = {n.id for n in nodes}
+    budget = max(0, n_nodes - len(nodes))
+    tries = 0
+    while budget and tries < 50 * n_nodes + 100:
+        tries += 1
+        layer = rng.randrange(n_layers)
+        kind = rng.choice(SUBLAYERS)
+        hook = hook_name(kind, layer)
+        pos = rng.randint(max(0, last - 4), last) if rng.random() < 0.7 else rng.randint(0, last)
+        if rng.random() < error_share:
+            idx, nid, nkind = -1, f"{hook}/error@{pos}", "error"
+        else:
+            idx = min(
+                int(rng.expovariate(1 / (d_sae / 6))), d_sae - 1
+            )  # popular latents recur across prompts
+            nid, nkind = f"{hook}/{idx}@{pos}", kind
+        if nid in seen:
+            continue
+        seen.add(nid)
+        budget -= 1
+        fid = feature_id(model, sae_set, hook, idx)
+        act = 0.0 if idx < 0 else round(rng.uniform(0.1, 8.0), 6)
+        nodes.append(
+            Node(nid, nkind, layer, hook, idx, pos, tokens[pos], act, round(rng.gauss(0, 0.5), 6), fid)
+        )
+        if fid not in features:
+            features[fid] = _feature_meta(rng, fid, model, sae_set, hook, layer, nkind, idx)
+
+    # edges: upstream -> downstream by sublayer rank, source position <= target position
+    ranked = sorted(nodes, key=lambda n: (_order(n, n_layers), n.pos, n.id))
+    rank = {n.id: _order(n, n_layers) for n in ranked}
+    edges: dict[tuple[str, str], Edge] = {}
+    logit = nodes[len(tokens)]
+    feeders = [n for n in ranked if n.pos == last and n.kind != "logit"]
+    for n in feeders[: max(1, min(len(feeders), n_edges // 10))]:  # the logit always has direct feeders
+        if len(edges) < n_edges:
+            edges[(n.id, logit.id)] = Edge(n.id, logit.id, round(rng.gauss(0, 1), 6))
+    n_ranked = len(ranked)
+    tries = 0
+    while len(edges) < n_edges and tries < 20 * n_edges + 100:
+        tries += 1
+        i, j = sorted(rng.sample(range(n_ranked), 2))
+        a, b = ranked[i], ranked[j]
+        if rank[a.id] >= rank[b.id] or a.pos > b.pos or (a.id, b.id) in edges:
+            continue
+        edges[(a.id, b.id)] = Edge(a.id, b.id, round(rng.gauss(0, 0.5), 6))
+
+    scores = {"faithfulness": round(rng.uniform(0.5, 1.0), 6), "completeness": round(rng.uniform(0, 0.5), 6)}
+    return Circuit(
+        prompt=prompt,
+        model=model,
+        sae_set=sae_set,
+        saes={
+            hook_name(k, layer): f"{sae_set}/{hook_name(k, layer)}"
+            for layer in range(n_layers)
+            for k in SUBLAYERS
+        },
+        params=p,
+        nodes=nodes,
+        edges=list(edges.values()),
+        features=sorted(features.values(), key=lambda f: f.id),
+        metric_value=prompt.loss,
+        scores=scores if with_scores else {},
+        created_at="2025-01-01T00:00:00+00:00",
+    )
+
+
+def _feature_meta(
+    rng: random.Random, fid: str, model: str, sae_set: str, hook: str, layer: int, kind: str, idx: int
+) -> Feature:
+    """Feature metadata as a pure function of its id, so every circuit that meets a feature agrees on it."""
+    if idx < 0:
+        return Feature(fid, model, f"{sae_set}/{hook}", hook, layer, "error", -1)
+    r = random.Random(fid)
+    promoted = r.sample(VOCAB, 5)
+    suppressed = r.sample(VOCAB, 5)
+    return Feature(
+        fid,
+        model,
+        f"{sae_set}/{hook}",
+        hook,
+        layer,
+        kind,
+        idx,
+        top_promoted=promoted,
+        top_promoted_logits=sorted((round(r.uniform(0.5, 3), 6) for _ in promoted), reverse=True),
+        top_suppressed=suppressed,
+        top_suppressed_logits=sorted(round(-r.uniform(0.5, 3), 6) for _ in suppressed),
+        neuronpedia_url=None,
+        label=f"feature {idx} of {hook}" if r.random() < 0.3 else None,
+    )
+
+
+def synthetic_circuits(n: int, seed: int = 0, **kwargs: Any) -> list[Circuit]:
+    """``n`` circuits with seeds ``seed .. seed+n-1`` (distinct prompts; shared Features)."""
+    return [synthetic_circuit(seed + i, **kwargs) for i in range(n)]
