@@ -1,0 +1,183 @@
+"""Splicing sae_lens SAEs into a TransformerLens model without changing what it computes.
+
+At a hooked sublayer with activation x, an SAE gives features f = enc(x), a reconstruction x̂ = dec(f) and an
+error ε = x - x̂. The spliced activation is
+
+    x + (dec(f) - dec(f).detach()) + (ε - ε.detach())      with f and ε detached leaves,
+
+whose *value* is x bit for bit (each bracket is exactly zero) and whose *backward* is the identity onto x, while
+f and ε still receive ∂m/∂f and ∂m/∂ε. sae_lens' own ``use_error_term=True`` computes ε under ``no_grad``, which
+cuts the gradient to upstream layers (FIELD-NOTES §1); this splice does not.
+
+Only the sublayers in ``SUBLAYER_RANK`` are supported; hooks are ordered by ``hook_order_key`` (forward order).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from transformer_lens import HookedTransformer
+
+#: position of each supported hook inside one transformer block, in forward order
+SUBLAYER_RANK = {
+    "hook_resid_pre": 0,
+    "hook_attn_out": 1,
+    "hook_resid_mid": 2,
+    "hook_mlp_out": 3,
+    "hook_resid_post": 4,
+}
+_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(hook_\w+)$")
+
+EMBED_HOOK = "blocks.0.hook_resid_pre"  # where the token leaf (embedding + positional embedding) sits
+
+
+def parse_hook(hook: str) -> tuple[int, str]:
+    """``"blocks.3.hook_mlp_out"`` -> ``(3, "hook_mlp_out")``; ValueError for unsupported hooks."""
+    m = _HOOK_RE.match(hook)
+    if not m or m.group(2) not in SUBLAYER_RANK:
+        raise ValueError(f"unsupported SAE hook {hook!r}: expected blocks.L.{{{', '.join(SUBLAYER_RANK)}}}")
+    return int(m.group(1)), m.group(2)
+
+
+def hook_order_key(hook: str) -> tuple[int, int]:
+    block, name = parse_hook(hook)
+    return block, SUBLAYER_RANK[name]
+
+
+def ordered_hooks(hooks) -> list[str]:
+    """Hook names in forward order."""
+    return sorted(hooks, key=hook_order_key)
+
+
+def node_kind(hook: str) -> str:
+    """ "resid" for resid_pre/mid/post, "attn" for attn_out, "mlp" for mlp_out."""
+    name = parse_hook(hook)[1]
+    return {"hook_attn_out": "attn", "hook_mlp_out": "mlp"}.get(name, "resid")
+
+
+def node_layer(hook: str) -> int:
+    """Block index; resid_post of block L counts as layer L+1 (it is the next block's resid_pre)."""
+    block, name = parse_hook(hook)
+    return block + 1 if name == "hook_resid_post" else block
+
+
+def check_saes(model: HookedTransformer, saes: dict) -> None:
+    """ValueError naming every SAE whose hook is unsupported or missing or whose d_in is not d_model."""
+    problems = []
+    for hook, sae in saes.items():
+        try:
+            parse_hook(hook)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        if hook not in model.hook_dict:
+            problems.append(f"{hook}: the model has no such hook")
+        if sae.cfg.d_in != model.cfg.d_model:
+            problems.append(f"{hook}: SAE d_in {sae.cfg.d_in} != model d_model {model.cfg.d_model}")
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+@dataclass
+class SpliceLeaves:
+    """The leaves of one spliced sublayer: features f [batch, pos, d_sae] and error ε [batch, pos, d_model]."""
+
+    f: Tensor
+    eps: Tensor
+
+
+def splice_hook(sae, store: dict[str, SpliceLeaves]):
+    """A TransformerLens forward hook that splices `sae` in and records its leaves in ``store[hook.name]``."""
+
+    def hook_fn(x: Tensor, hook) -> Tensor:
+        with torch.no_grad():
+            f = sae.encode(x)
+        f = f.detach().requires_grad_(True)
+        x_hat = sae.decode(f).to(x.dtype)
+        eps = (x.detach() - x_hat.detach()).requires_grad_(True)
+        store[hook.name] = SpliceLeaves(f, eps)
+        return x + (x_hat - x_hat.detach()) + (eps - eps.detach())
+
+    return hook_fn
+
+
+def run_spliced(
+    model: HookedTransformer, saes: dict, tokens: Tensor
+) -> tuple[Tensor, dict[str, SpliceLeaves]]:
+    """Logits of the model with every SAE spliced in (equal to the clean logits) and each sublayer's leaves.
+
+    Backpropagating a metric of the logits fills ``leaves[hook].f.grad`` / ``.eps.grad`` with ∂m/∂f, ∂m/∂ε.
+    """
+    check_saes(model, saes)
+    store: dict[str, SpliceLeaves] = {}
+    hooks = [(h, splice_hook(saes[h], store)) for h in ordered_hooks(saes)]
+    logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
+    return logits, store
+
+
+@dataclass
+class Site:
+    """One SAE sublayer in a leaf forward (see `leaf_forward`). Tensors drop the batch dimension: [pos, ...]."""
+
+    hook: str
+    sae: object
+    x: Tensor  # [1, pos, d_model] pre-SAE activation; its graph reaches back only to upstream leaves
+    s: Tensor  # [1, pos, d_model] leaf standing for the spliced output (value == x, bit for bit)
+    f: Tensor  # [pos, d_sae] feature activations, detached
+    f_leaf: Tensor  # [pos, d_sae] leaf the reconstruction is computed from
+    x_hat: Tensor  # [pos, d_model] dec(f_leaf), with its graph to f_leaf (for ∂m/∂f = J_decᵀ ∂m/∂s)
+    eps: Tensor  # [pos, d_model] error ε = x - x̂, detached, in the model's dtype
+
+
+@dataclass
+class LeafForward:
+    """A forward pass in which the token embedding and every SAE sublayer's spliced output are leaves.
+
+    Every leaf carries its clean value, so ``logits`` equal the clean model's bit for bit. Because each
+    SAE sublayer's output is a fresh leaf, a sublayer's input ``site.x`` is a function of the *immediately
+    upstream* leaves only: backpropagating from it gives direct effects, with gradients stopped at every
+    intermediate SAE sublayer (Marks et al. 2024).
+    """
+
+    embed: Tensor  # [1, pos, d_model] leaf: token + positional embedding (input of block 0)
+    sites: list[Site]  # in forward order
+    logits: Tensor
+
+    @property
+    def leaves(self) -> list[Tensor]:
+        """Leaf 0 is the embedding, leaf k+1 is ``sites[k].s``."""
+        return [self.embed] + [s.s for s in self.sites]
+
+
+def leaf_forward(model: HookedTransformer, saes: dict, tokens: Tensor) -> LeafForward:
+    if tokens.ndim != 2 or tokens.shape[0] != 1:
+        raise ValueError(f"tokens must have shape [1, pos], got {tuple(tokens.shape)}")
+    check_saes(model, saes)
+    hooks = ordered_hooks(saes)
+    sites: dict[str, Site] = {}
+    embed: list[Tensor] = []
+
+    def embed_leaf(x: Tensor, hook) -> Tensor:
+        leaf = x.detach().requires_grad_(True)
+        embed.append(leaf)
+        return leaf
+
+    def site_leaf(x: Tensor, hook) -> Tensor:
+        sae = saes[hook.name]
+        with torch.no_grad():
+            f = sae.encode(x[0])
+        f_leaf = f.detach().requires_grad_(True)
+        x_hat = sae.decode(f_leaf)
+        eps = x[0].detach() - x_hat.detach().to(x.dtype)
+        s = x.detach().requires_grad_(True)
+        sites[hook.name] = Site(hook.name, sae, x, s, f.detach(), f_leaf, x_hat, eps)
+        return s
+
+    # the embedding leaf goes first, so an SAE at blocks.0.hook_resid_pre reads it
+    fwd_hooks = [(EMBED_HOOK, embed_leaf)] + [(h, site_leaf) for h in hooks]
+    with torch.enable_grad():
+        logits = model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
+    return LeafForward(embed[0], [sites[h] for h in hooks], logits)
