@@ -9,6 +9,22 @@ from __future__ import annotations
 from scd.errors import InputError, ModelError
 
 
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's byte <-> printable-character table (byte-level BPE spells every token with these characters)."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+_BYTE_OF = {ch: b for b, ch in _bytes_to_unicode().items()}
+
+
 class HFTokenizer:
     """Adapter of a ``transformers`` tokenizer (GPT-2 style: BOS = ``<|endoftext|>``, no BOS added by itself)."""
 
@@ -48,7 +64,15 @@ class HFTokenizer:
         return ([self.bos_id] if self.bos_id is not None else []) + ids
 
     def token_str(self, token_id: int) -> str:
-        return self.hf.decode([int(token_id)])
+        """Readable text of one token; byte-level pieces that are not whole UTF-8 characters show as ``\\xNN``
+        (``decode`` would turn each into the same U+FFFD)."""
+        token_id = int(token_id)
+        if not 0 <= token_id < self.vocab_size:
+            return f"<id {token_id}>"
+        piece = self.hf.convert_ids_to_tokens(token_id)
+        if piece is not None and all(ch in _BYTE_OF for ch in piece):
+            return bytes(_BYTE_OF[ch] for ch in piece).decode("utf-8", errors="backslashreplace")
+        return self.hf.decode([token_id])
 
     def single_token_id(self, text: str) -> int:
         if not text:

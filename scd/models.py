@@ -131,7 +131,7 @@ def _load_model(model: str, device: str):
 def _load_demo_model(device: str):
     from scd import demo
 
-    if not demo.is_present():
+    if not demo.is_present(demo.WEIGHTS):
         raise ModelError(
             f"the demo model's weights are missing from {demo.WEIGHTS}",
             "reinstall scd, or retrain them with `scd demo-model train`",
@@ -339,7 +339,7 @@ def load_sae_folder(folder: str | Path, device: str = "cpu"):
 def _load_demo_saes(device: str):
     from scd import demo
 
-    if not demo.is_present():
+    if not demo.is_present(demo.WEIGHTS):
         raise ModelError(
             f"the demo SAEs are missing from {demo.WEIGHTS}",
             "reinstall scd, or retrain them with `scd demo-model train`",
@@ -398,21 +398,34 @@ def hook_widths(model: HookedTransformer, hooks: Sequence[str]) -> dict[str, int
 
 def check_saes_fit(model: HookedTransformer, saes: dict, ids: dict[str, str], *, model_name: str) -> None:
     """Raise one ModelError naming every SAE whose hook is missing from `model` or whose d_in != the hook width."""
+    from scd.splice import SUBLAYER_RANK, parse_hook
+
     widths = hook_widths(model, list(saes))
     misfits = []
     for hook, sae in saes.items():
         if hook not in model.hook_dict:
-            misfits.append(f"{ids.get(hook, hook)} (hook {hook} is not in the model)")
+            problem = f"hook {hook} is not in the model"
         elif sae.cfg.d_in != widths[hook]:
-            misfits.append(
-                f"{ids.get(hook, hook)} (d_in {sae.cfg.d_in}, but {hook} has width {widths[hook]})"
-            )
+            problem = f"d_in {sae.cfg.d_in}, but {hook} has width {widths[hook]}"
+        elif not _splices(hook, parse_hook):
+            problem = f"scd splices SAEs at {'/'.join(SUBLAYER_RANK)} only, not {hook}"
+        else:
+            continue
+        misfits.append(f"{ids.get(hook, hook)} ({problem})")
     if misfits:
         raise ModelError(
             f"{len(misfits)} SAE{'s' if len(misfits) > 1 else ''} do{'' if len(misfits) > 1 else 'es'} not fit "
             f"model {model_name!r}: {'; '.join(misfits)}",
             "use SAEs trained on this model's activations",
         )
+
+
+def _splices(hook: str, parse_hook) -> bool:
+    try:
+        parse_hook(hook)
+    except ValueError:
+        return False
+    return True
 
 
 def _short(e: BaseException) -> str:

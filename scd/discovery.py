@@ -1,0 +1,367 @@
+"""`discover(prompt)`: one prompt in, one Circuit out.
+
+Phases (log lines of logger ``scd.discovery`` use these names):
+
+1. **load** -- the model bundle (`scd.models.load_bundle`), unless a ModelBundle is passed in.
+2. **target** -- tokenise the prompt and pick what to explain (FIELD-NOTES section 1):
+   * default (``target_mode="predicted"``): the model's top next-token prediction after the whole prompt --
+     "Copyright (C" explains the predicted ")";
+   * ``target="TOKEN"``: that token instead (it must be exactly one token);
+   * ``target_mode="last-token"``: the seed's convention -- the prompt's last token is the target, predicted
+     from the tokens before it.
+   The metric is the target's log-probability (minus its cross-entropy), or with ``contrast`` the logit
+   difference target - contrast (Marks et al.).
+3. **attribute** -- nodes and direct-effect edges (`scd.attribution.attribute`).
+4. **assemble** -- Nodes, Edges and Features (`scd.features`) into a `scd.circuit.Circuit`.
+5. **score** (``scores=True``) -- faithfulness and completeness by ablation (`scd.evaluate`).
+
+Every expected problem is an InputError or ModelError with one line that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+import torch
+
+from scd.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
+from scd.errors import InputError, ModelError
+from scd.models import ModelBundle, load_bundle
+
+log = logging.getLogger("scd.discovery")
+
+METHODS = ("atp", "ig")
+TARGET_MODES = ("predicted", "last-token")
+TOP_COMPLETIONS = 5
+
+
+def discover(
+    prompt: str,
+    *,
+    model: str | ModelBundle = "demo",
+    saes: str | list[str] | None = None,
+    target: str | None = None,
+    contrast: str | None = None,
+    target_mode: str = "predicted",
+    method: str = "atp",
+    ig_steps: int = 10,
+    top_k: int | None = 20,
+    node_threshold: float | None = None,
+    edge_threshold: float = 0.0,
+    batch_size: int = 64,
+    scores: bool = False,
+    device: str = "cpu",
+) -> Circuit:
+    """The circuit behind the model's next-token prediction on `prompt`.
+
+    >>> circuit = discover("Copyright (C", model="demo")          # doctest: +SKIP
+    >>> circuit.prompt.target, round(circuit.prompt.target_prob, 2)  # doctest: +SKIP
+    (')', 0.97)
+
+    ``model``: "demo", "gpt2-small", a local Hugging Face GPT-2 folder, or a loaded ModelBundle (then ``saes``
+    must be None). ``top_k`` / ``node_threshold`` select feature nodes per sublayer, ``edge_threshold`` drops
+    weaker edges; ``batch_size`` only trades memory for speed and is not part of the circuit's parameters.
+    """
+    _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, target_mode, target)
+    with _Phase("load"):
+        bundle = _bundle(model, saes, device)
+    with _Phase("target"):
+        setup = prepare(bundle, prompt, target=target, contrast=contrast, target_mode=target_mode)
+    with _Phase("attribute"):
+        graph = _attribute(bundle, setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size)
+    with _Phase("assemble"):
+        circuit = assemble(
+            bundle,
+            setup,
+            graph,
+            _params(setup, method, ig_steps, top_k, node_threshold, edge_threshold, target_mode),
+        )
+    if scores:
+        from scd.evaluate import evaluate
+
+        with _Phase("score"):
+            circuit.scores = evaluate(circuit, bundle).as_dict()
+    return circuit
+
+
+# -- phase 1 ------------------------------------------------------------------------------------------------------
+
+
+def _bundle(model, saes, device) -> ModelBundle:
+    if isinstance(model, ModelBundle):
+        if saes is not None:
+            raise InputError(
+                "saes were given together with a loaded ModelBundle",
+                "load the bundle with the SAEs you want (load_bundle(model, saes)) and pass only it",
+            )
+        return model
+    return load_bundle(model, saes, device=device)
+
+
+def _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, target_mode, target):
+    if method not in METHODS:
+        raise InputError(f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
+    if target_mode not in TARGET_MODES:
+        raise InputError(f"unknown target mode {target_mode!r}", f"use one of {', '.join(TARGET_MODES)}")
+    if target_mode == "last-token" and target is not None:
+        raise InputError(
+            "a target was given together with the last-token convention",
+            "drop --target (the prompt's last token is the target) or drop --last-token-target",
+        )
+    if ig_steps < 1:
+        raise InputError(f"ig_steps must be >= 1, got {ig_steps}", "use e.g. --ig-steps 10")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"top_k must be >= 1, got {top_k}", "use e.g. --top-k 20")
+    if top_k is None and node_threshold is None:
+        raise InputError(
+            "neither top_k nor node_threshold is set: every active feature would be a node",
+            "give --top-k N and/or --node-threshold X",
+        )
+    for name, value in (("node_threshold", node_threshold), ("edge_threshold", edge_threshold)):
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise InputError(f"{name} must be a finite number >= 0, got {value}")
+    if batch_size < 1:
+        raise InputError(f"batch_size must be >= 1, got {batch_size}", "use e.g. --batch-size 64")
+
+
+# -- phase 2 ------------------------------------------------------------------------------------------------------
+
+
+class Setup:
+    """What the metric is about: tokens the model reads, the target, the contrast, the clean prediction."""
+
+    def __init__(self, *, text, token_ids, target_id, contrast_id, source, logits, bundle):
+        self.text: str = text
+        self.token_ids: list[int] = token_ids
+        self.target_id: int = target_id
+        self.contrast_id: int | None = contrast_id
+        self.source: str = source  # predicted | explicit | last-token
+        self.logits: torch.Tensor = logits  # clean logits at the last position [d_vocab]
+        self.bundle = bundle
+
+    @property
+    def tokens(self) -> torch.Tensor:
+        return torch.tensor([self.token_ids], dtype=torch.long, device=self.bundle.device)
+
+    def metric(self):
+        from scd import metrics
+
+        if self.contrast_id is None:
+            return metrics.log_prob(self.target_id)
+        return metrics.logit_diff(self.target_id, self.contrast_id)
+
+    @property
+    def metric_name(self) -> str:
+        return "log_prob" if self.contrast_id is None else "logit_diff"
+
+
+def prepare(
+    bundle: ModelBundle, prompt: str, *, target=None, contrast=None, target_mode="predicted"
+) -> Setup:
+    """Tokenise `prompt`, run the clean model once and decide the target (see module docstring)."""
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InputError(
+            "the prompt is empty", 'give the text whose next token to explain, e.g. "Copyright (C"'
+        )
+    tok = bundle.tokenizer
+    ids = list(tok.encode(prompt))
+    text = prompt
+    n_bos = 1 if tok.bos_id is not None and ids and ids[0] == tok.bos_id else 0
+    if target_mode == "last-token":
+        if len(ids) - n_bos < 2:
+            raise InputError(
+                f"the prompt {prompt!r} is a single token; with the last-token convention it would be all target",
+                "give a longer prompt, or drop --last-token-target",
+            )
+        *ids, last = ids
+        last_str = tok.token_str(last)
+        text = prompt[: -len(last_str)] if last_str and prompt.endswith(last_str) else prompt
+    if len(ids) > bundle.n_ctx:
+        raise InputError(
+            f"the prompt is {len(ids)} tokens, longer than the model's context of {bundle.n_ctx}",
+            f"shorten it to at most {bundle.n_ctx - n_bos} tokens",
+        )
+    with torch.no_grad():
+        logits = bundle.model(torch.tensor([ids], dtype=torch.long, device=bundle.device))[0, -1].float()
+    if target_mode == "last-token":
+        target_id, source = last, "last-token"
+    elif target is not None:
+        target_id, source = tok.single_token_id(target), "explicit"
+    else:
+        target_id, source = int(logits.argmax()), "predicted"
+    contrast_id = None
+    if contrast is not None:
+        contrast_id = tok.single_token_id(contrast)
+        if contrast_id == target_id:
+            raise InputError(
+                f"the contrast {contrast!r} is the target itself: the logit difference would be 0",
+                "pick a different --contrast token",
+            )
+    return Setup(
+        text=text,
+        token_ids=ids,
+        target_id=target_id,
+        contrast_id=contrast_id,
+        source=source,
+        logits=logits,
+        bundle=bundle,
+    )
+
+
+# -- phase 3 ------------------------------------------------------------------------------------------------------
+
+
+def _attribute(bundle, setup: Setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size):
+    from scd.attribution import attribute
+
+    try:
+        graph = attribute(
+            bundle.model,
+            bundle.saes,
+            setup.tokens,
+            setup.metric(),
+            method=method,
+            ig_steps=ig_steps,
+            top_k=top_k,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            batch_size=batch_size,
+        )
+    except ValueError as e:  # the engine's refusals: unsupported hooks, SAEs that do not fit
+        raise ModelError(
+            f"cannot attribute with SAE set {bundle.sae_set!r}: {e}",
+            "use SAEs at resid_pre/attn_out/resid_mid/mlp_out/resid_post hooks of this model",
+        ) from e
+    inner = [k for k, n in enumerate(graph.nodes) if n.kind != "logit"]
+    if not inner or not bool(graph.attributions[inner].abs().sum() > 0):
+        tok = bundle.tokenizer.token_str(setup.target_id)
+        raise InputError(
+            f"the metric's gradient is zero on this prompt: no node has any effect on {tok!r} "
+            f"(target probability {_prob(setup.logits, setup.target_id):.3g})",
+            "explain a target the model is not already certain of (--target), or use --contrast TOKEN",
+        )
+    return graph
+
+
+# -- phase 4 ------------------------------------------------------------------------------------------------------
+
+
+def _params(setup: Setup, method, ig_steps, top_k, node_threshold, edge_threshold, target_mode) -> dict:
+    """What determines the circuit besides the prompt, model and SAEs (batch_size does not change results)."""
+    return {
+        "method": method,
+        "ig_steps": ig_steps if method == "ig" else None,
+        "top_k": top_k,
+        "node_threshold": node_threshold,
+        "edge_threshold": edge_threshold,
+        "metric": setup.metric_name,
+        "target_mode": target_mode,
+        "contrast": None
+        if setup.contrast_id is None
+        else setup.bundle.tokenizer.token_str(setup.contrast_id),
+    }
+
+
+def _prob(logits: torch.Tensor, token_id: int) -> float:
+    return float(torch.softmax(logits.float(), -1)[token_id])
+
+
+def prompt_record(bundle: ModelBundle, setup: Setup) -> PromptRecord:
+    tok = bundle.tokenizer
+    logp = torch.log_softmax(setup.logits.float(), -1)
+    top = logp.topk(min(TOP_COMPLETIONS, logp.shape[-1]))
+    return PromptRecord(
+        text=setup.text,
+        tokens=[tok.token_str(i) for i in setup.token_ids],
+        token_ids=list(setup.token_ids),
+        target=tok.token_str(setup.target_id),
+        target_id=setup.target_id,
+        target_prob=float(logp[setup.target_id].exp()),
+        loss=float(-logp[setup.target_id]),
+        top_completions=[
+            (tok.token_str(int(i)), float(v.exp())) for v, i in zip(top.values, top.indices, strict=True)
+        ],
+        target_source=setup.source,
+        contrast=None if setup.contrast_id is None else tok.token_str(setup.contrast_id),
+    )
+
+
+def node_id(kind: str, hook: str, index: int, pos: int) -> str:
+    """Node ids as scd/circuit.py documents them."""
+    if kind == "token":
+        return f"token/{index}@{pos}"
+    if kind == "logit":
+        return f"logit/{index}@{pos}"
+    if kind == "error":
+        return f"{hook}/error@{pos}"
+    return f"{hook}/{index}@{pos}"
+
+
+def assemble(bundle: ModelBundle, setup: Setup, graph, params: dict) -> Circuit:
+    """Turn the engine's AttributionGraph into a Circuit (nodes, edges, features, prompt record)."""
+    from scd.features import build_features
+
+    strs = [bundle.tokenizer.token_str(i) for i in setup.token_ids]
+    acts = graph.activations.tolist()
+    attrs = graph.attributions.tolist()
+    nodes: list[Node] = []
+    for k, key in enumerate(graph.nodes):
+        index = setup.target_id if key.kind == "logit" else key.index
+        if key.kind == "token":
+            fid = token_feature_id(bundle.name, index)
+        elif key.kind == "logit":
+            fid = logit_feature_id(bundle.name, index)
+        else:
+            fid = feature_id(bundle.name, bundle.sae_set, key.hook, index)
+        nodes.append(
+            Node(
+                id=node_id(key.kind, key.hook, index, key.pos),
+                kind=key.kind,
+                layer=key.layer,
+                hook=key.hook,
+                index=index,
+                pos=key.pos,
+                token=strs[key.pos],
+                activation=_finite(acts[k]),
+                attribution=_finite(attrs[k]),
+                feature_id=fid,
+            )
+        )
+    edges = [
+        Edge(source=nodes[u].id, target=nodes[d].id, weight=_finite(w))
+        for (u, d), w in zip(graph.edges.tolist(), graph.weights.tolist(), strict=True)
+    ]
+    return Circuit(
+        prompt=prompt_record(bundle, setup),
+        model=bundle.name,
+        sae_set=bundle.sae_set,
+        saes=dict(bundle.sae_ids),
+        params=params,
+        nodes=nodes,
+        edges=edges,
+        features=build_features(bundle, nodes),
+        metric_value=float(graph.metric_value),
+    )
+
+
+def _finite(x: float) -> float:
+    if not math.isfinite(x):
+        raise ModelError(
+            f"the attribution produced a non-finite value ({x})",
+            "the model or an SAE overflows on this prompt: try another prompt or float32 weights",
+        )
+    return float(x)
+
+
+class _Phase:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        log.info("%s: %.3f s", self.name, time.perf_counter() - self.t0)

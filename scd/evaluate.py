@@ -1,0 +1,279 @@
+"""How much of the model's behaviour a circuit explains: faithfulness and completeness by ablation.
+
+Marks et al. (2024), FIELD-NOTES section 1. With m the circuit's metric, M the whole model and C the circuit's
+feature nodes, each m(.) is one forward pass in which every SAE latent *not* in the given set is ablated at every
+SAE sublayer and position (the others keep the values they take in that ablated run):
+
+    faithfulness  F(C) = (m(C) - m(empty)) / (m(M) - m(empty))        1 = the circuit alone reproduces the model
+    completeness       = 1 - F(M minus C)                             1 = without the circuit nothing is left
+
+Choices, stated once:
+
+* **Ablation** ``"zero"`` (default): ablated latents are set to 0, i.e. their decoder contribution is removed.
+  ``"mean"``: set to their mean over the prompt's positions (the BOS position left out), the single-prompt stand-in
+  for Marks' dataset mean; note a latent that was inactive at a position is then switched *on* to its mean.
+* **Error terms** ``"keep"`` (default): every SAE error term keeps its value (ε recomputed from the ablated run),
+  so scores measure what the circuit's *features* carry of what all features carry. ``"ablate"``: error nodes are
+  circuit members like features (Marks' default handling): kept where the circuit has them, ablated elsewhere.
+* The ablated model with nothing removed is the clean model exactly (the splice changes the activation by
+  ``dec(f') - dec(f)``, which is 0 bit for bit when f' = f), so m(M) is the clean metric and F(all features) = 1.
+
+``faithfulness_curve(prompt, ks)`` sweeps circuit size (top-k per sublayer) in one attribution run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+import torch
+
+from scd.circuit import Circuit
+from scd.errors import InputError, ModelError
+from scd.models import ModelBundle
+
+ABLATIONS = ("zero", "mean")
+ERROR_MODES = ("keep", "ablate")
+FEATURE_KINDS = ("resid", "attn", "mlp")
+
+FeatureKey = tuple[str, int, int]  # (hook, latent, position)
+ErrorKey = tuple[str, int]  # (hook, position)
+
+
+class Scores(NamedTuple):
+    faithfulness: float
+    completeness: float
+    m_model: float  # m(M): the clean model
+    m_empty: float  # m(empty): every feature ablated
+    m_circuit: float  # m(C)
+    m_complement: float  # m(M minus C)
+
+    def as_dict(self) -> dict[str, float]:
+        """For ``Circuit.scores`` (JSON): non-finite values (0/0 when ablating changes nothing) are left out."""
+        return {k: float(v) for k, v in self._asdict().items() if math.isfinite(v)}
+
+
+class CurvePoint(NamedTuple):
+    k: int  # top-k features per sublayer
+    n_features: int  # feature nodes in the circuit of that size
+    faithfulness: float
+    completeness: float
+
+
+# -- the ablated forward pass -------------------------------------------------------------------------------------
+
+
+class Ablator:
+    """Runs one prompt with chosen SAE latents (and error terms) ablated, for one metric."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        token_ids: Sequence[int],
+        metric,
+        *,
+        ablation: str = "zero",
+        errors: str = "keep",
+    ):
+        if ablation not in ABLATIONS:
+            raise InputError(f"unknown ablation {ablation!r}", f"use one of {', '.join(ABLATIONS)}")
+        if errors not in ERROR_MODES:
+            raise InputError(
+                f"unknown error-term handling {errors!r}", f"use one of {', '.join(ERROR_MODES)}"
+            )
+        self.bundle, self.metric, self.ablation, self.errors = bundle, metric, ablation, errors
+        self.tokens = torch.tensor([list(token_ids)], dtype=torch.long, device=bundle.device)
+        self.hooks = list(bundle.saes)
+        self.n_pos = self.tokens.shape[1]
+        self._clean = self._capture()
+        self.active = {h: f != 0 for h, (f, _) in self._clean.items()}  # [pos, d_sae]
+        self.f_value, self.err_value = {}, {}
+        for h, (f, err) in self._clean.items():
+            if ablation == "zero":
+                self.f_value[h], self.err_value[h] = torch.zeros_like(f[0]), torch.zeros_like(err[0])
+            else:
+                rows = slice(1, None) if self._has_bos() and self.n_pos > 1 else slice(None)
+                self.f_value[h], self.err_value[h] = f[rows].mean(0), err[rows].mean(0)
+
+    def _has_bos(self) -> bool:
+        bos = self.bundle.tokenizer.bos_id
+        return bos is not None and int(self.tokens[0, 0]) == bos
+
+    @torch.no_grad()
+    def _capture(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Clean features f [pos, d_sae] and errors [pos, d_model] at every SAE hook."""
+        out = {}
+
+        def grab(x, hook):
+            sae = self.bundle.saes[hook.name]
+            f = sae.encode(x)
+            out[hook.name] = (f[0], (x - sae.decode(f).to(x.dtype))[0])
+
+        self.bundle.model.run_with_hooks(self.tokens, fwd_hooks=[(h, grab) for h in self.hooks])
+        return out
+
+    @torch.no_grad()
+    def clean_metric(self) -> float:
+        return float(self.metric(self.bundle.model(self.tokens)))
+
+    @torch.no_grad()
+    def metric_with(
+        self, keep: dict[str, torch.Tensor], keep_errors: dict[str, torch.Tensor] | None = None
+    ) -> float:
+        """m with every latent outside ``keep[hook]`` ([pos, d_sae] bool) ablated; with ``errors="ablate"``
+        also every error term outside ``keep_errors[hook]`` ([pos] bool)."""
+
+        def splice(x, hook):
+            h = hook.name
+            sae = self.bundle.saes[h]
+            f = sae.encode(x)
+            x_hat = sae.decode(f)
+            f_new = torch.where(keep[h], f[0], self.f_value[h].to(f.dtype))[None]
+            out = x + (sae.decode(f_new) - x_hat).to(x.dtype)  # keeps the error term x - x_hat
+            if self.errors == "ablate":
+                ablate_err = ~keep_errors[h][None, :, None]
+                err = x - x_hat.to(x.dtype)
+                out = torch.where(ablate_err, out - err + self.err_value[h].to(x.dtype), out)
+            return out
+
+        logits = self.bundle.model.run_with_hooks(self.tokens, fwd_hooks=[(h, splice) for h in self.hooks])
+        return float(self.metric(logits))
+
+    # -- node sets ------------------------------------------------------------------------------------------------
+
+    def masks(self, features: Iterable[FeatureKey], complement: bool = False) -> dict[str, torch.Tensor]:
+        """[pos, d_sae] keep-masks from (hook, latent, pos) keys; with `complement`, keep everything else."""
+        keep = {h: torch.zeros_like(self.active[h]) for h in self.hooks}
+        for hook, index, pos in features:
+            if hook not in keep:
+                raise ModelError(
+                    f"the circuit has a node at {hook}, which this SAE set does not hook",
+                    "score a circuit with the model and SAE set it was discovered with",
+                )
+            keep[hook][pos, index] = True
+        if complement:
+            keep = {h: ~m for h, m in keep.items()}
+        return keep
+
+    def error_masks(self, errors: Iterable[ErrorKey], complement: bool = False) -> dict[str, torch.Tensor]:
+        keep = {h: torch.zeros(self.n_pos, dtype=torch.bool, device=self.tokens.device) for h in self.hooks}
+        for hook, pos in errors:
+            keep[hook][pos] = True
+        if complement:
+            keep = {h: ~m for h, m in keep.items()}
+        return keep
+
+    def all_active(self) -> list[FeatureKey]:
+        """Every (hook, latent, pos) active in the clean run: the full feature set."""
+        keys = []
+        for h, mask in self.active.items():
+            for pos, idx in mask.nonzero().tolist():
+                keys.append((h, idx, pos))
+        return keys
+
+    def scores(
+        self,
+        features: Iterable[FeatureKey],
+        errors: Iterable[ErrorKey] = (),
+        *,
+        m_model: float | None = None,
+        m_empty: float | None = None,
+    ) -> Scores:
+        features, errors = list(features), list(errors)
+        m_model = self.clean_metric() if m_model is None else m_model
+        if m_empty is None:
+            m_empty = self.metric_with(self.masks([]), self.error_masks([]))
+        m_c = self.metric_with(self.masks(features), self.error_masks(errors))
+        m_comp = self.metric_with(
+            self.masks(features, complement=True), self.error_masks(errors, complement=True)
+        )
+        denom = m_model - m_empty
+        if abs(denom) <= 1e-12 * max(1.0, abs(m_model)):
+            faith = comp = float("nan")
+        else:
+            faith = (m_c - m_empty) / denom
+            comp = 1.0 - (m_comp - m_empty) / denom
+        return Scores(faith, comp, m_model, m_empty, m_c, m_comp)
+
+
+# -- circuits -----------------------------------------------------------------------------------------------------
+
+
+def circuit_metric(bundle: ModelBundle, circuit: Circuit):
+    """The metric callable a circuit explains, rebuilt from its prompt record."""
+    from scd import metrics
+
+    p = circuit.prompt
+    if p.contrast is None:
+        return metrics.log_prob(p.target_id)
+    return metrics.logit_diff(p.target_id, bundle.tokenizer.single_token_id(p.contrast))
+
+
+def node_keys(circuit: Circuit) -> tuple[list[FeatureKey], list[ErrorKey]]:
+    feats = [(n.hook, n.index, n.pos) for n in circuit.nodes if n.kind in FEATURE_KINDS]
+    errs = [(n.hook, n.pos) for n in circuit.nodes if n.kind == "error"]
+    return feats, errs
+
+
+def evaluate(
+    circuit: Circuit, bundle: ModelBundle, *, ablation: str = "zero", errors: str = "keep"
+) -> Scores:
+    """Faithfulness and completeness of `circuit` (see the module docstring for the choices)."""
+    if (circuit.model, circuit.sae_set) != (bundle.name, bundle.sae_set):
+        raise ModelError(
+            f"the circuit was discovered with model {circuit.model!r} / SAE set {circuit.sae_set!r}, not "
+            f"{bundle.name!r} / {bundle.sae_set!r}",
+            "score it with the bundle it came from",
+        )
+    ablator = Ablator(
+        bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), ablation=ablation, errors=errors
+    )
+    feats, errs = node_keys(circuit)
+    return ablator.scores(feats, errs, m_model=circuit.metric_value)
+
+
+def faithfulness_curve(
+    prompt: str,
+    ks: Sequence[int] = (1, 2, 5, 10, 20, 50),
+    *,
+    model: str | ModelBundle = "demo",
+    saes: str | list[str] | None = None,
+    ablation: str = "zero",
+    errors: str = "keep",
+    device: str = "cpu",
+    **discover_kwargs,
+) -> list[CurvePoint]:
+    """Faithfulness and completeness of the top-k circuit for each k in `ks`, from one attribution run.
+
+    The circuit of size k is the k features per sublayer with the largest |attribution| (the engine's own
+    selection), taken from the circuit discovered at ``max(ks)``; error nodes (with ``errors="ablate"``) follow the
+    engine's rule: kept where |attribution| reaches the smallest kept feature's of their sublayer.
+    """
+    from scd.discovery import discover
+    from scd.models import load_bundle
+
+    if not ks or min(ks) < 1:
+        raise InputError("ks must be a non-empty list of sizes >= 1", "e.g. ks=[1, 5, 20]")
+    bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
+    circuit = discover(prompt, model=bundle, top_k=max(ks), **discover_kwargs)
+    ablator = Ablator(
+        bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), ablation=ablation, errors=errors
+    )
+    m_model = circuit.metric_value
+    m_empty = ablator.metric_with(ablator.masks([]), ablator.error_masks([]))
+    by_hook: dict[str, list] = {}
+    for n in circuit.nodes:
+        if n.kind in FEATURE_KINDS or n.kind == "error":
+            by_hook.setdefault(n.hook, []).append(n)
+    points = []
+    for k in sorted(set(ks)):
+        feats, errs = [], []
+        for members in by_hook.values():
+            top = sorted((n for n in members if n.kind != "error"), key=lambda n: -abs(n.attribution))[:k]
+            feats += [(n.hook, n.index, n.pos) for n in top]
+            cut = min((abs(n.attribution) for n in top), default=math.inf)
+            errs += [(n.hook, n.pos) for n in members if n.kind == "error" and abs(n.attribution) >= cut]
+        s = ablator.scores(feats, errs, m_model=m_model, m_empty=m_empty)
+        points.append(CurvePoint(k, len(feats), s.faithfulness, s.completeness))
+    return points
