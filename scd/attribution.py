@@ -154,13 +154,9 @@ class _Attribution:
                 feat_attr, err_attr = self._ig_nodes(fwd, ig_steps, batch_size)
         with _Phase("selection"):
             kept = _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes)
-            nodes, act, attr, kept_ids, logit_id = self._node_table(
-                fwd, kept, feat_attr, err_attr, tok_attr, m
-            )
+            nodes, act, attr, logit_id = self._node_table(fwd, kept, feat_attr, err_attr, tok_attr, m)
         with _Phase("edges"):
-            pairs, weights = _edges(
-                fwd, kept_ids, direct, total, grad_f, logit_id, batch_size, edge_threshold
-            )
+            pairs, weights = _edges(fwd, kept, direct, total, grad_f, logit_id, batch_size, edge_threshold)
         return AttributionGraph(
             nodes=nodes,
             activations=act,
@@ -206,12 +202,12 @@ class _Attribution:
 
     # -- phase 4 ------------------------------------------------------------------------------------------
     def _node_table(self, fwd, kept: list[_Kept], feat_attr, err_attr, tok_attr, m):
-        """Number the kept nodes (fills kept[*].feat_ids/err_ids) and list keys, activations, attributions."""
+        """Number the kept nodes (fills kept[*].feat_ids/err_ids; token node ids are the positions) and list
+        their keys, activations and attributions."""
         n_pos = self.tokens.shape[1]
         nodes: list[NodeKey] = []
         act: list[Tensor] = []
         attr: list[Tensor] = []
-        tok_ids = torch.arange(n_pos)
         for p in range(n_pos):
             nodes.append(NodeKey("token", "hook_embed", -1, int(self.tokens[0, p]), p))
         act.append(fwd.embed[0].detach().norm(dim=-1))
@@ -233,14 +229,7 @@ class _Attribution:
         dtype = fwd.logits.dtype
         act.append(m.detach().reshape(1).to(dtype))
         attr.append(m.detach().reshape(1).to(dtype))
-        kept_ids = [(tok_ids, k) for k in kept]  # token ids ride along for phase 5
-        return (
-            nodes,
-            torch.cat([a.to(dtype) for a in act]),
-            torch.cat([a.to(dtype) for a in attr]),
-            kept_ids,
-            logit_id,
-        )
+        return nodes, torch.cat([a.to(dtype) for a in act]), torch.cat([a.to(dtype) for a in attr]), logit_id
 
 
 # -- phase 2 --------------------------------------------------------------------------------------------------
@@ -310,11 +299,10 @@ def _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes) -> list[
 
 
 # -- phase 5 --------------------------------------------------------------------------------------------------
-def _edges(fwd: LeafForward, kept_ids, direct, total, grad_f, logit_id, batch_size, edge_threshold):
-    tok_ids = kept_ids[0][0]
-    kept = [k for _, k in kept_ids]
+def _edges(fwd: LeafForward, kept: list[_Kept], direct, total, grad_f, logit_id, batch_size, edge_threshold):
     embed = fwd.embed[0].detach()
-    sources: list[Sources | None] = [Sources(tok_ids, torch.arange(len(tok_ids)), embed)]
+    positions = torch.arange(embed.shape[0])
+    sources: list[Sources | None] = [Sources(positions, positions, embed)]  # token node id == position
     views: list[SAEView | None] = []
     for site, k in zip(fwd.sites, kept, strict=True):
         x = site.x[0].detach()
