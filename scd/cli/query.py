@@ -1,3 +1,236 @@
-"""CLI commands of this stage (filled in by its issue)."""
+"""`scd queries | query | compare | cypher | browser-guide`: ask questions across the stored circuits."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+
+import click
+
+from scd.config import store_options
+
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+LIMIT = click.option("--limit", type=click.IntRange(0), default=None, help="At most this many rows.")
+
+
+def _pairs(values: tuple[str, ...]) -> dict[str, str]:
+    from scd.errors import QueryError
+
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise QueryError(
+                f"cannot read -p {item!r}", 'write parameters as -p KEY=VALUE, e.g. -p token=")"'
+            )
+        out[key.strip()] = value
+    return out
+
+
+def _json_or_text(value: str):
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+@click.command("queries")
+@FORMAT
+def queries(fmt):
+    """List the named queries: name, parameters and what each answers.
+
+    \b
+    Example:
+      scd queries
+      scd queries --format json
+    """
+    import pandas as pd
+
+    from scd.queries.render import render
+    from scd.queries.runner import list_queries
+
+    rows = [
+        {
+            "name": q.name,
+            "parameters": ", ".join(p.signature() for p in q.params),
+            "description": q.description,
+            "example": q.examples[0] if q.examples else "",
+        }
+        for q in list_queries()
+    ]
+    df = pd.DataFrame(rows)
+    if fmt == "table":  # descriptions are long: one block per query reads better than a wide table
+        for r in rows:
+            click.echo(f"{r['name']}  ({r['parameters']})\n    {r['description']}\n    e.g. {r['example']}\n")
+        return
+    click.echo(render(df, fmt))
+
+
+@click.command("query")
+@click.argument("name")
+@click.option(
+    "-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A query parameter (repeatable)."
+)
+@FORMAT
+@LIMIT
+@store_options
+def query(name, params, fmt, limit, store_config):
+    """Run a named query from the library (`scd queries` lists them).
+
+    \b
+    Example:
+      scd query feeders -p token=")"
+      scd query top-features -p layer=2 --format csv --limit 10
+    """
+    from scd.queries.render import render
+    from scd.queries.runner import get_query
+    from scd.queries.runner import query as run_query
+
+    values = _pairs(params)
+    q = get_query(name)
+    if limit is not None and any(p.name == "limit" for p in q.params):
+        values["limit"] = limit
+    df = run_query(name, store_config, **values)
+    if limit is not None:
+        df = df.head(limit)
+    click.echo(render(df, fmt))
+
+
+@click.command("compare")
+@click.argument("prompts", nargs=-1, metavar="[PROMPT_A PROMPT_B]")
+@click.option(
+    "--pattern",
+    default=None,
+    metavar="REGEX",
+    help="Compare every circuit whose whole prompt text matches this regular expression.",
+)
+@FORMAT
+@LIMIT
+@store_options
+def compare(prompts, pattern, fmt, limit, store_config):
+    """Compare two circuits (prompt text, prompt id or circuit id), or a group of prompts.
+
+    Two circuits: shared features with both attributions, features only in A or only in B, and the Jaccard
+    similarity of their feature sets. A group (--pattern): how often each feature appears, and the pairwise
+    Jaccard similarity matrix.
+
+    \b
+    Example:
+      scd compare "f(a, (b)" "[x, (y)]"
+      scd compare --pattern ".*\\(.*"
+    """
+    from scd.errors import InputError
+    from scd.ingest.stores import open_store
+    from scd.queries.compare import compare_circuits, compare_group
+    from scd.queries.render import render_sections
+
+    if (pattern is not None and prompts) or (pattern is None and len(prompts) != 2):
+        raise InputError("give two prompts, or --pattern REGEX", 'e.g. scd compare "f(a, (b)" "[x, (y)]"')
+
+    def cut(df):
+        return df if limit is None else df.head(limit)
+
+    with open_store(store_config, read_only=True) as store:
+        if pattern is None:
+            c = compare_circuits(store, *prompts)
+            click.echo(render_sections({"features": cut(c.features)}, fmt, summary=c.summary()))
+            return
+        g = compare_group(store, pattern)
+    labels = [str(i + 1) for i in range(len(g.circuits))]
+    circuits = g.circuits.copy()
+    circuits.insert(0, "#", labels)
+    sim = g.similarity.round(4) if fmt == "table" else g.similarity
+    sim = sim.set_axis(labels, axis=0).set_axis(labels, axis=1).reset_index(names="#")
+    summary = {"pattern": pattern, "circuits": len(circuits), "features": len(g.frequency)}
+    sections = {"circuits": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
+    click.echo(render_sections(sections, fmt, summary=summary))
+
+
+@click.command("cypher")
+@click.argument("text")
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A parameter: VALUE is read as JSON if it parses (3, 0.5, true, null, [..]), else as text.",
+)
+@FORMAT
+@LIMIT
+@store_options
+def cypher(text, params, fmt, limit, store_config):
+    """Run an ad-hoc read-only Cypher query; the store itself refuses writes.
+
+    TEXT "-" reads the query from standard input.
+
+    \b
+    Example:
+      scd cypher "MATCH (f:Feature) RETURN f.kind AS kind, count(*) AS n ORDER BY n DESC"
+      scd cypher "MATCH (p:Prompt) WHERE p.text CONTAINS \\$s RETURN p.text" -p s="("
+    """
+    from scd.ingest.stores import open_store
+    from scd.queries.render import render
+    from scd.queries.runner import run_cypher
+
+    if text == "-":
+        text = click.get_text_stream("stdin").read()
+    values = {k: _json_or_text(v) for k, v in _pairs(params).items()}
+    with open_store(store_config, read_only=True) as store:
+        df = run_cypher(store, text, values)
+    if limit is not None:
+        df = df.head(limit)
+    click.echo(render(df, fmt))
+
+
+@click.command("browser-guide")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option(
+    "--print-path", is_flag=True, help="Print where the static guide and style files are, and exit."
+)
+def browser_guide(port, print_path):
+    """Serve the Neo4j Browser guide (and the GraSS style) on loopback until Ctrl-C.
+
+    Paste the printed `:play` line into Neo4j Browser; drag scd.grass onto it for the style.
+
+    \b
+    Example:
+      scd browser-guide
+      scd browser-guide --print-path
+    """
+    from scd.queries.guide import GUIDE_DIR, serve
+
+    if print_path:
+        click.echo(GUIDE_DIR / "scd.html")
+        click.echo(GUIDE_DIR / "scd.grass")
+        return
+    with serve(port) as url:
+        host_url = url.replace("127.0.0.1", "localhost")
+        click.echo(f"Serving {GUIDE_DIR} on {url} (Ctrl-C stops).")
+        click.echo("In Neo4j Browser run:")
+        click.echo(f"  :play {host_url}scd.html")
+        click.echo(
+            f"  (or :play {url}scd.html once 127.0.0.1 is in browser.remote_content_hostname_whitelist)"
+        )
+        click.echo(f"Style: drag {GUIDE_DIR / 'scd.grass'} onto the Browser window, or fetch {url}scd.grass.")
+        try:
+            import threading
+
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+
+
+COMMANDS = [queries, query, compare, cypher, browser_guide]

@@ -1,0 +1,332 @@
+"""The named query library: ``queries/*.cypher`` loaded by name, bound to parameters, run on either store.
+
+A library file is plain Cypher (the text a user pastes into Neo4j Browser) under a header of ``//`` comments::
+
+    // name: feeders
+    // description: one line
+    // param: token: string = null — what it means      (types: string, int, float, bool; no default = required)
+    // requires: feature | token                         (at least one of these must be set)
+    // example: scd query feeders -p token=")"
+
+Where LadybugDB's dialect differs, ``queries/ladybug/NAME.cypher`` holds a variant with the same parameters and
+the same result columns; the header is read from the Neo4j file only.
+
+Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
+here first (``"3"`` -> 3 for an int parameter), so both engines see the same types. Two rules keep one text
+valid on both engines: an optional parameter is compared to a property *before* it is tested for null
+(``f.layer = $layer OR $layer IS NULL``: LadybugDB types a parameter from its first use), and list slices start
+at 0 (``list[0..$n]`` means the first n elements on both engines).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from scd.errors import QueryError
+
+if TYPE_CHECKING:
+    from scd.ingest.stores.base import Store
+
+    from scd.config import StoreConfig
+
+LIBRARY = Path(__file__).resolve().parent
+TYPES = ("string", "int", "float", "bool")
+_HEADER = re.compile(r"^//\s*([a-z][a-z-]*)\s*:\s*(.*?)\s*$")
+_PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([a-z]+)\s*(?:=\s*(.*?))?\s*(?:[—–]\s*(.*))?$")
+_TRUE = {"true", "yes", "1", "on"}
+_FALSE = {"false", "no", "0", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str  # one of TYPES
+    default: Any  # None where the default is null or there is none
+    required: bool
+    help: str
+
+    def signature(self) -> str:
+        if self.required:
+            return f"{self.name}: {self.type}"
+        return f"{self.name}: {self.type} = {_literal(self.default)}"
+
+    def coerce(self, value: Any, query: str) -> Any:
+        """The value as this parameter's type, or QueryError naming the parameter and its type."""
+        if value is None:
+            return None
+        t = self.type
+        try:
+            if t == "string":
+                if isinstance(value, str):
+                    return value
+                if isinstance(value, bool | int | float):
+                    return str(value)
+            elif t == "bool":
+                if isinstance(value, bool):
+                    return value
+                if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+                    return value.strip().lower() in _TRUE
+            elif t == "int":
+                if isinstance(value, bool):
+                    pass
+                elif isinstance(value, int):
+                    return int(value)
+                elif isinstance(value, float) and value.is_integer():
+                    return int(value)
+                elif isinstance(value, str):
+                    return int(value.strip())
+            elif t == "float":
+                if isinstance(value, bool):
+                    pass
+                elif isinstance(value, int | float):
+                    x = float(value)
+                    if math.isfinite(x):
+                        return x
+                elif isinstance(value, str):
+                    x = float(value.strip())
+                    if math.isfinite(x):
+                        return x
+        except ValueError:
+            pass
+        raise QueryError(
+            f"parameter {self.name} of query {query} must be {_article(t)} {t} (got {value!r})",
+            f"pass e.g. -p {self.name}={_literal(_EXAMPLE[t])}",
+        )
+
+
+_EXAMPLE = {"string": "text", "int": 3, "float": 0.5, "bool": True}
+
+
+def _article(t: str) -> str:
+    return "an" if t[0] in "aeiou" else "a"
+
+
+def _literal(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+@dataclass(frozen=True)
+class NamedQuery:
+    name: str
+    description: str
+    params: tuple[Param, ...]
+    requires_any: tuple[str, ...]  # at least one of these must be non-null ("requires: a | b")
+    examples: tuple[str, ...]
+    text: str  # Neo4j Cypher, header included (pasteable as is)
+    ladybug_text: str | None  # the LadybugDB variant, where the dialect differs
+    path: Path
+
+    def text_for(self, store_kind: str) -> str:
+        """The Cypher to run on a store of this kind ("neo4j" or "embedded")."""
+        return self.ladybug_text if store_kind == "embedded" and self.ladybug_text else self.text
+
+    @property
+    def body(self) -> str:
+        """The Neo4j text without its header comments."""
+        return _strip_comments(self.text)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def bind(self, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every declared parameter, checked and coerced; defaults fill what ``values`` leaves out."""
+        values = dict(values or {})
+        names = [p.name for p in self.params]
+        for key in values:
+            if key not in names:
+                near = difflib.get_close_matches(key, names, n=1)
+                hint = f"did you mean {near[0]}? " if near else ""
+                raise QueryError(
+                    f"query {self.name} has no parameter {key!r}",
+                    f"{hint}its parameters: {', '.join(p.signature() for p in self.params) or 'none'}",
+                )
+        bound: dict[str, Any] = {}
+        for p in self.params:
+            if p.name in values:
+                bound[p.name] = p.coerce(values[p.name], self.name)
+            elif p.required:
+                raise QueryError(
+                    f"query {self.name} needs parameter {p.name} ({p.type}): {p.help}",
+                    f"pass it, e.g. scd query {self.name} -p {p.name}={_literal(_EXAMPLE[p.type])}",
+                )
+            else:
+                bound[p.name] = p.default
+            if p.required and bound[p.name] is None:
+                raise QueryError(
+                    f"parameter {p.name} of query {self.name} cannot be null", f"give it a {p.type} value"
+                )
+        if self.requires_any and all(bound.get(n) is None for n in self.requires_any):
+            raise QueryError(
+                f"query {self.name} needs one of the parameters {', '.join(self.requires_any)}",
+                f"e.g. {self.examples[0]}" if self.examples else f"pass -p {self.requires_any[0]}=...",
+            )
+        if (bound.get("limit") or 0) < 0:
+            raise QueryError(f"parameter limit of query {self.name} must be >= 0 (got {bound['limit']})")
+        return bound
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")).strip()
+
+
+def parse(text: str, path: Path, ladybug_text: str | None = None) -> NamedQuery:
+    """Parse a library file's header; QueryError if it is malformed (a bug in the library, caught by tests)."""
+    fields: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if not line.startswith("//"):
+            break
+        m = _HEADER.match(line)
+        if m:
+            fields.setdefault(m.group(1), []).append(m.group(2))
+    where = path.name
+    if "name" not in fields or "description" not in fields:
+        raise QueryError(f"{where}: header lacks '// name:' or '// description:'")
+    name = fields["name"][0]
+    if name != path.stem:
+        raise QueryError(f"{where}: header names the query {name!r}; the file must be {name}.cypher")
+    params = []
+    for spec in fields.get("param", []):
+        m = _PARAM.match(spec)
+        if not m or m.group(2) not in TYPES:
+            raise QueryError(
+                f"{where}: cannot read parameter line {spec!r} (want 'name: type = default — help')"
+            )
+        pname, ptype, default, help_ = m.groups()
+        required = default is None
+        value = (
+            None
+            if required or default == "null"
+            else Param(pname, ptype, None, False, "").coerce(
+                default.strip("\"'") if ptype == "string" else default, name
+            )
+        )
+        params.append(Param(pname, ptype, value, required, (help_ or "").strip()))
+    declared = {p.name for p in params}
+    used = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", _strip_comments(text)))
+    if ladybug_text is not None:
+        used |= set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", _strip_comments(ladybug_text)))
+    if used != declared:
+        raise QueryError(
+            f"{where}: parameters used {sorted(used)} differ from those declared {sorted(declared)}"
+        )
+    requires = tuple(s.strip() for s in fields.get("requires", [""])[0].split("|") if s.strip())
+    if not set(requires) <= declared:
+        raise QueryError(
+            f"{where}: 'requires' names undeclared parameters {sorted(set(requires) - declared)}"
+        )
+    return NamedQuery(
+        name=name,
+        description=fields["description"][0],
+        params=tuple(params),
+        requires_any=requires,
+        examples=tuple(fields.get("example", [])),
+        text=text.strip() + "\n",
+        ladybug_text=ladybug_text,
+        path=path,
+    )
+
+
+@cache
+def _library(folder: Path = LIBRARY) -> dict[str, NamedQuery]:
+    queries = {}
+    for path in sorted(folder.glob("*.cypher")):
+        variant = folder / "ladybug" / path.name
+        queries[path.stem] = parse(
+            path.read_text(encoding="utf-8"),
+            path,
+            variant.read_text(encoding="utf-8") if variant.exists() else None,
+        )
+    return queries
+
+
+def list_queries() -> list[NamedQuery]:
+    """Every named query in the library, by name."""
+    return list(_library().values())
+
+
+def get_query(name: str) -> NamedQuery:
+    """The named query; QueryError with the nearest names if there is none."""
+    library = _library()
+    if name in library:
+        return library[name]
+    near = difflib.get_close_matches(name, list(library), n=3, cutoff=0.4)
+    hint = f"did you mean {' or '.join(near)}?" if near else "`scd queries` lists them"
+    raise QueryError(f"no query named {name!r}", hint)
+
+
+def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run a named query on an open store; an empty answer from an empty store is an error that says so."""
+    q = name if isinstance(name, NamedQuery) else get_query(name)
+    return run_cypher(store, q.text_for(store.kind), q.bind(params))
+
+
+def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Run Cypher read-only on an open store (the store refuses writes); an empty store is an error."""
+    df = store.read(text, dict(params or {}))
+    if df.empty and is_empty(store):
+        raise empty_store_error(store)
+    return _tidy(df)
+
+
+def is_empty(store: Store) -> bool:
+    return not any(store.stats().values())
+
+
+def empty_store_error(store: Store) -> QueryError:
+    return QueryError(
+        f"the store is empty ({store.describe()})",
+        "run `scd ingest PROMPTS.txt --model demo` (or `scd ingest ...`) first",
+    )
+
+
+def _tidy(df: pd.DataFrame) -> pd.DataFrame:
+    """Same shape from both engines: NaN -> None in object columns, a fresh 0..n-1 index."""
+    df = df.reset_index(drop=True)
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = [None if isinstance(v, float) and math.isnan(v) else _plain(v) for v in df[col]]
+    return df
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "tolist") and not isinstance(v, str):  # numpy arrays from LadybugDB
+        return v.tolist()
+    return v
+
+
+def query(name: str, store: Store | StoreConfig | None = None, **params: Any) -> pd.DataFrame:
+    """Run a named query and return its rows as a DataFrame.
+
+    ``store`` is an open Store, a StoreConfig, or None for the configured default (``SCD_NEO4J_URI`` if set,
+    else the embedded store at ``SCD_STORE`` / ``./scd-store``). Stores opened here are closed here.
+
+        >>> scd.query("feeders", token=")")                                       # doctest: +SKIP
+    """
+    from scd.ingest.stores import open_store
+    from scd.ingest.stores.base import Store
+
+    from scd.config import StoreConfig
+
+    q = get_query(name)
+    q.bind(params)  # fail on bad parameters before opening anything
+    if isinstance(store, Store):
+        return run(store, q, params)
+    config = store if isinstance(store, StoreConfig) else StoreConfig.resolve()
+    with open_store(config, read_only=True) as opened:
+        return run(opened, q, params)

@@ -1,0 +1,371 @@
+"""The named query library: headers, parameter binding, and a differential test between two real engines.
+
+Every named query runs on Neo4j and on the embedded LadybugDB store over the same circuits, and must return the
+same rows (as a multiset, floats to a relative 1e-9) in the same order of its ORDER BY keys.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pandas as pd
+import pytest
+from scd.queries import runner
+from scd.queries.compare import compare_circuits, compare_group, jaccard_matrix
+
+from scd.config import StoreConfig
+from scd.errors import QueryError
+
+from .synthetic import synthetic_circuit
+
+# Prompts the guide and the query examples use, so their examples find rows; the rest are random text.
+NAMED_PROMPTS = ["f(a [b (c", "the cost (in dollars", "f(a, (b)", "[x, (y)]", "Copyright (C"]
+
+
+def corpus():
+    """The circuits both engines get: named bracket prompts, then seeded random ones (shared Features)."""
+    circuits = [synthetic_circuit(100 + i, text=t) for i, t in enumerate(NAMED_PROMPTS)]
+    circuits += [synthetic_circuit(i) for i in range(15)]
+    circuits.append(synthetic_circuit(500, n_nodes=90, n_edges=400, n_layers=6, text="((a)"))
+    return circuits
+
+
+def load(config: StoreConfig, circuits) -> None:
+    from scd.ingest.stores import open_store
+
+    with open_store(config) as store:
+        store.clear()
+        for c in circuits:
+            assert store.write_circuit(c)
+
+
+@pytest.fixture(scope="module")
+def circuits():
+    return corpus()
+
+
+@pytest.fixture(scope="module")
+def embedded_store(circuits, tmp_path_factory):
+    from scd.ingest.stores import open_store
+
+    config = StoreConfig(path=tmp_path_factory.mktemp("queries") / "store")
+    load(config, circuits)
+    with open_store(config, read_only=True) as store:
+        yield store
+
+
+@pytest.fixture(scope="module")
+def neo4j_store(circuits, neo4j_uri):
+    from scd.ingest.stores import open_store
+
+    config = StoreConfig(neo4j_uri=neo4j_uri)
+    load(config, circuits)
+    with open_store(config, read_only=True) as store:
+        yield store
+
+
+# -- the library itself ---------------------------------------------------------------------------------------
+
+EXPECTED = {
+    "feeders",
+    "consumers",
+    "features-promoting",
+    "circuit",
+    "paths-to-logit",
+    "top-features",
+    "threads",
+    "compare",
+    "compare-group",
+    "circuits",
+}
+
+
+def test_library_has_the_issue_queries_with_headers():
+    queries = {q.name: q for q in runner.list_queries()}
+    assert EXPECTED <= set(queries)
+    for q in queries.values():
+        assert q.description and q.examples, q.name
+        assert q.examples[0].startswith(f"scd query {q.name}"), q.name
+        assert q.text.startswith(f"// name: {q.name}\n")
+        assert "$" in q.body or not q.params
+        for p in q.params:
+            assert p.help, f"{q.name}.{p.name} has no description"
+
+
+def test_ladybug_variants_match_a_library_query():
+    names = {q.name for q in runner.list_queries()}
+    variants = {p.stem for p in (runner.LIBRARY / "ladybug").glob("*.cypher")}
+    assert variants <= names
+    assert variants, "expected dialect variants for the queries that need them"
+
+
+def test_header_parse_errors_name_the_file(tmp_path):
+    bad = tmp_path / "oops.cypher"
+    with pytest.raises(QueryError, match="oops.cypher"):
+        runner.parse("// name: other\n// description: x\nRETURN 1", bad)
+    with pytest.raises(QueryError, match=r"differ from those declared"):
+        runner.parse("// name: oops\n// description: x\n// param: a: int = 1 — a\nRETURN $b", bad)
+    q = runner.parse(
+        "// name: oops\n// description: d\n// param: a: int = 1 — the a\n// param: s: string — the s\n"
+        "// param: f: float = null — the f\nRETURN $a, $s, $f",
+        bad,
+    )
+    assert [(p.name, p.type, p.default, p.required) for p in q.params] == [
+        ("a", "int", 1, False),
+        ("s", "string", None, True),
+        ("f", "float", None, False),
+    ]
+
+
+# -- binding ---------------------------------------------------------------------------------------------------
+
+
+def test_bind_fills_defaults_and_coerces():
+    q = runner.get_query("feeders")
+    b = q.bind({"token": ")", "top_n": "3", "min_weight": "0.5"})
+    assert b == {"feature": None, "token": ")", "top_n": 3, "min_weight": 0.5, "limit": 50}
+    assert q.bind({"feature": "x", "top_n": 2.0, "min_weight": 1})["min_weight"] == 1.0
+    assert runner.get_query("top-features").bind({"layer": "2"})["layer"] == 2
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("feeders", {}, r"needs one of the parameters feature, token"),
+        (
+            "feeders",
+            {"token": ")", "top_n": "three"},
+            r"parameter top_n of query feeders must be an int \(got 'three'\)",
+        ),
+        ("feeders", {"token": ")", "top_n": True}, r"top_n .* must be an int"),
+        ("feeders", {"token": ")", "min_weight": "nan"}, r"min_weight .* must be a float"),
+        ("feeders", {"tokn": ")"}, r"has no parameter 'tokn' -- did you mean token\?"),
+        ("circuit", {}, r"needs parameter prompt \(string\)"),
+        ("circuit", {"prompt": None}, r"prompt of query circuit cannot be null"),
+        ("top-features", {"limit": -1}, r"limit .* must be >= 0"),
+    ],
+)
+def test_bind_errors_name_the_parameter(name, params, message):
+    with pytest.raises(QueryError, match=message):
+        runner.get_query(name).bind(params)
+
+
+def test_unknown_query_suggests_the_nearest():
+    with pytest.raises(QueryError, match=r"no query named 'feeder' -- did you mean feeders"):
+        runner.get_query("feeder")
+    with pytest.raises(QueryError, match=r"`scd queries` lists them"):
+        runner.get_query("zzzzzz")
+
+
+def test_query_on_an_empty_store_says_so(tmp_path):
+    from scd.ingest.stores import open_store
+
+    config = StoreConfig(path=tmp_path / "empty")
+    open_store(config).close()  # creates the store with its schema, no data
+    with pytest.raises(QueryError, match=r"the store is empty .* run `scd ingest"):
+        runner.query("feeders", store=config, token=")")
+
+
+def test_python_api_opens_the_configured_store(embedded_store, monkeypatch):
+    import scd
+
+    monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
+    monkeypatch.setenv("SCD_STORE", str(embedded_store.config.path))
+    df = scd.query("feeders", token=")")
+    assert len(df) > 0 and list(df.columns)[:2] == ["feature", "kind"]
+    assert df.equals(scd.query("feeders", store=embedded_store.config, token=")"))
+
+
+# -- the differential test: Neo4j vs LadybugDB ------------------------------------------------------------------
+
+BIG = 1_000_000
+
+
+def _cases(circuits):
+    c0, c1, big = circuits[0], circuits[2], circuits[-1]
+    feature = next(n.feature_id for n in big.nodes if n.kind == "resid")
+    target = next(e.target for e in big.edges if big.node(e.target).kind in ("attn", "mlp"))
+    target_feature = big.node(target).feature_id
+    return [
+        # (query, params, ORDER BY columns in order)
+        ("feeders", {"token": ")"}, ["circuits", "total_weight"]),
+        ("feeders", {"token": ")", "top_n": 3, "min_weight": 0.3}, ["circuits", "total_weight"]),
+        ("feeders", {"feature": target_feature}, ["circuits", "total_weight"]),
+        ("feeders", {"token": ")", "limit": 5}, ["circuits", "total_weight"]),
+        ("consumers", {"token": "("}, ["circuits", "total_weight"]),
+        ("consumers", {"feature": feature, "token": "]"}, ["circuits", "total_weight"]),
+        ("features-promoting", {"token": ")"}, ["rank", "circuits", "logit"]),
+        ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "circuits", "logit"]),
+        ("top-features", {}, ["circuits", "nodes"]),
+        ("top-features", {"layer": 1, "kind": "attn"}, ["circuits", "nodes"]),
+        ("top-features", {"kind": "error"}, ["circuits", "nodes"]),
+        ("top-features", {"kind": "token", "limit": 3}, ["circuits", "nodes"]),
+        ("circuits", {}, ["prompt", "circuit"]),
+        ("circuits", {"pattern": r".*\(.*"}, ["prompt", "circuit"]),
+        ("circuits", {"prompt": c0.id}, ["prompt", "circuit"]),
+        ("circuit", {"prompt": c0.prompt.text}, ["weight"]),
+        ("circuit", {"prompt": big.id, "min_weight": 0.4}, ["weight"]),
+        ("paths-to-logit", {"prompt": c0.prompt.text}, ["strength", "hops"]),
+        ("paths-to-logit", {"prompt": big.prompt_id, "min_weight": 0.2}, ["strength", "hops"]),
+        ("threads", {}, ["layers", "strength"]),
+        ("threads", {"min_weight": 0.05, "top_n": 5, "min_layers": 3}, ["layers", "strength"]),
+        ("threads", {"prompt": big.prompt.text, "top_n": 5, "min_layers": 2}, ["layers", "strength"]),
+        ("compare", {"a": c0.prompt.text, "b": c1.prompt.text}, ["status"]),
+        ("compare", {"a": big.id, "b": big.id}, ["status"]),
+        ("compare-group", {"pattern": r".*\(.*"}, ["prompt", "circuit", "feature"]),
+    ]
+
+
+def _norm(v, digits: int):
+    """Hashable, with floats to `digits` significant digits (NaN -> None)."""
+    if isinstance(v, float):
+        return None if math.isnan(v) else float(f"{v:.{digits}g}")
+    if isinstance(v, list | tuple):
+        return tuple(_norm(x, digits) for x in v)
+    return v
+
+
+def _rows(df: pd.DataFrame, digits: int = 6) -> list[tuple]:
+    return [tuple(_norm(v, digits) for v in row) for row in df.itertuples(index=False, name=None)]
+
+
+def _close(x: list[tuple], y: list[tuple]) -> bool:
+    """Row lists equal, floats to a relative 1e-9."""
+    return len(x) == len(y) and all(
+        a == pytest.approx(b, rel=1e-9, abs=1e-12) if isinstance(a, float) else a == b
+        for rx, ry in zip(x, y, strict=True)
+        for a, b in zip(rx, ry, strict=True)
+    )
+
+
+def _canonical(df: pd.DataFrame) -> list[tuple]:
+    """Rows sorted by their non-float values first (so float noise cannot reorder them), then by floats."""
+    rows = _rows(df, 17)
+
+    def key(row):
+        return (repr(tuple(None if isinstance(v, float) else v for v in row)), repr(_norm(row, 6)))
+
+    return sorted(rows, key=key)
+
+
+def assert_same_result(a: pd.DataFrame, b: pd.DataFrame, order_by: list[str]) -> None:
+    """Same columns, the same multiset of rows, and the same sequence of ORDER BY values (floats to 1e-9)."""
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b), f"{len(a)} rows vs {len(b)}"
+    assert _close(_canonical(a), _canonical(b)), "different rows"
+    assert _close(_rows(a[order_by], 17), _rows(b[order_by], 17)), "different order"
+
+
+@pytest.mark.neo4j
+def test_every_query_gives_the_same_result_on_both_engines(circuits, neo4j_store, embedded_store):
+    cases = _cases(circuits)
+    assert {name for name, _, _ in cases} == {q.name for q in runner.list_queries()}, "a query lacks a case"
+    for name, params, order_by in cases:
+        params = (
+            {"limit": BIG} | params if "limit" in [p.name for p in runner.get_query(name).params] else params
+        )
+        a = runner.run(neo4j_store, name, params)
+        b = runner.run(embedded_store, name, params)
+        try:
+            assert_same_result(a, b, order_by)
+        except AssertionError as e:
+            raise AssertionError(f"{name} {params}: {e}\nneo4j:\n{a}\nembedded:\n{b}") from e
+
+
+@pytest.mark.neo4j
+def test_differential_cases_are_not_vacuous(circuits, neo4j_store):
+    """Most cases return rows, so agreeing on them means something."""
+    empty = [(n, p) for n, p, _ in _cases(circuits) if runner.run(neo4j_store, n, p).empty]
+    assert len(empty) <= 2, empty
+
+
+# -- semantics, checked against the circuits in Python ------------------------------------------------------------
+
+
+def test_feeders_counts_match_the_circuits(circuits, embedded_store):
+    """feeders by token, recomputed from the Circuit objects: circuits, edges and total weight per feature."""
+    expected: dict[str, dict] = {}
+    for c in circuits:
+        feats = {f.id: f for f in c.features}
+        for e in c.edges:
+            d, u = c.node(e.target), c.node(e.source)
+            if feats[d.feature_id].top_promoted[:1] == [")"]:
+                r = expected.setdefault(u.feature_id, {"circuits": set(), "edges": 0, "total": 0.0})
+                r["circuits"].add(c.id)
+                r["edges"] += 1
+                r["total"] += e.weight
+    df = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG})
+    assert set(df["feature"]) == set(expected)
+    for row in df.itertuples():
+        r = expected[row.feature]
+        assert row.circuits == len(r["circuits"]) and row.edges == r["edges"]
+        assert row.total_weight == pytest.approx(r["total"], abs=1e-9)
+        assert row.mean_weight == pytest.approx(r["total"] / r["edges"], abs=1e-9)
+    assert df["circuits"].is_monotonic_decreasing
+    prompts = {c.prompt.text for c in circuits}
+    assert set(df["example_prompt"]) <= prompts
+
+
+def test_threads_are_consecutive_resid_chains_sharing_a_token(circuits, embedded_store):
+    df = runner.run(embedded_store, "threads", {"top_n": 5, "limit": BIG})
+    assert not df.empty
+    by_id = {c.id: c for c in circuits}
+    for row in df.itertuples():
+        c = by_id[row.circuit]
+        nodes = [c.node(nid) for nid in row.thread.split(" -> ")]
+        assert [n.kind for n in nodes] == ["resid"] * len(nodes)
+        assert [n.layer for n in nodes] == list(range(row.first_layer, row.last_layer + 1))
+        assert len(nodes) == row.layers >= 3
+        feats = {f.id: f for f in c.features}
+        common = set.intersection(*(set(feats[n.feature_id].top_promoted[:5]) for n in nodes))
+        assert set(row.shared) == common and common
+
+
+def test_compare_and_jaccard(circuits, embedded_store):
+    a, b = circuits[0], circuits[2]
+    cmp = compare_circuits(embedded_store, a.prompt.text, b.id)
+
+    def latents(c):
+        return {n.feature_id for n in c.nodes if n.kind not in ("token", "logit", "error")}
+
+    fa, fb = latents(a), latents(b)
+    assert (cmp.shared, cmp.only_a, cmp.only_b) == (len(fa & fb), len(fa - fb), len(fb - fa))
+    assert cmp.jaccard == pytest.approx(len(fa & fb) / len(fa | fb))
+    shared = cmp.features[cmp.features["status"] == "shared"]
+    assert shared["attribution_a"].notna().all() and shared["attribution_b"].notna().all()
+    assert cmp.features[cmp.features["status"] == "only_a"]["attribution_b"].isna().all()
+    same = compare_circuits(embedded_store, a.id, a.prompt_id)
+    assert same.jaccard == 1.0 and same.only_a == same.only_b == 0
+
+
+def test_compare_group_frequency_and_matrix(circuits, embedded_store):
+    g = compare_group(embedded_store, r".*\(.*")
+    chosen = [c for c in circuits if "(" in c.prompt.text]
+    assert set(g.circuits["circuit"]) == {c.id for c in chosen}
+    sets = {
+        c.id: {n.feature_id for n in c.nodes if n.kind not in ("token", "logit", "error")} for c in chosen
+    }
+    expected = jaccard_matrix(sets)
+    got = g.similarity.loc[expected.index, expected.columns]
+    assert got.to_numpy() == pytest.approx(expected.to_numpy())
+    top = g.frequency.iloc[0]
+    assert top["circuits"] == max(Counter(f for s in sets.values() for f in s).values())
+    assert top["share"] == pytest.approx(top["circuits"] / len(chosen))
+
+
+def test_compare_errors(embedded_store):
+    with pytest.raises(QueryError, match="no circuit for 'nope'"):
+        compare_circuits(embedded_store, "nope", "f(a, (b)")
+    with pytest.raises(QueryError, match="no circuit's prompt matches"):
+        compare_group(embedded_store, "zzz")
+
+
+@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
+def test_writes_are_refused_on_both_engines(which, request):
+    store = request.getfixturevalue(which)
+    with pytest.raises(QueryError, match="refused"):
+        runner.run_cypher(store, "CREATE (:Feature {id: 'x'})")
+    with pytest.raises(QueryError, match="refused"):
+        runner.run_cypher(store, "MATCH (f:Feature) SET f.label = 'x'")
+    assert runner.run_cypher(store, "MATCH (f:Feature {id: 'x'}) RETURN count(f) AS n")["n"][0] == 0
