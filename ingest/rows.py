@@ -87,6 +87,7 @@ CIRCUIT_PROPS = (
     "n_nodes",
     "n_edges",
     "created_at",
+    "request",
 )
 NODE_PROPS = ("id", "circuit_id", "kind", "layer", "hook", "idx", "pos", "token", "activation", "attribution")
 EDGE_PROPS = ("src", "dst", "weight")
@@ -131,7 +132,7 @@ def prompt_row(circuit: Circuit) -> dict[str, Any]:
     }
 
 
-def circuit_row(circuit: Circuit) -> dict[str, Any]:
+def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
     params = circuit.params
     return {
         "id": circuit.id,
@@ -149,6 +150,7 @@ def circuit_row(circuit: Circuit) -> dict[str, Any]:
         "n_nodes": len(circuit.nodes),
         "n_edges": len(circuit.edges),
         "created_at": circuit.created_at,
+        "request": request,
     }
 
 
@@ -185,10 +187,10 @@ def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def circuit_rows(circuit: Circuit) -> CircuitRows:
+def circuit_rows(circuit: Circuit, request: str | None = None) -> CircuitRows:
     """Every row one circuit writes, de-duplicated by key (a store write may rely on unique keys)."""
     return CircuitRows(
-        circuit=circuit_row(circuit),
+        circuit=circuit_row(circuit, request),
         prompt=prompt_row(circuit),
         features=feature_rows(circuit),
         nodes=node_rows(circuit),

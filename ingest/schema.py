@@ -12,7 +12,9 @@
   target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
   top_k, edge_threshold, params (JSON text of all parameters), metric_value, faithfulness and completeness
-  (set only where computed; never NaN), n_nodes, n_edges, created_at.
+  (set only where computed; never NaN), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
+  request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
+  ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise).
 * ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, kind, layer, hook, idx,
   pos, token, activation, attribution.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float).
@@ -35,6 +37,7 @@ NEO4J_SCHEMA = [
     "CREATE CONSTRAINT prompt_id IF NOT EXISTS FOR (p:Prompt) REQUIRE p.id IS UNIQUE",
     "CREATE CONSTRAINT circuit_id IF NOT EXISTS FOR (c:Circuit) REQUIRE c.id IS UNIQUE",
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
+    "CREATE INDEX circuit_request IF NOT EXISTS FOR (c:Circuit) ON (c.request)",
     "CREATE INDEX node_circuit IF NOT EXISTS FOR (n:Node) ON (n.circuit_id)",
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",
@@ -51,7 +54,7 @@ LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, "
-    "created_at STRING)",
+    "created_at STRING, request STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE)",
     "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",

@@ -14,8 +14,12 @@ included.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import random
+import sys
+import time
 from typing import Any
 
 from scd.circuit import (
@@ -37,6 +41,11 @@ _HOOK = {
     "attn": "blocks.{L}.hook_attn_out",
     "mlp": "blocks.{L}.hook_mlp_out",
 }
+
+
+def token_id(ch: str) -> int:
+    """The synthetic vocabulary: 0 is BOS, VOCAB characters 1.., anything else an id from its code point."""
+    return VOCAB.index(ch) + 1 if ch in VOCAB else 100 + sum(ord(c) for c in ch) % 10_000
 
 
 def hook_name(kind: str, layer: int) -> str:
@@ -80,12 +89,12 @@ def synthetic_circuit(
     if text is None:
         n_chars = n_tokens if n_tokens is not None else rng.randint(6, 12)
         text = "".join(rng.choice(VOCAB) for _ in range(n_chars))
-    ids = [VOCAB.index(ch) + 1 for ch in text]  # 0 is BOS
+    ids = [token_id(ch) for ch in text]
     tokens = [BOS, *text]
     token_ids = [0, *ids]
     target_source = "explicit" if target is not None else "predicted"
     target = target if target is not None else rng.choice(VOCAB)
-    target_id = VOCAB.index(target) + 1 if target in VOCAB else 0
+    target_id = token_id(target)
     last = len(tokens) - 1
     target_prob = round(rng.uniform(0.05, 0.95), 6)
     others = rng.sample([v for v in VOCAB if v != target], 4)
@@ -246,3 +255,83 @@ def _feature_meta(
 def synthetic_circuits(n: int, seed: int = 0, **kwargs: Any) -> list[Circuit]:
     """``n`` circuits with seeds ``seed .. seed+n-1`` (distinct prompts; shared Features)."""
     return [synthetic_circuit(seed + i, **kwargs) for i in range(n)]
+
+
+# -- a stand-in for discovery, for ingest tests and benchmarks ----------------------------------------------------
+UNKNOWN_CHAR = "\u2603"  # the synthetic "vocabulary" lacks the snowman: prompts containing it are bad prompts
+
+
+def synthetic_discover(
+    text: str,
+    *,
+    target: str | None = None,
+    contrast: str | None = None,
+    n_nodes: int = 40,
+    n_edges: int = 150,
+    delay: float = 0.0,
+    **params: Any,
+) -> Circuit:
+    """What ``scd.discovery.discover`` returns, made up: the circuit is a pure function of the arguments."""
+    from scd.errors import InputError
+
+    if UNKNOWN_CHAR in text:
+        raise InputError(f"the prompt has characters the vocabulary lacks: {UNKNOWN_CHAR!r}", "remove them")
+    if delay:
+        time.sleep(delay)
+    seed = int(hashlib.sha1(text.encode("utf-8")).hexdigest()[:8], 16)
+    return synthetic_circuit(seed, n_nodes, n_edges, text=text, target=target, params=params or None)
+
+
+def store_snapshot(store: Any) -> list[str]:
+    """Every node and relationship of a store with all properties except ``created_at``, as sorted JSON lines.
+    Two stores with equal snapshots hold the same graph."""
+    from scd.ingest.schema import LABELS, RELATIONSHIPS
+
+    out: list[str] = []
+    for label in LABELS:
+        for (props,) in store.read(f"MATCH (n:{label}) RETURN n").itertuples(index=False):
+            props = {k: v for k, v in props.items() if k != "created_at"}
+            out.append(json.dumps(props, sort_keys=True))
+    for rel in RELATIONSHIPS:
+        df = store.read(f"MATCH (a)-[r:{rel}]->(b) RETURN a.id AS a, b.id AS b, r")
+        for a, b, props in df.itertuples(index=False):
+            out.append(json.dumps({"a": a, "b": b, **props}, sort_keys=True))
+    return sorted(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.synthetic PROMPTS (--neo4j URI | --store PATH) [--nodes N] [--edges M] [--delay S]``:
+    ``scd ingest`` with synthetic discovery (a child process for the kill -9 and concurrency tests)."""
+    import argparse
+
+    from scd.ingest.pipeline import ingest
+    from scd.ingest.prompts import read_prompts
+    from scd.ingest.stores import open_store
+
+    from scd.config import StoreConfig
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("prompts")
+    ap.add_argument("--neo4j")
+    ap.add_argument("--store")
+    ap.add_argument("--nodes", type=int, default=40)
+    ap.add_argument("--edges", type=int, default=150)
+    ap.add_argument("--delay", type=float, default=0.0)
+    a = ap.parse_args(argv)
+    specs = read_prompts(a.prompts)
+    with open_store(StoreConfig.resolve(neo4j=a.neo4j, store=a.store)) as store:
+        report = ingest(
+            specs,
+            store,
+            progress=False,
+            discover_fn=synthetic_discover,
+            n_nodes=a.nodes,
+            n_edges=a.edges,
+            delay=a.delay,
+        )
+    print(json.dumps(report.to_dict()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,13 +22,22 @@ class Store(ABC):
         """True if the circuit is completely in the store (it is written in one transaction, so any is all)."""
 
     @abstractmethod
-    def write_circuit(self, circuit: Circuit) -> bool:
-        """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
-        Returns False (and writes nothing) if the circuit is already there."""
+    def has_request(self, request: str) -> bool:
+        """True if a circuit written for this ingest request key (see scd.ingest.pipeline) is in the store."""
 
     @abstractmethod
-    def read(self, cypher: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        """Run a read-only query with parameters; refuse anything that writes (QueryError)."""
+    def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
+        """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
+        Returns False (and writes nothing) if the circuit is already there. ``request`` is recorded on the
+        Circuit (so a rerun can skip the prompt before discovering it)."""
+
+    @abstractmethod
+    def read(
+        self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> pd.DataFrame:
+        """Run a read-only query with parameters; refuse anything that writes (QueryError), by the database's
+        own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
+        relationship type); paths as ``{"nodes": [...], "relationships": [...]}``. ``timeout`` in seconds."""
 
     @abstractmethod
     def stats(self) -> dict[str, int]:

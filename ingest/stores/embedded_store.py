@@ -4,11 +4,11 @@ Layout: the store is a folder (default ``./scd-store``) holding the database fil
 ``graph.lbdb.wal`` while it is open).
 
 Concurrency: LadybugDB lets one process at a time open a database read-write (a file lock); read-only opens are
-always allowed and see only committed data. So this store holds no handle between calls: every write opens the
-database read-write, does its work, and closes it again, retrying with backoff while another process holds the
-lock (``SCD_STORE_LOCK_TIMEOUT`` seconds, default 600). Two ``scd ingest`` runs on one store therefore take turns
-circuit by circuit instead of failing; ``read`` opens the database read-only, so the engine itself refuses any
-write.
+always allowed and see only committed data. A write opens the database read-write, retrying with backoff while
+another process holds the lock (``SCD_STORE_LOCK_TIMEOUT`` seconds, default 600), and gives the handle back after
+``HOLD_S`` idle seconds (closing checkpoints the file, ~0.2 s, so writes that follow each other closely share one
+open). Two ``scd ingest`` runs on one store therefore take turns between circuits instead of failing. ``read``
+opens the database read-only for each call, so the engine itself refuses any write.
 
 Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (``ROLLBACK`` on error). A process
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ DB_FILE = "graph.lbdb"
 BATCH = 20_000
 LOCK_TIMEOUT_S = 600.0
 READ_TIMEOUT_S = 120.0
+HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore._writer)
 
 MERGE_FEATURES = """
 UNWIND $rows AS r
@@ -60,7 +62,7 @@ MATCH (p:Prompt {id: $prompt_id})
 CREATE (c:Circuit {id: $id, prompt_id: $prompt_id, model: $model, sae_set: $sae_set, method: $method,
   metric: $metric, top_k: $top_k, edge_threshold: $edge_threshold, params: $params, metric_value: $metric_value,
   faithfulness: $faithfulness, completeness: $completeness, n_nodes: $n_nodes, n_edges: $n_edges,
-  created_at: $created_at})-[:EXPLAINS]->(p)
+  created_at: $created_at, request: $request})-[:EXPLAINS]->(p)
 """
 CREATE_NODES = """
 UNWIND $rows AS r
@@ -123,6 +125,10 @@ class EmbeddedStore(Store):
         self.db_path = self.folder / DB_FILE
         self.lock_timeout = float(os.environ.get("SCD_STORE_LOCK_TIMEOUT", LOCK_TIMEOUT_S))
         self.read_timeout = READ_TIMEOUT_S
+        self.hold_s = HOLD_S
+        self._lock = threading.RLock()
+        self._rw: tuple[ladybug.Database, ladybug.Connection] | None = None
+        self._timer: threading.Timer | None = None
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -157,15 +163,13 @@ class EmbeddedStore(Store):
         if self.db_path.exists() and not os.access(self.db_path, os.W_OK):
             raise StoreError(f"store file {self.db_path.resolve()} is not writable", fix)
 
-    @contextmanager
-    def _connect(self, *, read_only: bool = False) -> Iterator[ladybug.Connection]:
-        """A connection to the database, opened for this call only; waits while another process writes."""
+    def _open(self, *, read_only: bool) -> ladybug.Database:
+        """Open the database file; while another process holds the write lock, wait with backoff."""
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                db = ladybug.Database(str(self.db_path), read_only=read_only)
-                break
+                return ladybug.Database(str(self.db_path), read_only=read_only)
             except RuntimeError as e:
                 if not _LOCKED.search(str(e)):
                     raise StoreError(
@@ -180,7 +184,12 @@ class EmbeddedStore(Store):
                         "concurrent writers use a Neo4j server (--neo4j)",
                     ) from e
                 time.sleep(delay)
-                delay = min(delay * 1.5, 0.5)
+                delay = min(delay * 1.5, 0.25)
+
+    @contextmanager
+    def _reader(self) -> Iterator[ladybug.Connection]:
+        """A read-only connection for this call only (the engine refuses writes on it)."""
+        db = self._open(read_only=True)
         conn = ladybug.Connection(db)
         try:
             yield conn
@@ -188,8 +197,51 @@ class EmbeddedStore(Store):
             conn.close()
             db.close()
 
+    @contextmanager
+    def _writer(self) -> Iterator[ladybug.Connection]:
+        """The read-write connection. Closing a LadybugDB database checkpoints it (~0.2 s), so the handle (and
+        with it the file lock) is kept across writes that follow each other closely and given back after
+        ``hold_s`` idle seconds by a timer, or by close(); another process waiting for the lock then gets it."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._rw is None:
+                db = self._open(read_only=False)
+                self._rw = (db, ladybug.Connection(db))
+            try:
+                yield self._rw[1]
+            finally:
+                if self.hold_s > 0:
+                    self._timer = threading.Timer(self.hold_s, self._release)
+                    self._timer.daemon = True
+                    self._timer.start()
+                else:
+                    self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._rw is not None:
+                db, conn = self._rw
+                self._rw = None
+                conn.close()
+                db.close()
+
+    @contextmanager
+    def _any(self) -> Iterator[ladybug.Connection]:
+        """The held writer if this process has one open (no second open), else a fresh reader."""
+        with self._lock:
+            if self._rw is not None:
+                yield self._rw[1]
+                return
+        with self._reader() as conn:
+            yield conn
+
     def ensure_schema(self) -> None:
-        with self._connect() as conn:
+        with self._writer() as conn:
             for stmt in LADYBUG_SCHEMA:
                 conn.execute(stmt)
 
@@ -197,18 +249,24 @@ class EmbeddedStore(Store):
     def has_circuit(self, circuit_id: str) -> bool:
         if not self.db_path.is_file():
             return False
-        with self._connect(read_only=True) as conn:
+        with self._any() as conn:
             return _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": circuit_id}) > 0
 
-    def write_circuit(self, circuit: Circuit) -> bool:
-        rows = circuit_rows(circuit)
+    def has_request(self, request: str) -> bool:
+        if not self.db_path.is_file():
+            return False
+        with self._any() as conn:
+            return _count(conn, "MATCH (c:Circuit) WHERE c.request = $r RETURN count(c)", {"r": request}) > 0
+
+    def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
+        rows = circuit_rows(circuit, request)
         check_references(rows)
-        with self._connect() as conn:
+        with self._writer() as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
                 written = self._write_rows(conn, rows)
             except BaseException as e:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 if isinstance(e, RuntimeError):
                     raise StoreError(
                         f"writing circuit {rows.circuit['id']} to {self.folder.resolve()} failed: {e}",
@@ -241,7 +299,7 @@ class EmbeddedStore(Store):
     ) -> pd.DataFrame:
         self._require_existing()
         timeout = self.read_timeout if timeout is None else timeout
-        with self._connect(read_only=True) as conn:
+        with self._reader() as conn:
             conn.set_query_timeout(int(timeout * 1000))
             try:
                 result = conn.execute(cypher, dict(params or {}))
@@ -267,7 +325,7 @@ class EmbeddedStore(Store):
 
     def stats(self) -> dict[str, int]:
         self._require_existing()
-        with self._connect(read_only=True) as conn:
+        with self._any() as conn:
             counts = {label: _count(conn, f"MATCH (n:{label}) RETURN count(n)") for label in LABELS}
             counts |= {rel: _count(conn, f"MATCH ()-[r:{rel}]->() RETURN count(r)") for rel in RELATIONSHIPS}
         return counts
@@ -275,7 +333,7 @@ class EmbeddedStore(Store):
     def clear(self) -> None:
         if not self.db_path.is_file():
             return
-        with self._connect() as conn:
+        with self._writer() as conn:
             conn.execute("BEGIN TRANSACTION")
             try:
                 for rel in RELATIONSHIPS:
@@ -283,13 +341,25 @@ class EmbeddedStore(Store):
                 for label in LABELS:
                     conn.execute(f"MATCH (n:{label}) DELETE n")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             conn.execute("COMMIT")
 
     def describe(self) -> str:
         return self.config.describe()
 
+    def close(self) -> None:
+        self._release()
+
 
 def _count(conn: ladybug.Connection, query: str, params: dict[str, Any] | None = None) -> int:
     return int(conn.execute(query, params or {}).get_all()[0][0])
+
+
+def _rollback(conn: ladybug.Connection) -> None:
+    """Roll back the open transaction; LadybugDB has already rolled it back when a statement failed."""
+    try:
+        conn.execute("ROLLBACK")
+    except RuntimeError as e:
+        if "no active transaction" not in str(e).lower():
+            raise

@@ -229,20 +229,23 @@ class Neo4jStore(Store):
             raise self._guard("schema setup", e) from e
 
     # -- writes ---------------------------------------------------------------------------------------------
-    def has_circuit(self, circuit_id: str) -> bool:
+    def _count(self, query: str, **params: Any) -> int:
         try:
             records, _, _ = self.driver.execute_query(
-                "MATCH (c:Circuit {id: $id}) RETURN count(c) AS n",
-                id=circuit_id,
-                database_=self.database,
-                routing_=neo4j.RoutingControl.READ,
+                query, params, database_=self.database, routing_=neo4j.RoutingControl.READ
             )
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
-        return bool(records[0]["n"])
+        return int(records[0]["n"])
 
-    def write_circuit(self, circuit: Circuit) -> bool:
-        rows = circuit_rows(circuit)
+    def has_circuit(self, circuit_id: str) -> bool:
+        return self._count("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=circuit_id) > 0
+
+    def has_request(self, request: str) -> bool:
+        return self._count("MATCH (c:Circuit {request: $r}) RETURN count(c) AS n", r=request) > 0
+
+    def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
+        rows = circuit_rows(circuit, request)
         check_references(rows)
         for attempt in range(CONSTRAINT_RETRIES + 1):
             try:

@@ -1,0 +1,262 @@
+"""The ingest loop: prompts -> circuits -> store, with progress, resume and a summary.
+
+Phases (the progress bar and the summary use the same words):
+
+1. **load**     -- the model and SAE set, once (``scd.models.load_bundle``).
+2. **check**    -- every prompt against the tokenizer before anything is written: characters the vocabulary
+                   lacks, longer than the model's context, a target or contrast that is not exactly one token.
+                   A bad prompt is reported and skipped (``fail_fast`` stops here, with the store untouched).
+3. **resume**   -- each prompt's *request key*: a hash of the model, the SAE set, the prompt text, its explicit
+                   target / contrast and the discovery options. Every circuit is written with its request key in
+                   the same transaction, so a prompt whose key is already in the store finished in an earlier run
+                   and is skipped without being recomputed. (The circuit id itself depends on the target the model
+                   predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
+                   that a concurrent run wrote first is detected at write time instead and counted as skipped.
+4. **discover** -- ``scd.discovery.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
+5. **write**    -- ``store.write_circuit``: one transaction per circuit, so an interrupted run (Ctrl-C, kill -9,
+                   a lost connection) leaves only complete circuits, and rerunning the same command finishes
+                   the rest. ``dry_run`` discovers without writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scd.circuit import Circuit
+from scd.errors import InputError
+
+from .prompts import PromptSpec
+from .stores.base import Store
+
+DiscoverFn = Callable[..., Circuit]
+
+
+@dataclass
+class Failure:
+    line: int
+    prompt: str
+    reason: str
+
+    def describe(self) -> str:
+        text = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
+        where = f"line {self.line}: " if self.line else ""
+        return f"{where}{text!r}: {self.reason}"
+
+
+@dataclass
+class IngestReport:
+    total: int = 0  # prompts read (after de-duplication)
+    written: int = 0  # circuits written by this run
+    skipped: int = 0  # already in the store (earlier run, or a concurrent one)
+    failed: list[Failure] = field(default_factory=list)
+    discovered: int = 0  # circuits computed by this run
+    nodes: int = 0  # nodes / edges of the circuits written (discovered, in a dry run)
+    edges: int = 0
+    elapsed: float = 0.0
+    dry_run: bool = False
+    store: str = ""
+    interrupted: bool = False
+
+    def lines(self) -> list[str]:
+        done = "discovered (dry run, nothing written)" if self.dry_run else "written"
+        n = self.discovered if self.dry_run else self.written
+        out = [
+            f"{n} circuit{'s' if n != 1 else ''} {done}, {self.skipped} skipped (already stored), "
+            f"{len(self.failed)} failed -- of {self.total} prompt{'s' if self.total != 1 else ''}",
+            f"{self.nodes} nodes, {self.edges} edges in {self.elapsed:.1f} s"
+            + (f" into {self.store}" if self.store and not self.dry_run else ""),
+        ]
+        out += [f"  failed {f.describe()}" for f in self.failed]
+        if self.interrupted:
+            out.append("interrupted: rerun the same command to finish (finished circuits are skipped)")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
+        d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
+        d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
+        return d
+
+
+def request_key(model: str, sae_set: Any, spec: PromptSpec, options: dict[str, Any]) -> str:
+    """What determines a circuit before it is computed (see phase 3)."""
+    blob = json.dumps(
+        [model, sae_set, spec.text, spec.target, spec.contrast, sorted(options.items())],
+        sort_keys=True,
+        ensure_ascii=False,
+        default=str,
+    )
+    return "r-" + hashlib.sha1(blob.encode("utf-8")).hexdigest()[:20]
+
+
+def check_prompt(bundle: Any, spec: PromptSpec) -> None:
+    """Raise InputError if the model cannot take this prompt (phase 2). ``bundle`` is a scd.models.ModelBundle."""
+    ids = bundle.tokenizer.encode(spec.text)  # names characters the vocabulary lacks
+    n_ctx = bundle.n_ctx
+    if len(ids) > n_ctx:
+        raise InputError(
+            f"the prompt is {len(ids)} tokens; model {bundle.name} reads at most {n_ctx}",
+            "shorten the prompt",
+        )
+    for what, token in (("target", spec.target), ("contrast", spec.contrast)):
+        if token is not None:
+            try:
+                bundle.tokenizer.single_token_id(token)  # InputError unless exactly one token
+            except InputError as e:
+                raise InputError(f"{what} {token!r}: {e.problem}", e.fix) from e
+
+
+def ingest(
+    prompts: list[PromptSpec],
+    store: Store | None,
+    *,
+    model: Any = "demo",
+    saes: Any = None,
+    dry_run: bool = False,
+    json_out: str | Path | None = None,
+    fail_fast: bool = False,
+    progress: bool = True,
+    discover_fn: DiscoverFn | None = None,
+    **discover_kwargs: Any,
+) -> IngestReport:
+    """Discover every prompt's circuit and write it into ``store`` (None only with ``dry_run``).
+
+    ``model`` is a name for ``scd.models.load_bundle`` (or a loaded ModelBundle); ``discover_kwargs`` go to
+    ``scd.discovery.discover`` (method, top_k, edge_threshold, ...). ``discover_fn`` replaces discovery (tests,
+    benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **discover_kwargs)`` and no model is
+    loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
+    """
+    t0 = time.perf_counter()
+    if store is None and not dry_run:
+        raise ValueError("a store is needed unless dry_run")
+    report = IngestReport(
+        total=len(prompts), dry_run=dry_run, store="" if store is None else store.describe()
+    )
+    options = {k: v for k, v in discover_kwargs.items() if v is not None}
+    out_dir = _prepare_json_out(json_out)
+
+    # 1. load
+    if discover_fn is None:
+        from scd.discovery import discover
+        from scd.models import ModelBundle, load_bundle
+
+        bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes)
+        model_key: Any = bundle.name
+        sae_key: Any = [bundle.sae_set, bundle.sae_ids]
+
+        def run(spec: PromptSpec) -> Circuit:
+            return discover(spec.text, model=bundle, target=spec.target, contrast=spec.contrast, **options)
+
+    else:
+        bundle = None
+        model_key, sae_key = str(model), saes
+
+        def run(spec: PromptSpec) -> Circuit:
+            return discover_fn(spec.text, target=spec.target, contrast=spec.contrast, **options)
+
+    # 2. check
+    todo: list[PromptSpec] = []
+    for spec in prompts:
+        try:
+            if bundle is not None:
+                check_prompt(bundle, spec)
+            todo.append(spec)
+        except InputError as e:
+            _fail(report, spec, e, fail_fast)
+
+    bar = _progress(len(prompts), enabled=progress)
+    bar.update(len(prompts) - len(todo))
+    try:
+        for spec in todo:
+            # 3. resume
+            key = request_key(model_key, sae_key, spec, options)
+            if not dry_run and store.has_request(key):
+                report.skipped += 1
+                bar.update(1)
+                _postfix(bar, report)
+                continue
+            # 4. discover
+            try:
+                circuit = run(spec)
+            except InputError as e:
+                _fail(report, spec, e, fail_fast)
+                bar.update(1)
+                _postfix(bar, report)
+                continue
+            report.discovered += 1
+            if out_dir is not None:
+                circuit.to_json(out_dir / f"{circuit.id}.json")
+            # 5. write
+            if dry_run or store.write_circuit(circuit, request=key):
+                report.written += 0 if dry_run else 1
+                report.nodes += len(circuit.nodes)
+                report.edges += len(circuit.edges)
+            else:
+                report.skipped += 1
+            bar.update(1)
+            _postfix(bar, report)
+    except KeyboardInterrupt:
+        report.interrupted = True
+        raise
+    finally:
+        bar.close()
+        report.elapsed = time.perf_counter() - t0
+    return report
+
+
+def _fail(report: IngestReport, spec: PromptSpec, e: InputError, fail_fast: bool) -> None:
+    if fail_fast:
+        where = f"line {spec.line}: " if spec.line else ""
+        raise InputError(
+            f"{where}{e.problem}", (e.fix or "fix the prompt") + " (or drop --fail-fast to skip it)"
+        ) from e
+    report.failed.append(Failure(spec.line, spec.text, e.line()))
+
+
+def _prepare_json_out(json_out: str | Path | None) -> Path | None:
+    if json_out is None:
+        return None
+    out = Path(json_out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(
+            f"cannot write circuit JSON into {out} ({e.strerror or e})",
+            "pass a writable folder to --json-out",
+        ) from e
+    return out
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, *, enabled: bool) -> Any:
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="prompt", desc="ingest", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
+
+
+def _postfix(bar: Any, report: IngestReport) -> None:
+    bar.set_postfix_str(
+        f"written={report.written} skipped={report.skipped} failed={len(report.failed)}", refresh=False
+    )

@@ -1,0 +1,261 @@
+"""Both graph stores pass the same suite: counts, idempotence, atomicity, read-only reads, concurrency, kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from scd.ingest.stores import open_store
+
+from scd.config import StoreConfig
+from scd.errors import InputError, QueryError, StoreError
+
+from .synthetic import store_snapshot, synthetic_circuit, synthetic_circuits
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def expected_counts(circuits) -> dict[str, int]:
+    return {
+        "Feature": len({f.id for c in circuits for f in c.features}),
+        "Prompt": len({c.prompt_id for c in circuits}),
+        "Circuit": len({c.id for c in circuits}),
+        "Node": sum(len(c.nodes) for c in circuits),
+        "EXPLAINS": len(circuits),
+        "HAS": sum(len(c.nodes) for c in circuits),
+        "OF": sum(len(c.nodes) for c in circuits),
+        "FEEDS": sum(len(c.edges) for c in circuits),
+    }
+
+
+def test_write_counts_match_circuits(store_config):
+    circuits = synthetic_circuits(6)
+    with open_store(store_config) as store:
+        assert all(store.write_circuit(c) for c in circuits)
+        assert store.stats() == expected_counts(circuits)
+        assert all(store.has_circuit(c.id) for c in circuits)
+        assert not store.has_circuit("c-missing")
+
+
+def test_rewrite_writes_nothing(store_config):
+    circuits = synthetic_circuits(3)
+    with open_store(store_config) as store:
+        for c in circuits:
+            store.write_circuit(c, request=f"r-{c.id}")
+        before = store_snapshot(store)
+        assert not any(store.write_circuit(c) for c in circuits)
+        assert store_snapshot(store) == before
+        assert store.has_request(f"r-{circuits[0].id}") and not store.has_request("r-other")
+
+
+def test_same_prompt_new_parameters_makes_second_circuit(store_config):
+    a = synthetic_circuit(1)
+    b = synthetic_circuit(1, params={"top_k": 5})
+    assert a.prompt_id == b.prompt_id and a.id != b.id
+    with open_store(store_config) as store:
+        store.write_circuit(a)
+        store.write_circuit(b)
+        s = store.stats()
+    assert (s["Prompt"], s["Circuit"], s["EXPLAINS"]) == (1, 2, 2)
+
+
+def test_properties_round_trip(store_config):
+    c = synthetic_circuit(3)
+    with open_store(store_config) as store:
+        store.write_circuit(c)
+        feature = next(f for f in c.features if f.top_promoted)
+        df = store.read("MATCH (f:Feature {id: $id}) RETURN f", {"id": feature.id})
+        got = df.iloc[0, 0]
+        assert got["_label"] == "Feature"
+        assert got["top_promoted"] == feature.top_promoted
+        assert got["top_suppressed_logits"] == pytest.approx(feature.top_suppressed_logits)
+        assert (got["idx"], got["layer"], got["kind"]) == (feature.index, feature.layer, feature.kind)
+
+        node = c.nodes[-1]
+        df = store.read(
+            "MATCH (c:Circuit {id: $c})-[:HAS]->(n:Node)-[:OF]->(f:Feature) WHERE n.id = $n "
+            "RETURN n.pos AS pos, n.token AS token, n.attribution AS attribution, f.id AS feature",
+            {"c": c.id, "n": f"{c.id}/{node.id}"},
+        )
+        assert df.to_dict("records") == [
+            {
+                "pos": node.pos,
+                "token": node.token,
+                "attribution": pytest.approx(node.attribution),
+                "feature": node.feature_id,
+            }
+        ]
+        prompt = store.read("MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt) RETURN p").iloc[0, 0]
+        assert prompt["tokens"] == c.prompt.tokens and prompt["target"] == c.prompt.target
+        assert prompt["top_completions"] == [t for t, _ in c.prompt.top_completions]
+        circuit = store.read("MATCH (c:Circuit) RETURN c").iloc[0, 0]
+        assert json.loads(circuit["params"]) == c.params
+        assert (circuit["n_nodes"], circuit["n_edges"]) == (len(c.nodes), len(c.edges))
+        weights = store.read(
+            "MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a.id AS src, b.id AS dst, r.weight AS w ORDER BY src, dst"
+        )
+        expected = sorted((f"{c.id}/{e.source}", f"{c.id}/{e.target}", e.weight) for e in c.edges)
+        assert [tuple(r) for r in weights.itertuples(index=False)] == expected
+
+
+def test_graph_values_come_back_as_dicts(store_config):
+    c = synthetic_circuit(4)
+    with open_store(store_config) as store:
+        store.write_circuit(c)
+        df = store.read("MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a, r LIMIT 1")
+        a, r = df.iloc[0]
+        assert a["_label"] == "Node" and a["circuit_id"] == c.id
+        assert set(r) == {"weight", "_label"} and r["_label"] == "FEEDS"
+        path = store.read("MATCH p = (:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature) RETURN p LIMIT 1").iloc[
+            0, 0
+        ]
+        assert [n["_label"] for n in path["nodes"]] == ["Circuit", "Node", "Feature"]
+        assert [r["_label"] for r in path["relationships"]] == ["HAS", "OF"]
+
+
+WRITES = [
+    "CREATE (n:Prompt {id: 'x'}) RETURN n",
+    "MATCH (n:Prompt) SET n.text = 'changed'",
+    "MATCH (n:Prompt) DETACH DELETE n",
+    "MERGE (n:Feature {id: 'x'}) RETURN n",
+    "MATCH (c:Circuit) WITH c LIMIT 1 CREATE (c)-[:EXPLAINS]->(:Prompt {id: 'y'})",
+]
+
+
+@pytest.mark.parametrize("cypher", WRITES)
+def test_read_refuses_writes(store_config, cypher):
+    with open_store(store_config) as store:
+        store.write_circuit(synthetic_circuit(5))
+        before = store_snapshot(store)
+        with pytest.raises(QueryError, match="refused"):
+            store.read(cypher)
+        assert store_snapshot(store) == before
+
+
+def test_read_reports_bad_cypher(store_config):
+    with open_store(store_config) as store:
+        with pytest.raises(QueryError, match="rejected the query"):
+            store.read("MATCH (n) RETURN n LIMT 1")
+
+
+def test_clear_keeps_schema(store_config):
+    with open_store(store_config) as store:
+        store.write_circuit(synthetic_circuit(6))
+        store.clear()
+        assert set(store.stats().values()) == {0}
+        c = synthetic_circuit(7)
+        assert store.write_circuit(c)
+        assert store.stats() == expected_counts([c])
+
+
+def test_failed_write_leaves_nothing(store_config, monkeypatch):
+    """A statement failing after Features, Prompt, Circuit and Nodes were written rolls all of them back."""
+    from scd.ingest.stores import embedded_store, neo4j_store
+
+    module = neo4j_store if store_config.kind == "neo4j" else embedded_store
+    good = synthetic_circuit(8)
+    with open_store(store_config) as store:
+        store.write_circuit(good)
+        before = store_snapshot(store)
+        monkeypatch.setattr(module, "CREATE_FEEDS", "UNWIND $rows AS r RETURN r.src / 0 AS boom")
+        with pytest.raises(StoreError, match="rerun"):
+            store.write_circuit(synthetic_circuit(9))
+        assert store_snapshot(store) == before
+        monkeypatch.undo()
+        assert store.write_circuit(synthetic_circuit(9))
+
+
+def test_dangling_edge_is_refused_before_writing(store_config):
+    c = synthetic_circuit(10)
+    c.edges[0].target = "nowhere@0"
+    with open_store(store_config) as store:
+        with pytest.raises(InputError, match="names a node the circuit lacks"):
+            store.write_circuit(c)
+        assert set(store.stats().values()) == {0}
+
+
+# -- processes ---------------------------------------------------------------------------------------------------
+def _writer_cmd(config: StoreConfig, seeds: list[int], **kw) -> list[str]:
+    """A child process writing synthetic circuits with the given seeds, printing 'wrote <seed>' after each."""
+    target = f"neo4j_uri={config.neo4j_uri!r}" if config.neo4j_uri else f"path={str(config.path)!r}"
+    code = (
+        "import sys\n"
+        "from scd.config import StoreConfig\n"
+        "from scd.ingest.stores import open_store\n"
+        "from tests.synthetic import synthetic_circuit\n"
+        f"store = open_store(StoreConfig({target}))\n"
+        f"for seed in {seeds!r}:\n"
+        f"    store.write_circuit(synthetic_circuit(seed, **{kw!r}))\n"
+        "    print('wrote', seed, flush=True)\n"
+        "store.close()\n"
+    )
+    return [sys.executable, "-c", code]
+
+
+def _check_complete(store, circuits) -> None:
+    """Every circuit in the store has all its nodes and edges; no Feature id twice."""
+    df = store.read(
+        "MATCH (c:Circuit) OPTIONAL MATCH (c)-[:HAS]->(n:Node) "
+        "WITH c, count(n) AS nodes "
+        "OPTIONAL MATCH (a:Node)-[r:FEEDS]->(:Node) WHERE a.circuit_id = c.id "
+        "RETURN c.id AS id, c.n_nodes AS n_nodes, c.n_edges AS n_edges, nodes, count(r) AS edges"
+    )
+    for row in df.itertuples(index=False):
+        assert (row.nodes, row.edges) == (row.n_nodes, row.n_edges), row
+    dup = store.read("MATCH (f:Feature) WITH f.id AS id, count(*) AS n WHERE n > 1 RETURN id")
+    assert dup.empty
+
+
+@pytest.mark.slow
+def test_concurrent_writers_share_features(store_config):
+    """Two processes writing overlapping circuits (same Features, some same circuits) at once."""
+    seeds_a, seeds_b = list(range(0, 14)), list(range(7, 21))
+    kw = {"n_nodes": 150, "n_edges": 600, "d_sae": 64}  # a small latent pool: many shared Features
+    open_store(store_config).close()  # schema first, as `scd ingest` does on open
+    procs = [
+        subprocess.Popen(_writer_cmd(store_config, s, **kw), cwd=REPO, stdout=subprocess.PIPE, text=True)
+        for s in (seeds_a, seeds_b)
+    ]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    circuits = [synthetic_circuit(s, **kw) for s in range(21)]
+    with open_store(store_config) as store:
+        assert store.stats() == expected_counts(circuits)
+        _check_complete(store, circuits)
+
+
+@pytest.mark.slow
+def test_kill_during_write_leaves_only_whole_circuits(store_config):
+    """kill -9 at a random moment while large circuits are being written; the store then holds whole circuits
+    only, and writing the rest gives exactly the store an uninterrupted run gives."""
+    seeds = list(range(100, 104))
+    kw = {"n_nodes": 400, "n_edges": 3000}
+    circuits = [synthetic_circuit(s, **kw) for s in seeds]
+    with open_store(store_config) as store:
+        for c in circuits:
+            store.write_circuit(c)
+        reference = store_snapshot(store)
+        store.clear()
+
+    proc = subprocess.Popen(
+        _writer_cmd(store_config, seeds, **kw), cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    first = proc.stdout.readline()  # one circuit written: the process is warm and inside later writes
+    assert first.startswith("wrote"), first
+    time.sleep(random.uniform(0.0, 0.6))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with open_store(store_config) as store:
+        _check_complete(store, circuits)
+        n = store.stats()["Circuit"]
+        assert 1 <= n <= len(seeds)
+        for c in circuits:
+            store.write_circuit(c)
+        assert store_snapshot(store) == reference
