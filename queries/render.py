@@ -1,7 +1,7 @@
 """One renderer for every tabular output of the CLI: ``--format table|csv|json``.
 
 ``render(df, fmt)`` turns a DataFrame into text. Tables are aligned plain text (floats to 4 significant digits,
-lists joined with ", ", long cells cut with "…" so a row fits a terminal); CSV and JSON keep full precision
+lists and maps as JSON, long cells cut with "…" so a row fits a terminal); CSV and JSON keep full precision
 (lists become JSON arrays inside a CSV cell, missing values are empty / null). ``render_sections`` renders
 several named frames (and a few summary values) as one document, for commands that answer with more than one
 table, e.g. ``scd compare``.
@@ -53,11 +53,10 @@ def _cell(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:.4g}"
-    if isinstance(v, list):
-        return ", ".join(_cell(x) for x in v)
-    if isinstance(v, dict):
-        return json.dumps(v, ensure_ascii=False, default=str)
-    text = str(v).replace("\n", "\\n")
+    if isinstance(v, list | dict):  # JSON, so list items that are themselves "," or "]" stay readable
+        text = json.dumps(v, ensure_ascii=False, default=str)
+    else:
+        text = str(v).replace("\n", "\\n")
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 

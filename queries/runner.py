@@ -265,7 +265,7 @@ def get_query(name: str) -> NamedQuery:
     library = _library()
     if name in library:
         return library[name]
-    near = difflib.get_close_matches(name, list(library), n=3, cutoff=0.4)
+    near = difflib.get_close_matches(name, list(library), n=2, cutoff=0.6)
     hint = f"did you mean {' or '.join(near)}?" if near else "`scd queries` lists them"
     raise QueryError(f"no query named {name!r}", hint)
 

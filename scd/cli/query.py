@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -148,7 +149,7 @@ def compare(prompts, pattern, fmt, limit, store_config):
     sim = g.similarity.round(4) if fmt == "table" else g.similarity
     sim = sim.set_axis(labels, axis=0).set_axis(labels, axis=1).reset_index(names="#")
     summary = {"pattern": pattern, "circuits": len(circuits), "features": len(g.frequency)}
-    sections = {"circuits": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
+    sections = {"prompts": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
     click.echo(render_sections(sections, fmt, summary=summary))
 
 
@@ -180,7 +181,7 @@ def cypher(text, params, fmt, limit, store_config):
     from scd.queries.runner import run_cypher
 
     if text == "-":
-        text = click.get_text_stream("stdin").read()
+        text = sys.stdin.read()
     values = {k: _json_or_text(v) for k, v in _pairs(params).items()}
     with open_store(store_config, read_only=True) as store:
         df = run_cypher(store, text, values)

@@ -1,0 +1,175 @@
+"""`scd queries | query | compare | cypher | browser-guide`: output and one-line errors, through click's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from scd.cli import main
+from scd.config import StoreConfig
+
+from .test_queries import corpus, load
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "store"
+    load(StoreConfig(path=path), corpus())
+    return path
+
+
+@pytest.fixture
+def scd(store_path, monkeypatch):
+    """Run `scd ...` on the embedded test store; returns the click Result."""
+    monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
+    monkeypatch.setenv("SCD_STORE", str(store_path))
+
+    def invoke(*args, input=None):
+        return CliRunner().invoke(main, list(args), input=input)
+
+    return invoke
+
+
+def test_queries_lists_every_named_query(scd):
+    from scd.queries.runner import list_queries
+
+    r = scd("queries")
+    assert r.exit_code == 0, r.output
+    for q in list_queries():
+        assert q.name in r.output and q.description in r.output
+    assert "token: string = null" in r.output
+    rows = json.loads(scd("queries", "--format", "json").output)
+    assert {row["name"] for row in rows} == {q.name for q in list_queries()}
+
+
+def test_query_feeders_in_three_formats(scd):
+    r = scd("query", "feeders", "-p", "token=)")
+    assert r.exit_code == 0, r.output
+    header = r.output.splitlines()[0].split()
+    assert header[:2] == ["feature", "kind"] and "example_prompt" in header
+
+    rows = json.loads(scd("query", "feeders", "-p", "token=)", "--format", "json").output)
+    assert rows and rows[0]["circuits"] >= rows[-1]["circuits"] and isinstance(rows[0]["promotes"], list)
+
+    out = scd("query", "feeders", "-p", "token=)", "--format", "csv", "--limit", "3").output
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert len(table) == 3 and table[0]["feature"] == rows[0]["feature"]
+    assert json.loads(table[0]["promotes"]) == rows[0]["promotes"]
+
+
+def test_limit_overrides_the_limit_parameter(scd):
+    rows = json.loads(
+        scd("query", "top-features", "-p", "limit=10", "--limit", "2", "--format", "json").output
+    )
+    assert len(rows) == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["query", "feedrs", "-p", "token=)"], "Error: no query named 'feedrs' -- did you mean feeders?"),
+        (["query", "feeders"], "Error: query feeders needs one of the parameters feature, token"),
+        (
+            ["query", "feeders", "-p", "token=)", "-p", "top_n=two"],
+            "Error: parameter top_n of query feeders must be an int (got 'two')",
+        ),
+        (["query", "circuit"], "Error: query circuit needs parameter prompt (string)"),
+        (["query", "feeders", "-p", "token"], "Error: cannot read -p 'token'"),
+        (["query", "feeders", "-p", "colour=red"], "Error: query feeders has no parameter 'colour'"),
+        (["cypher", "CREATE (:Feature {id: 'x'})"], "Error: refused: LadybugDB reports the query writes"),
+        (["cypher", "MATCH (n) RETURN n.nope.nope"], "Error: LadybugDB rejected the query"),
+        (["compare", "f(a [b (c"], "Error: give two prompts, or --pattern REGEX"),
+        (["compare", "nope", "f(a [b (c"], "Error: no circuit for 'nope'"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(scd, args, message):
+    r = scd(*args)
+    assert r.exit_code != 0
+    assert message in r.output, r.output
+    assert "Traceback" not in r.output
+    assert len([line for line in r.output.splitlines() if line.startswith("Error:")]) == 1
+
+
+def test_query_on_an_empty_store(tmp_path, monkeypatch):
+    from scd.ingest.stores import open_store
+
+    open_store(StoreConfig(path=tmp_path / "empty")).close()
+    monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
+    r = CliRunner().invoke(main, ["query", "feeders", "-p", "token=)", "--store", str(tmp_path / "empty")])
+    assert r.exit_code == 2
+    assert "the store is empty" in r.output and "scd ingest" in r.output
+
+
+def test_query_on_a_missing_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
+    r = CliRunner().invoke(main, ["query", "top-features", "--store", str(tmp_path / "nowhere")])
+    assert r.exit_code != 0 and "no embedded store at" in r.output
+    assert not (tmp_path / "nowhere").exists(), "a query must not create a store"
+
+
+def test_cypher_with_parameters_and_stdin(scd):
+    r = scd(
+        "cypher",
+        "MATCH (p:Prompt) WHERE p.text = $t RETURN p.text AS text, $n + 1 AS m",
+        "-p",
+        "t=f(a, (b)",
+        "-p",
+        "n=41",
+        "--format",
+        "json",
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output) == [{"text": "f(a, (b)", "m": 42}]
+    r = scd("cypher", "-", "--format", "csv", input="MATCH (c:Circuit) RETURN count(c) AS n")
+    assert r.output.splitlines() == ["n", str(len(corpus()))]
+
+
+def test_compare_two_prompts(scd):
+    r = scd("compare", "f(a [b (c", "f(a, (b)")
+    assert r.exit_code == 0, r.output
+    assert "jaccard:" in r.output and "shared:" in r.output and "only_a" in r.output
+    doc = json.loads(scd("compare", "f(a [b (c", "f(a, (b)", "--format", "json").output)
+    union = doc["shared"] + doc["only_a"] + doc["only_b"]
+    assert doc["jaccard"] == pytest.approx(doc["shared"] / union, abs=1e-4)
+    assert len(doc["features"]) == union
+
+
+def test_compare_a_group(scd):
+    doc = json.loads(scd("compare", "--pattern", r".*\(.*", "--format", "json").output)
+    n = doc["circuits"]
+    assert n == len(doc["prompts"]) >= 5 and all("(" in row["prompt"] for row in doc["prompts"])
+    matrix = doc["jaccard similarity"]
+    assert len(matrix) == n and all(row[row["#"]] == 1.0 for row in matrix)
+    assert doc["feature frequency"][0]["circuits"] >= doc["feature frequency"][-1]["circuits"]
+    table = scd("compare", "--pattern", r".*\(.*").output
+    assert "jaccard similarity" in table and "feature frequency" in table
+
+
+def test_browser_guide_print_path(scd):
+    r = scd("browser-guide", "--print-path")
+    assert r.exit_code == 0
+    paths = r.output.split()
+    assert paths[0].endswith("scd.html") and paths[1].endswith("scd.grass")
+
+
+@pytest.mark.neo4j
+def test_query_and_cypher_on_neo4j(neo4j_config):
+    from scd.ingest.stores import open_store
+
+    with open_store(neo4j_config) as store:
+        for c in corpus()[:6]:
+            store.write_circuit(c)
+    runner = CliRunner()
+    r = runner.invoke(
+        main, ["query", "feeders", "-p", "token=)", "--format", "json", "--neo4j", neo4j_config.neo4j_uri]
+    )
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)
+    r = runner.invoke(
+        main, ["cypher", "MATCH (f:Feature) DETACH DELETE f", "--neo4j", neo4j_config.neo4j_uri]
+    )
+    assert r.exit_code == 2 and "refused" in r.output and "not read-only" in r.output
