@@ -36,6 +36,8 @@ from .prompts import PromptSpec
 from .stores.base import Store
 
 DiscoverFn = Callable[..., Circuit]
+# discovery options that do not change a circuit's identity (batch size, scores: stored, not part of the id)
+NOT_IN_KEY = frozenset({"batch_size", "scores", "device"})
 
 
 @dataclass
@@ -119,6 +121,7 @@ def ingest(
     *,
     model: Any = "demo",
     saes: Any = None,
+    device: str = "cpu",
     dry_run: bool = False,
     json_out: str | Path | None = None,
     fail_fast: bool = False,
@@ -140,6 +143,7 @@ def ingest(
         total=len(prompts), dry_run=dry_run, store="" if store is None else store.describe()
     )
     options = {k: v for k, v in discover_kwargs.items() if v is not None}
+    key_options = {k: v for k, v in options.items() if k not in NOT_IN_KEY}
     out_dir = _prepare_json_out(json_out)
 
     # 1. load
@@ -147,7 +151,7 @@ def ingest(
         from scd.discovery import discover
         from scd.models import ModelBundle, load_bundle
 
-        bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes)
+        bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
         model_key: Any = bundle.name
         sae_key: Any = [bundle.sae_set, bundle.sae_ids]
 
@@ -176,7 +180,7 @@ def ingest(
     try:
         for spec in todo:
             # 3. resume
-            key = request_key(model_key, sae_key, spec, options)
+            key = request_key(model_key, sae_key, spec, key_options)
             if not dry_run and store.has_request(key):
                 report.skipped += 1
                 bar.update(1)

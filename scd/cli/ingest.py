@@ -14,71 +14,116 @@ from scd.config import store_options
 @click.command()
 @click.argument("prompts", metavar="PROMPTS")
 @click.option(
-    "--model", default="demo", show_default=True, help="Model: demo, gpt2-small, or a local GPT-2 folder."
+    "--model",
+    default="demo",
+    show_default=True,
+    metavar="NAME|PATH",
+    help="demo (bundled), gpt2-small (Hugging Face hub), or a local Hugging Face GPT-2 folder.",
 )
 @click.option(
-    "--saes", default=None, help="SAE set: a preset name or local sae_lens folder(s), comma-separated."
+    "--saes",
+    default=None,
+    metavar="SET",
+    help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
+    "or one folder of such folders. Default: the model's own set.",
 )
 @store_options
+@click.option(
+    "--last-token-target",
+    is_flag=True,
+    help="The seed's convention: each prompt's last token is the target, predicted from the rest.",
+)
 @click.option(
     "--method",
     type=click.Choice(["atp", "ig"]),
     default="atp",
     show_default=True,
-    help="Node attribution: attribution patching or integrated gradients.",
+    help="Node attributions: attribution patching or integrated gradients.",
 )
 @click.option(
-    "--ig-steps", type=click.IntRange(1), default=10, show_default=True, help="Steps for --method ig."
+    "--ig-steps",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Integrated-gradients steps (with --method ig).",
 )
 @click.option(
     "--top-k",
-    type=click.IntRange(1),
+    type=click.IntRange(min=1),
     default=20,
     show_default=True,
-    help="Features kept per sublayer and position.",
+    help="Keep the top N features per sublayer by |attribution|.",
 )
 @click.option(
-    "--node-threshold", type=float, default=None, help="Keep nodes with |attribution| above this instead."
+    "--node-threshold",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="X",
+    help="Keep only features with |attribution| >= X (with --top-k: both must hold).",
 )
 @click.option(
     "--edge-threshold",
-    type=click.FloatRange(0),
+    type=click.FloatRange(min=0),
     default=0.0,
     show_default=True,
-    help="Drop edges with |weight| at or below this.",
+    metavar="X",
+    help="Drop edges with |weight| < X.",
 )
-@click.option("--dry-run", is_flag=True, help="Discover without writing to the store.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Downstream targets per backward pass (memory cap; results do not change).",
+)
+@click.option("--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs).")
+@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda.")
+@click.option("--dry-run", is_flag=True, help="Discover every circuit but write nothing.")
 @click.option(
     "--json-out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     metavar="DIR",
-    help="Also write each circuit's JSON into DIR.",
+    help="Also write each discovered circuit's JSON to DIR/<circuit id>.json.",
 )
-@click.option("--fail-fast", is_flag=True, help="Stop at the first bad prompt instead of skipping it.")
-@click.option("--no-progress", is_flag=True, help="No progress bar (it goes to stderr).")
-@click.option("--summary-json", is_flag=True, help="Print the summary as JSON on stdout.")
+@click.option(
+    "--fail-fast", is_flag=True, help="Stop at the first bad prompt instead of reporting and skipping it."
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="How to print the final summary.",
+)
 def ingest(
     prompts,
     model,
     saes,
     store_config,
+    last_token_target,
     method,
     ig_steps,
     top_k,
     node_threshold,
     edge_threshold,
+    batch_size,
+    scores,
+    device,
     dry_run,
     json_out,
     fail_fast,
     no_progress,
-    summary_json,
+    fmt,
 ):
-    """Discover the circuit of every prompt in PROMPTS and write them into the store.
+    """Discover the circuit of every prompt in PROMPTS and write them into the graph store.
 
-    PROMPTS is a UTF-8 file with one prompt per line (blank and # lines skipped; an explicit target after a
-    TAB: "prompt<TAB>target"), a .jsonl file of {"prompt": ..., "target": ...}, or - for stdin. Rerunning the
-    same command resumes: finished circuits are skipped, each circuit is written whole or not at all.
+    PROMPTS is a UTF-8 file with one prompt per line: blank lines and lines starting with # are skipped, and an
+    explicit target follows a TAB ("prompt<TAB>target"); or a .jsonl file of {"prompt": ..., "target": ...};
+    or - for standard input. Each circuit is written in one transaction, whole or not at all, so rerunning the
+    same command after an interruption skips the finished prompts and completes the rest.
 
     \b
     Example:
@@ -89,23 +134,27 @@ def ingest(
     from scd.ingest.prompts import read_prompts
     from scd.ingest.stores import open_store
 
-    specs = read_prompts(prompts)  # the whole file is checked before anything is opened or written
+    specs = read_prompts(prompts)  # the whole file is checked before the store is touched
     store = None if dry_run else open_store(store_config)
     try:
         report = run_ingest(
             specs,
             store,
             model=model,
-            saes=_saes(saes),
+            saes=saes,
+            device=device,
             dry_run=dry_run,
             json_out=json_out,
             fail_fast=fail_fast,
             progress=not no_progress,
+            target_mode="last-token" if last_token_target else "predicted",
             method=method,
-            ig_steps=ig_steps if method == "ig" else None,
+            ig_steps=ig_steps,
             top_k=top_k,
             node_threshold=node_threshold,
             edge_threshold=edge_threshold,
+            batch_size=batch_size,
+            scores=scores,
         )
     except KeyboardInterrupt:
         click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
@@ -113,19 +162,13 @@ def ingest(
     finally:
         if store is not None:
             store.close()
-    if summary_json:
+    if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
         for line in report.lines():
             click.echo(line)
     if report.failed and not (report.written or report.skipped or report.discovered):
         sys.exit(1)  # nothing could be ingested
-
-
-def _saes(saes: str | None):
-    if saes is None or "," not in saes:
-        return saes
-    return [s.strip() for s in saes.split(",") if s.strip()]
 
 
 COMMANDS = [ingest]
