@@ -69,7 +69,8 @@ class AttributionGraph:
     position, then latent) followed by its kept error nodes (by position); the logit node last.
     ``activations``: feature value; L2 norm of ε (error) or of the embedding (token); metric value (logit).
     ``attributions``: estimated effect on m (positive = toward the target); for the logit node, m itself.
-    ``edges[k] = (upstream, downstream)`` indexes ``nodes``, ``weights[k]`` its direct effect.
+    ``edges[k] = (upstream, downstream)`` indexes ``nodes``, ``weights[k]`` its direct effect; edges are sorted by
+    downstream node, then upstream node. All tensors are on the CPU.
     """
 
     nodes: list[NodeKey]
@@ -157,20 +158,23 @@ class _Attribution:
             nodes, act, attr, logit_id = self._node_table(fwd, kept, feat_attr, err_attr, tok_attr, m)
         with _Phase("edges"):
             pairs, weights = _edges(fwd, kept, direct, total, grad_f, logit_id, batch_size, edge_threshold)
+        edges = torch.cat(pairs).cpu() if pairs else torch.zeros(0, 2, dtype=torch.long)
+        weights = torch.cat(weights).cpu() if weights else torch.zeros(0, dtype=fwd.logits.dtype)
+        order = torch.argsort(edges[:, 1] * len(nodes) + edges[:, 0])  # by downstream, then upstream node
         return AttributionGraph(
             nodes=nodes,
-            activations=act,
-            attributions=attr,
-            edges=torch.cat(pairs) if pairs else torch.zeros(0, 2, dtype=torch.long),
-            weights=torch.cat(weights) if weights else torch.zeros(0, dtype=fwd.logits.dtype),
+            activations=act.cpu(),
+            attributions=attr.cpu(),
+            edges=edges[order],
+            weights=weights[order],
             metric_value=float(m.detach()),
-            logits=fwd.logits[0, -1].detach(),
+            logits=fwd.logits[0, -1].detach().cpu(),
         )
 
     # -- phase 3 ------------------------------------------------------------------------------------------
     def _ig_nodes(self, fwd: LeafForward, steps: int, batch_size: int) -> tuple[list[Tensor], list[Tensor]]:
         feat_attr, err_attr = [], []
-        alphas = torch.arange(1, steps + 1, dtype=fwd.logits.dtype) / steps
+        alphas = torch.arange(1, steps + 1, dtype=fwd.logits.dtype, device=fwd.logits.device) / steps
         for site in fwd.sites:
             g_f = torch.zeros_like(site.f)
             g_e = torch.zeros_like(site.eps)
@@ -214,12 +218,12 @@ class _Attribution:
         attr.append(tok_attr)
         for site, k, fa, ea in zip(fwd.sites, kept, feat_attr, err_attr, strict=True):
             kind, layer = node_kind(site.hook), node_layer(site.hook)
-            k.feat_ids = torch.arange(len(nodes), len(nodes) + len(k.feat_pos))
+            k.feat_ids = torch.arange(len(nodes), len(nodes) + len(k.feat_pos), device=k.feat_pos.device)
             for p, i in zip(k.feat_pos.tolist(), k.feat_idx.tolist(), strict=True):
                 nodes.append(NodeKey(kind, site.hook, layer, i, p))
             act.append(site.f[k.feat_pos, k.feat_idx].to(fa.dtype))
             attr.append(fa[k.feat_pos, k.feat_idx])
-            k.err_ids = torch.arange(len(nodes), len(nodes) + len(k.err_pos))
+            k.err_ids = torch.arange(len(nodes), len(nodes) + len(k.err_pos), device=k.err_pos.device)
             for p in k.err_pos.tolist():
                 nodes.append(NodeKey("error", site.hook, layer, -1, p))
             act.append(site.eps[k.err_pos].norm(dim=-1))
@@ -265,7 +269,8 @@ def _atp_nodes(fwd: LeafForward, total: list[Tensor]):
 
 # -- phase 4 --------------------------------------------------------------------------------------------------
 def _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes) -> list[_Kept]:
-    empty = torch.zeros(0, dtype=torch.long)
+    device = fwd.logits.device
+    empty = torch.zeros(0, dtype=torch.long, device=device)
     chosen = []
     for site, fa in zip(fwd.sites, feat_attr, strict=True):
         pos, idx = (site.f != 0).nonzero(as_tuple=True)
@@ -284,12 +289,12 @@ def _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes) -> list[
     kept = []
     for (pos, idx, score), ea in zip(chosen, err_attr, strict=True):
         if all_nodes:
-            err_pos = torch.arange(len(ea))
+            err_pos = torch.arange(len(ea), device=device)
         else:
             if len(score):
                 cut = score.min()
             elif node_threshold is not None:
-                cut = torch.tensor(node_threshold)
+                cut = torch.tensor(node_threshold, device=device)
             else:
                 cut = global_min
             err_pos = empty if cut is None else (ea.abs() >= cut).nonzero().squeeze(1)
@@ -301,7 +306,7 @@ def _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes) -> list[
 # -- phase 5 --------------------------------------------------------------------------------------------------
 def _edges(fwd: LeafForward, kept: list[_Kept], direct, total, grad_f, logit_id, batch_size, edge_threshold):
     embed = fwd.embed[0].detach()
-    positions = torch.arange(embed.shape[0])
+    positions = torch.arange(embed.shape[0], device=embed.device)
     sources: list[Sources | None] = [Sources(positions, positions, embed)]  # token node id == position
     views: list[SAEView | None] = []
     for site, k in zip(fwd.sites, kept, strict=True):

@@ -52,7 +52,7 @@ class SAEView:
         """[n, pos, d_model]: ∂dec(f)[p]/∂f[p, latents[k]] at every position p (x: [pos, d_model], clean)."""
         n, pos = len(latents), x.shape[0]
         probes = torch.zeros(n + 1, pos, len(self.latents), dtype=self.sae.dtype, device=x.device)
-        probes[torch.arange(n), :, self.local[latents]] = 1.0
+        probes[torch.arange(n, device=x.device), :, self.local[latents]] = 1.0
         self.sae.encode(x)  # stateful normalisations (layer_norm, constant_norm_rescale) read x here
         out = self.sae.decode(probes)
         return out[:n] - out[n]  # decode is affine in f: the last probe is the zero vector
@@ -76,21 +76,25 @@ def _sub_sae(sae, latents: Tensor, x: Tensor, f: Tensor, x_hat: Tensor):
         cfg.d_sae = n
         if hasattr(cfg, "k"):  # TopK: every kept latent may fire; which ones did is read from f
             cfg.k = n
+        device, cfg.device = (
+            cfg.device,
+            "meta",
+        )  # as sae_lens' own loader: no allocation until weights assigned
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sub = type(sae)(cfg)
+        sub.cfg.device = device
         state = {}
         for name, t in sae.state_dict().items():
             if name == "W_enc":
-                t = t[:, latents]
+                t = t.index_select(1, latents)
             elif t.ndim >= 1 and t.shape[0] == d_sae:
-                t = t[latents]
+                t = t.index_select(0, latents)
             elif t.ndim >= 1 and t.shape[-1] == d_sae:
-                t = t[..., latents]
+                t = t.index_select(t.ndim - 1, latents)
             state[name] = t
-        sub.load_state_dict(state)
-        sub.to(device=x.device, dtype=sae.dtype)
-        sub.eval()
+        sub.load_state_dict(state, assign=True)
+        sub = sub.to(device=x.device, dtype=sae.dtype).eval()
         with torch.no_grad():
             f_sub = sub.encode(x)
             f_ref = f[:, latents]
@@ -150,7 +154,7 @@ def sublayer_targets(
     n_f, n_e = len(feat_pos), len(err_pos)
     rows = torch.cat([feat_pos, err_pos])
     grad_local = torch.zeros(n_f + n_e, len(view.latents), dtype=grad_f.dtype, device=x.device)
-    grad_local[torch.arange(n_f), view.local[feat_idx]] = grad_f[feat_pos, feat_idx]
+    grad_local[torch.arange(n_f, device=x.device), view.local[feat_idx]] = grad_f[feat_pos, feat_idx]
     # error targets: -J_encᵀ ∂m/∂f over the latents active at the error's position
     lat = view.latents
     grad_local[n_f:] = -(grad_f[err_pos][:, lat] * (f[err_pos][:, lat] != 0))
@@ -179,7 +183,7 @@ def edges_into(
         sl = slice(start, min(start + batch_size, n))
         b = sl.stop - sl.start
         grad_out = torch.zeros((b, *x_out.shape), dtype=x_out.dtype, device=x_out.device)
-        grad_out[torch.arange(b), 0, targets.pos[sl]] = targets.vectors[sl]
+        grad_out[torch.arange(b, device=x_out.device), 0, targets.pos[sl]] = targets.vectors[sl]
         grads = torch.autograd.grad(
             x_out,
             leaves,
@@ -201,10 +205,10 @@ def edges_into_metric(
 ) -> tuple[list[Tensor], list[Tensor]]:
     """Edges u -> logit node from the direct gradient ∂m/∂leaf (paths through no other SAE sublayer)."""
     pairs, weights = [], []
-    target = torch.tensor([logit_id])
     for grad, src in zip(direct, sources, strict=True):
         if grad is None or src is None:
             continue
+        target = torch.tensor([logit_id], device=grad.device)
         _collect(src, target, src.weights(grad.reshape(1, *grad.shape[-2:])), edge_threshold, pairs, weights)
     return pairs, weights
 

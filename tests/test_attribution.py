@@ -440,6 +440,7 @@ def test_batched_edges_equal_one_backward_per_target(model, saes):
     assert len(tables[0]) > 100
     for g, t in zip(graphs[1:], tables[1:], strict=True):
         assert g.nodes == graphs[0].nodes
+        assert torch.equal(g.edges, graphs[0].edges)  # same edges in the same (canonical) order
         assert t.keys() == tables[0].keys()
         for k, w in t.items():
             assert w == pytest.approx(tables[0][k], rel=1e-10, abs=1e-13)

@@ -1,0 +1,166 @@
+"""Benchmark: what a full circuit costs compared with one spliced forward+backward.
+
+GPT-2-small shapes with random weights (12 layers, d_model 768, 12 heads, d_mlp 3072, vocabulary 50257) and random
+24576-latent JumpReLU SAEs calibrated to ~40 active latents per position, a 12-token prompt, top-20 nodes per
+sublayer, one torch thread. Two SAE layouts: 12 (resid_pre of every block) and 36 (resid_pre + attn_out + mlp_out).
+Each layout runs in its own subprocess so that peak RSS is per layout.
+
+Printed per layout:
+  nodes      one spliced forward+backward with node attributions (scd.splice.run_spliced + backward)
+  circuit    scd.attribution.attribute(): nodes + error nodes + every edge, batched (batch_size 64)
+  ratio      circuit / nodes (target <= 2)
+  baseline   the same circuit with one backward per downstream target (batch_size=1)
+  peak RSS   of the layout's process (target <= 8 GiB for 36 SAEs)
+
+    python bench/discovery.py                 # both layouts
+    python bench/discovery.py --layouts 12 --repeats 1 --no-baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LAYOUTS = {
+    12: ["hook_resid_pre"],
+    36: ["hook_resid_pre", "hook_attn_out", "hook_mlp_out"],
+}
+
+
+def run_layout(n_saes: int, repeats: int, baseline: bool, n_active: int) -> dict:
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT))
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from scd.attribution import attribute
+    from scd.metrics import log_prob
+    from scd.splice import run_spliced
+    from tests.tiny_models import hooks_for, random_saes
+
+    t0 = time.perf_counter()
+    cfg = HookedTransformerConfig(
+        n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
+        act_fn="gelu_new", normalization_type="LN", seed=0, device="cpu",
+    )  # fmt: skip
+    model = HookedTransformer(cfg).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    hooks = hooks_for(12, LAYOUTS[n_saes])
+    saes = random_saes(model, hooks, "jumprelu", d_sae=24576, n_active=n_active, dtype="float32")
+    for sae in saes.values():
+        for p in sae.parameters():
+            p.requires_grad_(False)
+    tokens = torch.randint(0, cfg.d_vocab, (1, 12), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        target = int(model(tokens)[0, -1].argmax())
+    metric = log_prob(target)
+    setup_s = time.perf_counter() - t0
+
+    def nodes_pass():
+        logits, leaves = run_spliced(model, saes, tokens)
+        metric(logits).backward()
+        return {h: (lv.f * lv.f.grad, (lv.eps * lv.eps.grad).sum(-1)) for h, lv in leaves.items()}
+
+    def timed(fn, n):
+        """Best wall-clock and process-CPU seconds over n runs (CPU time barely moves when other processes
+        compete for the cores; wall time does), and the last result."""
+        wall, cpu, out = float("inf"), float("inf"), None
+        for _ in range(n):
+            w, c = time.perf_counter(), time.process_time()
+            out = fn()
+            wall, cpu = min(wall, time.perf_counter() - w), min(cpu, time.process_time() - c)
+        return (wall, cpu), out
+
+    nodes_pass()  # warm-up (allocator, first-call overheads)
+    t_nodes, node_attr = timed(nodes_pass, repeats)
+    t_circuit, graph = timed(lambda: attribute(model, saes, tokens, metric, top_k=20), repeats)
+    active = [int((lv.f != 0).sum()) for lv in run_spliced(model, saes, tokens)[1].values()]
+    result = {
+        "n_saes": n_saes,
+        "setup_s": setup_s,
+        "nodes_s": t_nodes[0],
+        "nodes_cpu_s": t_nodes[1],
+        "circuit_s": t_circuit[0],
+        "circuit_cpu_s": t_circuit[1],
+        "ratio": t_circuit[0] / t_nodes[0],
+        "ratio_cpu": t_circuit[1] / t_nodes[1],
+        "n_nodes": len(graph.nodes),
+        "n_edges": int(graph.edges.shape[0]),
+        "active_per_position": sum(active) / len(active) / tokens.shape[1],
+    }
+    if baseline:
+        t_base, g1 = timed(lambda: attribute(model, saes, tokens, metric, top_k=20, batch_size=1), 1)
+        result["baseline_s"], result["baseline_cpu_s"] = t_base
+        result["baseline_same_edges"] = bool(torch.equal(g1.edges, graph.edges))
+        if result["baseline_same_edges"]:
+            result["baseline_max_abs_diff"] = float((g1.weights - graph.weights).abs().max())
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    del node_attr
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--layouts", default="12,36", help="comma-separated SAE counts: 12, 36")
+    ap.add_argument(
+        "--repeats", type=int, default=2, help="timed repeats of nodes and circuit (best is kept)"
+    )
+    ap.add_argument("--no-baseline", action="store_true", help="skip the one-backward-per-target baseline")
+    ap.add_argument("--n-active", type=int, default=40, help="target active latents per position")
+    ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one layout, print JSON
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(run_layout(args.one, args.repeats, not args.no_baseline, args.n_active)))
+        return
+
+    print(
+        f"scd discovery benchmark -- torch threads 1, host cores {os.cpu_count()}, load avg {os.getloadavg()}"
+    )
+    rows = []
+    for n in [int(x) for x in args.layouts.split(",")]:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--one",
+            str(n),
+            "--repeats",
+            str(args.repeats),
+            "--n-active",
+            str(args.n_active),
+        ]
+        if args.no_baseline:
+            cmd.append("--no-baseline")
+        out = subprocess.run(
+            cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        print(
+            f"{n:>2} SAEs: nodes (spliced fwd+bwd) {row['nodes_s']:.2f} s (cpu {row['nodes_cpu_s']:.2f})"
+            f" | circuit {row['circuit_s']:.2f} s (cpu {row['circuit_cpu_s']:.2f})"
+            f" | ratio {row['ratio']:.2f} (cpu {row['ratio_cpu']:.2f})"
+            + (
+                f" | one-backward-per-target {row['baseline_s']:.2f} s (cpu {row['baseline_cpu_s']:.2f})"
+                if "baseline_s" in row
+                else ""
+            )
+            + f" | peak RSS {row['peak_rss_gib']:.2f} GiB"
+            f" | {row['n_nodes']} nodes, {row['n_edges']} edges, {row['active_per_position']:.0f} active/position",
+            flush=True,
+        )
+    print(f"load avg after: {os.getloadavg()}")
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()
