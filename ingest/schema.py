@@ -20,7 +20,9 @@
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float).
 
 Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Node.circuit_id and
-Feature.kind/hook/top_promoted lookups are indexed in Neo4j; LadybugDB indexes primary keys only.
+Feature.kind/hook, Prompt.text and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys
+only. FEEDS.weight has no index: queries filter on abs(weight), which a range index cannot serve, and the index
+cost every edge write.
 
 Reserved-word notes: LadybugDB refuses a property called ``index``, so the latent index is ``idx`` everywhere;
 and ``FOR`` is a keyword there (``[:FOR]`` is a parse error unless back-quoted), so the circuit -> prompt
@@ -42,7 +44,6 @@ NEO4J_SCHEMA = [
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",
-    "CREATE INDEX feeds_weight IF NOT EXISTS FOR ()-[r:FEEDS]-() ON (r.weight)",
 ]
 
 LADYBUG_SCHEMA = [

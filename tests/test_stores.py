@@ -159,12 +159,17 @@ def test_failed_write_leaves_nothing(store_config, monkeypatch):
     """A statement failing after Features, Prompt, Circuit and Nodes were written rolls all of them back."""
     from scd.ingest.stores import embedded_store, neo4j_store
 
-    module = neo4j_store if store_config.kind == "neo4j" else embedded_store
+    # the last statement of a circuit's transaction, made to fail
+    module, name = (
+        (neo4j_store, "CREATE_NODES_AND_EDGES")
+        if store_config.kind == "neo4j"
+        else (embedded_store, "CREATE_FEEDS")
+    )
     good = synthetic_circuit(8)
     with open_store(store_config) as store:
         store.write_circuit(good)
         before = store_snapshot(store)
-        monkeypatch.setattr(module, "CREATE_FEEDS", "UNWIND $rows AS r RETURN r.src / 0 AS boom")
+        monkeypatch.setattr(module, name, "UNWIND $nodes AS r RETURN r[0] / 0 AS boom")
         with pytest.raises(StoreError, match="rerun"):
             store.write_circuit(synthetic_circuit(9))
         assert store_snapshot(store) == before
@@ -259,3 +264,30 @@ def test_kill_during_write_leaves_only_whole_circuits(store_config):
         for c in circuits:
             store.write_circuit(c)
         assert store_snapshot(store) == reference
+
+
+def test_neo4j_slow_path_writes_the_same_graph(neo4j_config, monkeypatch):
+    """If collect() ever lost the node order, the write falls back to id lookups and gives the same graph."""
+    from scd.ingest.stores import neo4j_store
+
+    c = synthetic_circuit(11)
+    with open_store(neo4j_config) as store:
+        store.write_circuit(c)
+        reference = store_snapshot(store)
+        store.clear()
+        lost = neo4j_store.CREATE_NODES_AND_EDGES.replace("= $node_ids", "= reverse($node_ids)")
+        assert lost != neo4j_store.CREATE_NODES_AND_EDGES
+        monkeypatch.setattr(neo4j_store, "CREATE_NODES_AND_EDGES", lost)
+        assert store.write_circuit(c)
+        assert store_snapshot(store) == reference
+
+
+def test_neo4j_large_circuit_spills_edges_into_batches(neo4j_config, monkeypatch):
+    from scd.ingest.stores import neo4j_store
+
+    monkeypatch.setattr(neo4j_store, "EDGE_CHUNK", 150)
+    monkeypatch.setattr(neo4j_store, "BATCH", 40)
+    c = synthetic_circuit(12, n_nodes=100, n_edges=400)
+    with open_store(neo4j_config) as store:
+        assert store.write_circuit(c)
+        assert store.stats() == expected_counts([c])

@@ -12,8 +12,8 @@ opens the database read-only for each call, so the engine itself refuses any wri
 
 Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (``ROLLBACK`` on error). A process
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
-next open drops it. Writes use ``UNWIND $rows`` with MERGE (Features, Prompt) and CREATE (the rest); never
-``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
+next open drops it. Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
+Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ LOCK_TIMEOUT_S = 600.0
 READ_TIMEOUT_S = 120.0
 HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore._writer)
 
-MERGE_FEATURES = """
+# Features: look up which exist, CREATE the rest. This process holds the database's only write lock, so nothing
+# can create them in between; MERGE would do the same work several times slower in LadybugDB 0.22.
+EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id"
+CREATE_FEATURES = """
 UNWIND $rows AS r
-MERGE (f:Feature {id: r.id})
-ON CREATE SET f.model = r.model, f.sae = r.sae, f.hook = r.hook, f.layer = r.layer, f.kind = r.kind, f.idx = r.idx,
-  f.top_promoted = r.top_promoted, f.top_promoted_logits = r.top_promoted_logits,
-  f.top_suppressed = r.top_suppressed, f.top_suppressed_logits = r.top_suppressed_logits,
-  f.neuronpedia_url = r.neuronpedia_url, f.label = r.label
+CREATE (f:Feature {id: r.id, model: r.model, sae: r.sae, hook: r.hook, layer: r.layer, kind: r.kind, idx: r.idx,
+  top_promoted: r.top_promoted, top_promoted_logits: r.top_promoted_logits, top_suppressed: r.top_suppressed,
+  top_suppressed_logits: r.top_suppressed_logits, neuronpedia_url: r.neuronpedia_url, label: r.label})
 """
 MERGE_PROMPT = """
 MERGE (p:Prompt {id: $id})
@@ -65,21 +66,11 @@ CREATE (c:Circuit {id: $id, prompt_id: $prompt_id, model: $model, sae_set: $sae_
   created_at: $created_at, request: $request})-[:EXPLAINS]->(p)
 """
 CREATE_NODES = """
-UNWIND $rows AS r
-CREATE (n:Node {id: r.id, circuit_id: r.circuit_id, kind: r.kind, layer: r.layer, hook: r.hook, idx: r.idx,
-  pos: r.pos, token: r.token, activation: r.activation, attribution: r.attribution})
-"""
-CREATE_HAS = """
 MATCH (c:Circuit {id: $circuit_id})
 UNWIND $rows AS r
-MATCH (n:Node {id: r.id})
-CREATE (c)-[:HAS]->(n)
-"""
-CREATE_OF = """
-UNWIND $rows AS r
-MATCH (n:Node {id: r.id})
 MATCH (f:Feature {id: r.feature_id})
-CREATE (n)-[:OF]->(f)
+CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, kind: r.kind, layer: r.layer, hook: r.hook,
+  idx: r.idx, pos: r.pos, token: r.token, activation: r.activation, attribution: r.attribution})-[:OF]->(f)
 """
 CREATE_FEEDS = """
 UNWIND $rows AS r
@@ -281,14 +272,15 @@ class EmbeddedStore(Store):
         cid = rows.circuit["id"]
         if _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": cid}):
             return False
-        for batch in _batches(rows.features):
-            conn.execute(MERGE_FEATURES, {"rows": batch})
+        existing: set[str] = set()
+        for batch in _batches([f["id"] for f in rows.features]):
+            existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
+        for batch in _batches([f for f in rows.features if f["id"] not in existing]):
+            conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
         conn.execute(CREATE_CIRCUIT, rows.circuit)
         for batch in _batches(rows.nodes):
-            conn.execute(CREATE_NODES, {"rows": batch})
-            conn.execute(CREATE_HAS, {"circuit_id": cid, "rows": batch})
-            conn.execute(CREATE_OF, {"rows": batch})
+            conn.execute(CREATE_NODES, {"circuit_id": cid, "rows": batch})
         for batch in _batches(rows.edges):
             conn.execute(CREATE_FEEDS, {"rows": batch})
         return True

@@ -4,8 +4,10 @@ Writes
 ------
 ``write_circuit`` runs ONE ``session.execute_write`` transaction: check the Circuit id (present -> write nothing),
 then ``UNWIND $rows`` batches: MERGE Features (ON CREATE SET metadata; rows sorted by id so concurrent writers take
-locks in the same order), MERGE the Prompt, CREATE the Circuit with EXPLAINS, CREATE Nodes with HAS and OF, CREATE
-FEEDS by two MATCHes on constrained Node ids. A circuit is therefore in the store completely or not at all.
+locks in the same order), MERGE the Prompt, CREATE the Circuit with EXPLAINS, then one statement that CREATEs the
+Nodes with HAS and OF and the first 50k FEEDS edges, which name their end nodes by position in the node list (no
+index lookups); further edges go in 10k batches by two MATCHes on constrained Node ids. A circuit is therefore in
+the store completely or not at all. Nodes and edges travel as lists rather than maps (less to encode).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
 Feature serialise instead of duplicating it; lock-order cycles surface as ``DeadlockDetected`` (a transient error
@@ -49,7 +51,7 @@ from ..rows import CircuitRows, check_references, circuit_rows
 from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
-BATCH = 10_000  # rows per UNWIND
+BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
 READ_TIMEOUT_S = 120.0
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -73,27 +75,61 @@ MATCH (p:Prompt {id: $r.prompt_id})
 CREATE (c:Circuit {id: $r.id})-[:EXPLAINS]->(p)
 SET c += $r
 """
+# Nodes with HAS and OF, then the first EDGE_CHUNK edges, in one statement: edges name their end nodes by position
+# in the node list, so no index lookups are needed. That relies on collect() keeping the UNWIND order, which the
+# statement checks itself (`in_order`); should it ever fail, no edge is created, the counters below disagree and
+# the circuit is written again the slow way (every edge end looked up by id).
+CREATE_NODES_AND_EDGES = """
+MATCH (c:Circuit {id: $circuit_id})
+UNWIND $nodes AS r
+MATCH (f:Feature {id: r[1]})
+CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, kind: r[2], layer: r[3], hook: r[4], idx: r[5],
+  pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
+WITH collect(n) AS ns
+WITH ns, [n IN ns | n.id] = $node_ids AS in_order
+UNWIND CASE WHEN in_order THEN $edges ELSE [] END AS e
+WITH ns[e[0]] AS a, ns[e[1]] AS b, e[2] AS w
+CREATE (a)-[:FEEDS {weight: w}]->(b)
+"""
 CREATE_NODES = """
 MATCH (c:Circuit {id: $circuit_id})
-UNWIND $rows AS r
-MATCH (f:Feature {id: r.feature_id})
-CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, kind: r.kind, layer: r.layer, hook: r.hook,
-  idx: r.idx, pos: r.pos, token: r.token, activation: r.activation, attribution: r.attribution})-[:OF]->(f)
+UNWIND $nodes AS r
+MATCH (f:Feature {id: r[1]})
+CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, kind: r[2], layer: r[3], hook: r[4], idx: r[5],
+  pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
 """
 CREATE_FEEDS = """
 UNWIND $rows AS r
-MATCH (a:Node {id: r.src})
-MATCH (b:Node {id: r.dst})
-CREATE (a)-[:FEEDS {weight: r.weight}]->(b)
+MATCH (a:Node {id: r[0]})
+MATCH (b:Node {id: r[1]})
+CREATE (a)-[:FEEDS {weight: r[2]}]->(b)
 """
+EDGE_CHUNK = 50_000
+NODE_FIELDS = (
+    "id",
+    "feature_id",
+    "kind",
+    "layer",
+    "hook",
+    "idx",
+    "pos",
+    "token",
+    "activation",
+    "attribution",
+)
 
 
-def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
+class _OrderLost(Exception):
+    """collect() did not keep the node order (never seen; handled by writing the circuit the slow way)."""
+
+
+def _batches(rows: list, size: int | None = None) -> Iterator[list]:
+    size = size or BATCH
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
 
 
-def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows) -> bool:
+def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = True) -> bool:
     cid = rows.circuit["id"]
     if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
         return False
@@ -102,10 +138,25 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows) -> bool:
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
-    for batch in _batches(rows.nodes):
-        tx.run(CREATE_NODES, circuit_id=cid, rows=batch).consume()
-    for batch in _batches(rows.edges):
-        tx.run(CREATE_FEEDS, rows=batch).consume()
+    nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
+    if fast:
+        position = {n["id"]: i for i, n in enumerate(rows.nodes)}
+        first = [[position[e["src"]], position[e["dst"]], e["weight"]] for e in rows.edges[:EDGE_CHUNK]]
+        node_ids = [n[0] for n in nodes]
+        c = (
+            tx.run(CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=node_ids, edges=first)
+            .consume()
+            .counters
+        )
+        if c.nodes_created != len(nodes) or c.relationships_created != 2 * len(nodes) + len(first):
+            raise _OrderLost(cid)
+        rest = rows.edges[EDGE_CHUNK:]
+    else:
+        for batch in _batches(nodes):
+            tx.run(CREATE_NODES, circuit_id=cid, nodes=batch).consume()
+        rest = rows.edges
+    for batch in _batches(rest):
+        tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"]] for e in batch]).consume()
     return True
 
 
@@ -247,10 +298,13 @@ class Neo4jStore(Store):
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
         rows = circuit_rows(circuit, request)
         check_references(rows)
+        fast = True
         for attempt in range(CONSTRAINT_RETRIES + 1):
             try:
                 with self._session() as s:
-                    return s.execute_write(_write_rows, rows)
+                    return s.execute_write(_write_rows, rows, fast)
+            except _OrderLost:
+                fast = False  # rolled back; write it again with id lookups
             except ConstraintError:
                 # another writer created the same Feature / Prompt / Circuit between our check and our write;
                 # the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)

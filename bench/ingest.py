@@ -1,0 +1,215 @@
+"""Benchmark: edges/s written by `scd ingest`'s store writers, against a naive one-write-per-edge baseline.
+
+Synthetic circuits (tests/synthetic.py; ``--edges`` in all, ``--edges-per-circuit`` each, realistic node/feature
+mix) are written with ``Store.write_circuit`` -- one transaction per circuit, batched ``UNWIND`` -- into Neo4j and
+into the embedded LadybugDB store. The baseline writes a ``--naive-edges`` sample of the same edges one statement
+(one auto-commit transaction) per edge: MERGE both endpoint nodes, CREATE the relationship. Printed per store:
+edges/s (and nodes/s) batched, edges/s naive, and the ratio. Targets: >= 50k edges/s into Neo4j, >= 100x naive.
+Also printed: what else was using the CPU during the run (load average and the busiest other processes), because
+on a 2-core machine that changes the numbers a lot.
+
+    python bench/ingest.py                                # starts a throwaway Neo4j (tests/neo4j_server.py)
+    python bench/ingest.py --neo4j bolt://127.0.0.1:7687 --clear   # an existing server (it is emptied!)
+    python bench/ingest.py --stores embedded --edges 50000
+
+No torch: the discovery engine is not involved; this measures the writers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scd.ingest.stores import open_store  # noqa: E402
+
+from scd.config import StoreConfig  # noqa: E402
+from tests.synthetic import synthetic_circuit  # noqa: E402
+
+NAIVE_NEO4J = "MERGE (a:Node {id: $src}) MERGE (b:Node {id: $dst}) CREATE (a)-[:FEEDS {weight: $w}]->(b)"
+NAIVE_LADYBUG = NAIVE_NEO4J
+
+
+def make_circuits(total_edges: int, per_circuit: int, seed: int):
+    n = max(1, -(-total_edges // per_circuit))
+    nodes = max(200, per_circuit // 7)  # ~7 edges per node, like discovered circuits with top-k selection
+    return [synthetic_circuit(seed + i, n_nodes=nodes, n_edges=per_circuit) for i in range(n)]
+
+
+def batched(config: StoreConfig, circuits) -> dict:
+    with open_store(config) as store:
+        store.clear()
+        t0, c0 = time.perf_counter(), time.process_time()
+        for c in circuits:
+            assert store.write_circuit(c)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        stats = store.stats()
+    edges, nodes = sum(len(c.edges) for c in circuits), sum(len(c.nodes) for c in circuits)
+    assert stats["FEEDS"] == edges and stats["Node"] == nodes, stats
+    return {
+        "circuits": len(circuits),
+        "edges": edges,
+        "nodes": nodes,
+        "features": stats["Feature"],
+        "seconds": round(wall, 3),
+        "client_cpu_s": round(cpu, 3),
+        "edges_per_s": round(edges / wall),
+        "nodes_per_s": round(nodes / wall),
+    }
+
+
+def naive_sample(circuits, n: int, seed: int) -> list[tuple[str, str, float]]:
+    rows = [(f"{c.id}/{e.source}", f"{c.id}/{e.target}", e.weight) for c in circuits for e in c.edges]
+    return random.Random(seed).sample(rows, min(n, len(rows)))
+
+
+def naive_neo4j(config: StoreConfig, sample) -> dict:
+    with open_store(config) as store:
+        store.clear()
+        with store.driver.session(database=store.database) as s:
+            t0 = time.perf_counter()
+            for src, dst, w in sample:
+                s.run(NAIVE_NEO4J, src=src, dst=dst, w=w).consume()
+            wall = time.perf_counter() - t0
+        store.clear()
+    return {"edges": len(sample), "seconds": round(wall, 3), "edges_per_s": round(len(sample) / wall)}
+
+
+def naive_embedded(config: StoreConfig, sample) -> dict:
+    with open_store(config) as store:
+        store.clear()
+        with store._writer() as conn:
+            t0 = time.perf_counter()
+            for src, dst, w in sample:
+                conn.execute(NAIVE_LADYBUG, {"src": src, "dst": dst, "w": w})
+            wall = time.perf_counter() - t0
+        store.clear()
+    return {"edges": len(sample), "seconds": round(wall, 3), "edges_per_s": round(len(sample) / wall)}
+
+
+def busy_processes(limit: int = 6) -> list[str]:
+    """The busiest processes other than this one (CPU % since they started, as ps reports it)."""
+    try:
+        out = subprocess.run(
+            ["ps", "-eo", "pid,pcpu,rss,args", "--sort=-pcpu", "--no-headers"], capture_output=True, text=True
+        ).stdout
+    except OSError:
+        return []
+    rows = []
+    for line in out.splitlines():
+        pid, pcpu, rss, args = line.split(None, 3)
+        if int(pid) == os.getpid() or float(pcpu) < 1.0:
+            continue
+        rows.append(f"pid {pid} {pcpu}% cpu {int(rss) // 1024} MiB: {args[:110]}")
+    return rows[:limit]
+
+
+def environment() -> dict:
+    import ladybug
+    import neo4j
+
+    return {
+        "cpus": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "neo4j_driver": neo4j.__version__,
+        "ladybug": ladybug.__version__,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stores", default="neo4j,embedded", help="comma-separated: neo4j, embedded")
+    ap.add_argument(
+        "--neo4j", default=None, metavar="URI", help="an existing server (default: start a throwaway one)"
+    )
+    ap.add_argument("--clear", action="store_true", help="allow emptying a non-empty --neo4j database")
+    ap.add_argument("--edges", type=int, default=200_000, help="edges written batched, per store")
+    ap.add_argument("--edges-per-circuit", type=int, default=10_000)
+    ap.add_argument("--naive-edges", type=int, default=5_000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
+    a = ap.parse_args(argv)
+    stores = [s.strip() for s in a.stores.split(",") if s.strip()]
+
+    t0 = time.perf_counter()
+    circuits = make_circuits(a.edges, a.edges_per_circuit, a.seed)
+    sample = naive_sample(circuits, a.naive_edges, a.seed)
+    print(
+        f"{len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
+        f"{sum(len(c.nodes) for c in circuits):,} nodes, generated in {time.perf_counter() - t0:.1f} s"
+    )
+    results: dict = {"environment": environment(), "busy_before": busy_processes()}
+
+    with ExitStack() as stack:
+        for kind in stores:
+            if kind == "neo4j":
+                uri = a.neo4j
+                if uri is None:
+                    from tests.neo4j_server import neo4j_server
+
+                    uri = stack.enter_context(neo4j_server())
+                config = StoreConfig.resolve(neo4j=uri)
+                with open_store(config) as store:
+                    if any(store.stats().values()) and not a.clear:
+                        print(f"refusing to empty {store.describe()}: pass --clear", file=sys.stderr)
+                        return 2
+                    records, _, _ = store.driver.execute_query(
+                        "CALL dbms.components() YIELD versions RETURN versions[0] AS v"
+                    )
+                    version = records[0]["v"]
+                results["environment"]["neo4j_server"] = version
+                naive = naive_neo4j
+            elif kind == "embedded":
+                config = StoreConfig(path=Path(stack.enter_context(tempfile.TemporaryDirectory())) / "store")
+                naive = naive_embedded
+            else:
+                ap.error(f"unknown store {kind!r}")
+            print(f"\n[{kind}] {config.describe()}")
+            b = batched(config, circuits)
+            print(
+                f"  batched  {b['edges']:>8,} edges  {b['seconds']:7.2f} s  {b['edges_per_s']:>8,} edges/s  "
+                f"({b['nodes_per_s']:,} nodes/s; {b['circuits']} transactions; client CPU {b['client_cpu_s']:.1f} s)"
+            )
+            n = naive(config, sample)
+            print(
+                f"  naive    {n['edges']:>8,} edges  {n['seconds']:7.2f} s  {n['edges_per_s']:>8,} edges/s  (one write per edge)"
+            )
+            ratio = b["edges_per_s"] / n["edges_per_s"]
+            print(f"  ratio    {ratio:,.0f}x")
+            results[kind] = {"batched": b, "naive": n, "ratio": round(ratio, 1)}
+
+    results["environment"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
+    results["busy_after"] = busy_processes()
+    env = results["environment"]
+    print(
+        f"\nmachine: {env['cpus']} CPUs; load average {env['load_avg']} before, {env['load_avg_after']} after; "
+        f"neo4j {env.get('neo4j_server', '-')}, driver {env['neo4j_driver']}, ladybug {env['ladybug']}"
+    )
+    print("also running (busiest other processes, CPU % over their lifetime):")
+    for line in results["busy_after"] or ["  (nothing notable)"]:
+        print(f"  {line}")
+    if "neo4j" in results:
+        eps = results["neo4j"]["batched"]["edges_per_s"]
+        print(
+            f"targets: Neo4j >= 50,000 edges/s: {'met' if eps >= 50_000 else 'NOT met'} ({eps:,}); "
+            f">= 100x naive: {'met' if results['neo4j']['ratio'] >= 100 else 'NOT met'} ({results['neo4j']['ratio']:,}x)"
+        )
+    if a.json:
+        Path(a.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
