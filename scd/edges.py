@@ -14,6 +14,10 @@ so that gradients stop at every intermediate SAE sublayer. For a downstream subl
    leaf (feature: f_u · decoder row, error: ε, token: the embedding), so w(u -> d) = grad_d[pos_u] · c_u.
 
 Edges into the logit node use the same dot products with the direct gradient ∂m/∂leaf.
+
+Decoder Jacobians hold an SAE's input-normalisation statistics (sae_lens' ``layer_norm`` and
+``constant_norm_rescale``) constant, as the node attributions ∂m/∂f do; the error node's edges then absorb the
+path through those statistics, so conservation stays exact for every SAE class.
 """
 
 from __future__ import annotations

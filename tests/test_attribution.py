@@ -534,3 +534,28 @@ def test_bad_inputs_are_refused(model, saes):
         attribute(model, {"blocks.0.attn.hook_z": saes["blocks.0.hook_attn_out"]}, TOKENS, log_prob(3))
     with pytest.raises(ValueError, match="shape"):
         attribute(model, saes, TOKENS[0], log_prob(3))
+
+
+@pytest.mark.parametrize("norm", ["layer_norm", "constant_norm_rescale"])
+def test_saes_with_stateful_input_normalisation(model, norm):
+    """SAEs that normalise their input and undo it in decode (state kept between encode and decode): the splice
+    is still exact, node attributions match autograd and edges conserve (the error node absorbs the path through
+    the normalisation statistics)."""
+    saes = random_saes(
+        model, hooks_for(2, ["hook_resid_pre", "hook_attn_out", "hook_mlp_out"]), MIXED[:3] * 2
+    )
+    for sae in saes.values():
+        sae.cfg.normalize_activations = norm
+        sae._setup_activation_normalization()
+    assert torch.equal(run_spliced(model, saes, TOKENS)[0], model(TOKENS))
+    graph = attribute(model, saes, TOKENS, log_prob(3), all_nodes=True)
+    torch.testing.assert_close(_outflow(graph)[:-1], graph.attributions[:-1], rtol=1e-9, atol=1e-11)
+    idx = _index(graph)
+    hook = "blocks.1.hook_attn_out"
+    f, eps, g_f, g_e = _leaf_gradients(model, saes[hook], hook, log_prob(3))
+    for p, i in (f != 0).nonzero().tolist():
+        torch.testing.assert_close(
+            graph.attributions[idx[("attn", hook, i, p)]], (f * g_f)[p, i], rtol=1e-9, atol=1e-12
+        )
+    ig = attribute(model, saes, TOKENS, log_prob(3), method="ig", ig_steps=1, all_nodes=True)
+    torch.testing.assert_close(ig.attributions, graph.attributions, rtol=1e-9, atol=1e-12)
