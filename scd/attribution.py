@@ -105,15 +105,16 @@ def attribute(
         raise ValueError(f"method must be 'atp' or 'ig', got {method!r}")
     if batch_size < 1 or ig_steps < 1:
         raise ValueError("batch_size and ig_steps must be >= 1")
-    return _Attribution(model, saes, tokens, metric).run(
-        method=method,
-        ig_steps=ig_steps,
-        top_k=top_k,
-        node_threshold=node_threshold,
-        edge_threshold=edge_threshold,
-        batch_size=batch_size,
-        all_nodes=all_nodes,
-    )
+    with torch.enable_grad():  # callers often hold torch.no_grad(); the engine needs autograd
+        return _Attribution(model, saes, tokens, metric).run(
+            method=method,
+            ig_steps=ig_steps,
+            top_k=top_k,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            batch_size=batch_size,
+            all_nodes=all_nodes,
+        )
 
 
 class _Phase:
@@ -189,19 +190,18 @@ class _Attribution:
     def _ig_chunk(self, site, alphas: Tensor) -> tuple[Tensor, Tensor]:
         """Summed gradients w.r.t. features and error of `site` scaled by each alpha (one sequence per alpha)."""
         sae, n = site.sae, len(alphas)
-        a = alphas.to(site.f.dtype)[:, None, None]
-        f_a = (a * site.f).requires_grad_(True)
-        e_a = (alphas[:, None, None].to(site.eps.dtype) * site.eps).requires_grad_(True)
+        a = alphas[:, None, None]
+        f_a = (a.to(site.f.dtype) * site.f).requires_grad_(True)
+        e_a = (a * site.eps).requires_grad_(True)
 
         def patch(x: Tensor, hook) -> Tensor:
             with torch.no_grad():
                 sae.encode(x[:1])  # stateful SAE normalisations read the clean input here
             return sae.decode(f_a).to(x.dtype) + e_a
 
-        with torch.enable_grad():
-            logits = self.model.run_with_hooks(self.tokens.expand(n, -1), fwd_hooks=[(site.hook, patch)])
-            m = sum(self.metric(logits[i : i + 1]) for i in range(n))
-            g_f, g_e = torch.autograd.grad(m, [f_a, e_a])
+        logits = self.model.run_with_hooks(self.tokens.expand(n, -1), fwd_hooks=[(site.hook, patch)])
+        m = sum(self.metric(logits[i : i + 1]) for i in range(n))
+        g_f, g_e = torch.autograd.grad(m, [f_a, e_a])
         return g_f.sum(0), g_e.sum(0)
 
     # -- phase 4 ------------------------------------------------------------------------------------------

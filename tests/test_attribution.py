@@ -559,3 +559,10 @@ def test_saes_with_stateful_input_normalisation(model, norm):
         )
     ig = attribute(model, saes, TOKENS, log_prob(3), method="ig", ig_steps=1, all_nodes=True)
     torch.testing.assert_close(ig.attributions, graph.attributions, rtol=1e-9, atol=1e-12)
+
+
+def test_attribute_under_no_grad(model, saes, full_graph):
+    with torch.no_grad():
+        graph = attribute(model, saes, TOKENS, log_prob(3), all_nodes=True)
+    assert torch.equal(graph.edges, full_graph.edges)
+    torch.testing.assert_close(graph.weights, full_graph.weights, rtol=0, atol=0)
