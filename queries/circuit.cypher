@@ -3,7 +3,7 @@
 // param: prompt: string — prompt text, prompt id or circuit id
 // param: min_weight: float = 0.0 — only edges with |weight| at least this
 // param: limit: int = 500 — rows to return
-// example: scd query circuit -p prompt="f(a, (b)" -p min_weight=0.1
+// example: scd query circuit -p prompt="f(a [b (c" -p min_weight=0.1
 //
 // Nodes are named by their id within the circuit: {hook}/{latent}@{position} (error terms {hook}/error@{pos},
 // input tokens token/{id}@{pos}, the target logit logit/{id}@{pos}). If the prompt has several circuits (other

@@ -3,7 +3,7 @@
 // param: a: string — circuit A: prompt text, prompt id or circuit id
 // param: b: string — circuit B: prompt text, prompt id or circuit id
 // param: limit: int = 1000 — rows to return
-// example: scd query compare -p a="f(a, (b)" -p b="[x, (y)]"
+// example: scd query compare -p a="ab (cd [e {fg" -p b="x = [1, 2, [3, 4"
 //
 // A feature's attribution in a circuit sums its nodes there (a feature can sit at several positions). SAE
 // latents only: input tokens, logits and SAE error terms are left out. `scd compare` adds the Jaccard similarity

@@ -3,7 +3,7 @@
 // param: prompt: string — prompt text, prompt id or circuit id
 // param: min_weight: float = 0.0 — only follow edges with |weight| at least this (raise it on large circuits)
 // param: limit: int = 20 — paths to return
-// example: scd query paths-to-logit -p prompt="f(a, (b)" -p min_weight=0.05
+// example: scd query paths-to-logit -p prompt="ab (cd [e {fg" -p min_weight=0.05
 //
 // A path's strength is its weakest link, min |weight| over its edges (a bottleneck: a path is only as strong as
 // its weakest edge); product multiplies the signed weights. Paths run from any node with no stronger-than-

@@ -20,7 +20,7 @@ from scd.errors import QueryError
 from .synthetic import synthetic_circuit
 
 # Prompts the guide and the query examples use, so their examples find rows; the rest are random text.
-NAMED_PROMPTS = ["f(a [b (c", "the cost (in dollars", "f(a, (b)", "[x, (y)]", "Copyright (C"]
+NAMED_PROMPTS = ["f(a [b (c", "the cost (in dollars", "ab (cd [e {fg", "x = [1, 2, [3, 4", "Copyright (C"]
 
 
 def corpus():
@@ -183,9 +183,11 @@ BIG = 1_000_000
 
 
 def _cases(circuits):
-    c0, c1, big = circuits[0], circuits[2], circuits[-1]
-    feature = next(n.feature_id for n in big.nodes if n.kind == "resid")
-    target = next(e.target for e in big.edges if big.node(e.target).kind in ("attn", "mlp"))
+    c0, c1 = circuits[0], circuits[2]
+    big = max(circuits, key=lambda c: len(c.edges))
+    latents = [n for n in big.nodes if n.kind not in ("token", "logit", "error")]
+    feature = next((n.feature_id for n in latents if n.kind == "resid"), latents[0].feature_id)
+    target = next(e.target for e in big.edges if big.node(e.target).kind not in ("token", "logit", "error"))
     target_feature = big.node(target).feature_id
     return [
         # (query, params, ORDER BY columns in order)
@@ -356,7 +358,7 @@ def test_compare_group_frequency_and_matrix(circuits, embedded_store):
 
 def test_compare_errors(embedded_store):
     with pytest.raises(QueryError, match="no circuit for 'nope'"):
-        compare_circuits(embedded_store, "nope", "f(a, (b)")
+        compare_circuits(embedded_store, "nope", "ab (cd [e {fg")
     with pytest.raises(QueryError, match="no circuit's prompt matches"):
         compare_group(embedded_store, "zzz")
 
@@ -369,3 +371,58 @@ def test_writes_are_refused_on_both_engines(which, request):
     with pytest.raises(QueryError, match="refused"):
         runner.run_cypher(store, "MATCH (f:Feature) SET f.label = 'x'")
     assert runner.run_cypher(store, "MATCH (f:Feature {id: 'x'}) RETURN count(f) AS n")["n"][0] == 0
+
+
+# -- the demo model: real circuits ----------------------------------------------------------------------------------
+
+DEMO_PROMPTS = 12  # bracket prompts from examples/prompts.txt
+
+
+@pytest.fixture(scope="module")
+def demo_circuits():
+    from scd import demo
+
+    if not demo.is_present():
+        pytest.skip("the demo model's weights are not built (scd/demo/weights)")
+    from scd.ingest.prompts import read_prompts
+
+    from scd.discovery import discover
+    from scd.models import load_bundle
+
+    specs = [s for s in read_prompts(runner.LIBRARY.parent / "examples" / "prompts.txt") if "(" in s.text]
+    assert len(specs) >= DEMO_PROMPTS
+    bundle = load_bundle("demo")
+    return [discover(s.text, model=bundle, target=s.target) for s in specs[:DEMO_PROMPTS]]
+
+
+def test_demo_feeders_of_the_closing_paren(demo_circuits, tmp_path):
+    """The issue's question on real circuits: which upstream features feed the ")" features, across prompts."""
+    config = StoreConfig(path=tmp_path / "demo")
+    load(config, demo_circuits)
+    df = runner.query("feeders", store=config, token=")", limit=1000)
+    assert not df.empty and {"circuits", "edges", "total_weight", "mean_weight", "example_prompt"} <= set(
+        df.columns
+    )
+    hits = runner.query("circuits", store=config, pattern=r".*\(.*", limit=1000)
+    assert len(hits) >= 10
+    assert df["circuits"].max() >= 2, "some feeder should recur across prompts"
+    assert set(df["example_prompt"]) <= {c.prompt.text for c in demo_circuits}
+
+
+@pytest.mark.neo4j
+def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
+    """The issue's done-when: every named query, both stores, the same ingested demo circuits."""
+    from scd.ingest.stores import open_store
+
+    emb, neo = StoreConfig(path=tmp_path / "demo"), StoreConfig(neo4j_uri=neo4j_uri)
+    load(emb, demo_circuits)
+    load(neo, demo_circuits)
+    with open_store(emb, read_only=True) as a, open_store(neo, read_only=True) as b:
+        for name, params, order_by in _cases(demo_circuits):
+            if "limit" in [p.name for p in runner.get_query(name).params]:
+                params = {"limit": BIG} | params
+            x, y = runner.run(b, name, params), runner.run(a, name, params)
+            try:
+                assert_same_result(x, y, order_by)
+            except AssertionError as e:
+                raise AssertionError(f"{name} {params}: {e}") from e

@@ -116,23 +116,23 @@ def test_cypher_with_parameters_and_stdin(scd):
         "cypher",
         "MATCH (p:Prompt) WHERE p.text = $t RETURN p.text AS text, $n + 1 AS m",
         "-p",
-        "t=f(a, (b)",
+        "t=ab (cd [e {fg",
         "-p",
         "n=41",
         "--format",
         "json",
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output) == [{"text": "f(a, (b)", "m": 42}]
+    assert json.loads(r.output) == [{"text": "ab (cd [e {fg", "m": 42}]
     r = scd("cypher", "-", "--format", "csv", input="MATCH (c:Circuit) RETURN count(c) AS n")
     assert r.output.splitlines() == ["n", str(len(corpus()))]
 
 
 def test_compare_two_prompts(scd):
-    r = scd("compare", "f(a [b (c", "f(a, (b)")
+    r = scd("compare", "f(a [b (c", "ab (cd [e {fg")
     assert r.exit_code == 0, r.output
     assert "jaccard:" in r.output and "shared:" in r.output and "only_a" in r.output
-    doc = json.loads(scd("compare", "f(a [b (c", "f(a, (b)", "--format", "json").output)
+    doc = json.loads(scd("compare", "f(a [b (c", "ab (cd [e {fg", "--format", "json").output)
     union = doc["shared"] + doc["only_a"] + doc["only_b"]
     assert doc["jaccard"] == pytest.approx(doc["shared"] / union, abs=1e-4)
     assert len(doc["features"]) == union

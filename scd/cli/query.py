@@ -123,7 +123,7 @@ def compare(prompts, pattern, fmt, limit, store_config):
 
     \b
     Example:
-      scd compare "f(a, (b)" "[x, (y)]"
+      scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"
       scd compare --pattern ".*\\(.*"
     """
     from scd.errors import InputError
@@ -132,7 +132,9 @@ def compare(prompts, pattern, fmt, limit, store_config):
     from scd.queries.render import render_sections
 
     if (pattern is not None and prompts) or (pattern is None and len(prompts) != 2):
-        raise InputError("give two prompts, or --pattern REGEX", 'e.g. scd compare "f(a, (b)" "[x, (y)]"')
+        raise InputError(
+            "give two prompts, or --pattern REGEX", 'e.g. scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"'
+        )
 
     def cut(df):
         return df if limit is None else df.head(limit)
