@@ -19,10 +19,10 @@
   pos, token, activation, attribution.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float).
 
-Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Node.circuit_id and
-Feature.kind/hook, Prompt.text and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys
-only. FEEDS.weight has no index: queries filter on abs(weight), which a range index cannot serve, and the index
-cost every edge write.
+Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook, Prompt.text
+and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
+FEEDS.weight have no index on purpose: queries reach nodes from their Circuit and filter on abs(weight), which a
+range index cannot serve, and each index costs every node or edge write.
 
 Reserved-word notes: LadybugDB refuses a property called ``index``, so the latent index is ``idx`` everywhere;
 and ``FOR`` is a keyword there (``[:FOR]`` is a parse error unless back-quoted), so the circuit -> prompt
@@ -40,7 +40,6 @@ NEO4J_SCHEMA = [
     "CREATE CONSTRAINT circuit_id IF NOT EXISTS FOR (c:Circuit) REQUIRE c.id IS UNIQUE",
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
     "CREATE INDEX circuit_request IF NOT EXISTS FOR (c:Circuit) ON (c.request)",
-    "CREATE INDEX node_circuit IF NOT EXISTS FOR (n:Node) ON (n.circuit_id)",
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",

@@ -25,6 +25,7 @@ run it in a READ transaction with a timeout. Results come back as a pandas DataF
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +52,7 @@ from ..rows import CircuitRows, check_references, circuit_rows
 from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
+log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
 READ_TIMEOUT_S = 120.0
 CONSTRAINT_RETRIES = 5
@@ -304,8 +306,16 @@ class Neo4jStore(Store):
                 with self._session() as s:
                     return s.execute_write(_write_rows, rows, fast)
             except _OrderLost:
+                log.warning(
+                    "circuit %s: node order lost in collect(); writing it with id lookups", rows.circuit["id"]
+                )
                 fast = False  # rolled back; write it again with id lookups
-            except ConstraintError:
+            except ConstraintError as e:
+                log.info(
+                    "circuit %s: constraint race (%s); running the transaction again",
+                    rows.circuit["id"],
+                    e.message,
+                )
                 # another writer created the same Feature / Prompt / Circuit between our check and our write;
                 # the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)
                 if attempt == CONSTRAINT_RETRIES:
