@@ -35,8 +35,9 @@ VARIANTS = {
         "circuit",
         """MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
 WHERE c.id = $prompt OR p.id = $prompt OR p.text = $prompt
-MATCH g = (a:Node)-[e:FEEDS]->(b:Node)
-WHERE a.circuit_id = c.id AND abs(e.weight) >= $min_weight
+MATCH (c)-[:HAS]->(a:Node)
+MATCH g = (a)-[e:FEEDS]->(b:Node)
+WHERE abs(e.weight) >= $min_weight
 RETURN g
 ORDER BY abs(e.weight) DESC
 LIMIT $limit""",
