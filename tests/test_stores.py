@@ -291,3 +291,55 @@ def test_neo4j_large_circuit_spills_edges_into_batches(neo4j_config, monkeypatch
     with open_store(neo4j_config) as store:
         assert store.write_circuit(c)
         assert store.stats() == expected_counts([c])
+
+
+_OPEN_TRANSACTION = {
+    # write a whole circuit inside one transaction, say so, and wait (to be killed) before committing
+    "neo4j": (
+        "from scd.ingest.stores.neo4j_store import _write_rows\n"
+        "session = store.driver.session(database=store.database)\n"
+        "tx = session.begin_transaction()\n"
+        "assert _write_rows(tx, rows)\n"
+    ),
+    "embedded": (
+        "conn = store._writer().__enter__()\n"
+        "conn.execute('BEGIN TRANSACTION')\n"
+        "assert store._write_rows(conn, rows)\n"
+    ),
+}
+
+
+@pytest.mark.slow
+def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
+    """Deterministic: the child has written every row of a circuit but not committed when it is killed."""
+    target = (
+        f"neo4j_uri={store_config.neo4j_uri!r}"
+        if store_config.neo4j_uri
+        else f"path={str(store_config.path)!r}"
+    )
+    code = (
+        "import time\n"
+        "from scd.config import StoreConfig\n"
+        "from scd.ingest.rows import circuit_rows\n"
+        "from scd.ingest.stores import open_store\n"
+        "from tests.synthetic import synthetic_circuit\n"
+        f"store = open_store(StoreConfig({target}))\n"
+        "rows = circuit_rows(synthetic_circuit(13))\n"
+        + _OPEN_TRANSACTION[store_config.kind]
+        + "print('in transaction', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with open_store(store_config) as store:
+        store.write_circuit(synthetic_circuit(14))
+        before = store_snapshot(store)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "in transaction"
+        with open_store(store_config, read_only=True) as store:
+            assert store_snapshot(store) == before  # uncommitted rows are invisible to others
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with open_store(store_config) as store:
+        assert store_snapshot(store) == before
+        assert store.write_circuit(synthetic_circuit(13))  # and the circuit can be written afterwards
