@@ -1,10 +1,12 @@
 """Benchmark: edges/s written by `scd ingest`'s store writers, against a naive one-write-per-edge baseline.
 
 Synthetic circuits (tests/synthetic.py; ``--edges`` in all, ``--edges-per-circuit`` each, realistic node/feature
-mix) are written with ``Store.write_circuit`` -- one transaction per circuit, batched ``UNWIND`` -- into Neo4j and
-into the embedded LadybugDB store. The baseline writes a ``--naive-edges`` sample of the same edges one statement
-(one auto-commit transaction) per edge: MERGE both endpoint nodes, CREATE the relationship. Printed per store:
-edges/s (and nodes/s) batched, edges/s naive, and the ratio. Targets: >= 50k edges/s into Neo4j, >= 100x naive.
+mix) are written with ``Store.write_circuit`` -- one transaction per circuit, batched ``UNWIND``, after three
+untimed warm-up circuits (a JVM server is several times slower until its JIT has compiled the write path) -- into
+Neo4j and into the embedded LadybugDB store. The baseline writes a ``--naive-edges`` sample of the same edges one
+statement (one auto-commit transaction) per edge: MERGE both endpoint nodes, CREATE the relationship. Printed per
+store: edges/s (and nodes/s) batched, edges/s naive, and the ratio. Targets: >= 50k edges/s into Neo4j, >= 100x
+naive.
 Also printed: what else was using the CPU during the run (load average and the busiest other processes), because
 on a 2-core machine that changes the numbers a lot.
 
@@ -47,8 +49,11 @@ def make_circuits(total_edges: int, per_circuit: int, seed: int):
     return [synthetic_circuit(seed + i, n_nodes=nodes, n_edges=per_circuit) for i in range(n)]
 
 
-def batched(config: StoreConfig, circuits) -> dict:
+def batched(config: StoreConfig, circuits, warmup) -> dict:
     with open_store(config) as store:
+        store.clear()
+        for c in warmup:  # a JVM server runs several times slower until its JIT has compiled the write path
+            store.write_circuit(c)
         store.clear()
         t0, c0 = time.perf_counter(), time.process_time()
         for c in circuits:
@@ -78,6 +83,8 @@ def naive_neo4j(config: StoreConfig, sample) -> dict:
     with open_store(config) as store:
         store.clear()
         with store.driver.session(database=store.database) as s:
+            for src, dst, w in sample[:200]:  # warm-up, not timed
+                s.run(NAIVE_NEO4J, src=f"w{src}", dst=f"w{dst}", w=w).consume()
             t0 = time.perf_counter()
             for src, dst, w in sample:
                 s.run(NAIVE_NEO4J, src=src, dst=dst, w=w).consume()
@@ -90,6 +97,8 @@ def naive_embedded(config: StoreConfig, sample) -> dict:
     with open_store(config) as store:
         store.clear()
         with store._writer() as conn:
+            for src, dst, w in sample[:200]:  # warm-up, not timed
+                conn.execute(NAIVE_LADYBUG, {"src": f"w{src}", "dst": f"w{dst}", "w": w})
             t0 = time.perf_counter()
             for src, dst, w in sample:
                 conn.execute(NAIVE_LADYBUG, {"src": src, "dst": dst, "w": w})
@@ -125,7 +134,17 @@ def environment() -> dict:
         "python": platform.python_version(),
         "neo4j_driver": neo4j.__version__,
         "ladybug": ladybug.__version__,
+        "neo4j_rust_ext": _has_rust_ext(),
     }
+
+
+def _has_rust_ext() -> bool:
+    try:
+        import neo4j._rust  # noqa: F401  (neo4j-rust-ext: packstream in Rust, ~3x less client CPU)
+
+        return True
+    except ImportError:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     circuits = make_circuits(a.edges, a.edges_per_circuit, a.seed)
     sample = naive_sample(circuits, a.naive_edges, a.seed)
+    warmup = make_circuits(3 * a.edges_per_circuit, a.edges_per_circuit, a.seed + 10_000)
     print(
         f"{len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
         f"{sum(len(c.nodes) for c in circuits):,} nodes, generated in {time.perf_counter() - t0:.1f} s"
@@ -177,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ap.error(f"unknown store {kind!r}")
             print(f"\n[{kind}] {config.describe()}")
-            b = batched(config, circuits)
+            b = batched(config, circuits, warmup)
             print(
                 f"  batched  {b['edges']:>8,} edges  {b['seconds']:7.2f} s  {b['edges_per_s']:>8,} edges/s  "
                 f"({b['nodes_per_s']:,} nodes/s; {b['circuits']} transactions; client CPU {b['client_cpu_s']:.1f} s)"
@@ -195,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     env = results["environment"]
     print(
         f"\nmachine: {env['cpus']} CPUs; load average {env['load_avg']} before, {env['load_avg_after']} after; "
-        f"neo4j {env.get('neo4j_server', '-')}, driver {env['neo4j_driver']}, ladybug {env['ladybug']}"
+        f"neo4j {env.get('neo4j_server', '-')}, driver {env['neo4j_driver']} "
+        f"({'with' if env['neo4j_rust_ext'] else 'without'} neo4j-rust-ext), ladybug {env['ladybug']}"
     )
     print("also running (busiest other processes, CPU % over their lifetime):")
     for line in results["busy_after"] or ["  (nothing notable)"]:
