@@ -1,1 +1,128 @@
-"""The bundled offline demo model (filled in by its issue)."""
+"""The bundled offline demo model: a small character-level transformer and a TopK SAE at every sublayer.
+
+Users reach it as ``--model demo``. The weights ship as package data in ``scd/demo/weights/``::
+
+    model/config.json          the HookedTransformerConfig, as a dict
+    model/model.safetensors    its state dict
+    vocab.json                 the character vocabulary (BOS first)
+    saes/<hook name>/          one sae_lens folder per hooked sublayer (cfg.json + sae_weights.safetensors),
+                               loadable with SAE.load_from_disk -- the same code path as any local sae_lens SAE
+
+``scd demo-model train --out DIR`` rebuilds the whole folder from the seeded corpus (see MODEL_CARD.md);
+``scd demo-model eval`` prints its metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from scd.demo.tokenizer import CharTokenizer
+from scd.errors import ModelError
+
+WEIGHTS: Path = Path(__file__).parent / "weights"
+MODEL_CARD: Path = Path(__file__).parent / "MODEL_CARD.md"
+
+_FIX = "reinstall scd, or rebuild the weights with `scd demo-model train --out DIR` and pass DIR"
+
+
+def is_present(path: str | Path = WEIGHTS) -> bool:
+    """True if `path` holds a complete demo model: model, vocabulary and at least one SAE."""
+    path = Path(path)
+    return (
+        (path / "model" / "config.json").is_file()
+        and (path / "model" / "model.safetensors").is_file()
+        and (path / "vocab.json").is_file()
+        and bool(sae_folders(path))
+    )
+
+
+def _require(path: Path) -> None:
+    if not is_present(path):
+        raise ModelError(f"no demo model at {path}", _FIX)
+
+
+def load_config(path: str | Path = WEIGHTS) -> dict:
+    """The model's HookedTransformerConfig as the dict saved in ``model/config.json``."""
+    path = Path(path)
+    _require(path)
+    return json.loads((path / "model" / "config.json").read_text())
+
+
+def load_model(path: str | Path = WEIGHTS, device: str = "cpu"):
+    """The demo HookedTransformer, in eval mode, with its parameters frozen (requires_grad=False)."""
+    from safetensors.torch import load_file
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    path = Path(path)
+    cfg = HookedTransformerConfig(**{**load_config(path), "device": device})
+    model = HookedTransformer(cfg)
+    state = load_file(str(path / "model" / "model.safetensors"), device=device)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # TransformerLens adds buffers (attention masks, IGNORE) that are rebuilt from the config
+    missing = [k for k in missing if not k.endswith((".mask", ".IGNORE"))]
+    if missing or unexpected:
+        raise ModelError(
+            f"demo weights at {path} do not fit the config (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]})",
+            _FIX,
+        )
+    model.to(device)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def load_tokenizer(path: str | Path = WEIGHTS) -> CharTokenizer:
+    """The demo model's character tokenizer (implements scd.tokens.Tokenizer)."""
+    path = Path(path)
+    _require(path)
+    return CharTokenizer.load(path / "vocab.json")
+
+
+_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|attn_out|mlp_out|resid_post)$")
+_ORDER = {"resid_pre": 0, "attn_out": 1, "mlp_out": 2, "resid_post": 3}
+
+
+def sae_folders(path: str | Path = WEIGHTS) -> dict[str, Path]:
+    """Hook name -> SAE folder, in forward order (blocks.0.hook_resid_pre, blocks.0.hook_attn_out, ...)."""
+    saes = Path(path) / "saes"
+    if not saes.is_dir():
+        return {}
+    found = []
+    for folder in saes.iterdir():
+        m = _HOOK.match(folder.name)
+        if m and (folder / "cfg.json").is_file() and (folder / "sae_weights.safetensors").is_file():
+            found.append(((int(m.group(1)), _ORDER[m.group(2)]), folder.name, folder))
+    return {name: folder for _, name, folder in sorted(found)}
+
+
+def load_saes(path: str | Path = WEIGHTS, device: str = "cpu") -> dict:
+    """Hook name -> sae_lens SAE (via SAE.load_from_disk), in forward order, in eval mode."""
+    from sae_lens import SAE
+
+    path = Path(path)
+    _require(path)
+    saes = {}
+    for hook, folder in sae_folders(path).items():
+        sae = SAE.load_from_disk(folder, device=device)
+        sae.eval()
+        for p in sae.parameters():
+            p.requires_grad_(False)
+        saes[hook] = sae
+    return saes
+
+
+__all__ = [
+    "WEIGHTS",
+    "MODEL_CARD",
+    "CharTokenizer",
+    "is_present",
+    "load_config",
+    "load_model",
+    "load_tokenizer",
+    "sae_folders",
+    "load_saes",
+]
