@@ -367,7 +367,7 @@ def test_cli_demo_ingest(demo_available, store_config, tmp_path):
         before = store_snapshot(store)
     result = invoke(*args[:-2], "--format", "json", *args[-2:])
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)  # stdout holds the JSON alone
     assert (summary["written"], summary["skipped"], summary["discovered"]) == (0, 20, 0)
     with open_store(store_config, read_only=True) as store:
         assert store_snapshot(store) == before
@@ -397,6 +397,17 @@ def test_cli_demo_bad_prompts(demo_available, store_config, tmp_path, line, mess
     assert stats_or_none(store_config) == before
 
 
-def test_cli_demo_saes_that_do_not_fit(demo_available, store_config, tmp_path):
-    result = invoke("ingest", str(demo_prompts(tmp_path, 2)), "--saes", "res-jb", *store_args(store_config))
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+def test_cli_demo_unknown_or_misfit_saes(demo_available, store_config, tmp_path):
+    from scd.models import load_bundle
+
+    from .tiny_hf import save_sae
+
+    d_model = load_bundle("demo").model.cfg.d_model
+    wide = save_sae(tmp_path / "too-wide", "blocks.0.hook_resid_pre", d_in=d_model + 3)
+    p = demo_prompts(tmp_path, 2)
+    for saes, message in (("no-such-preset", "neither an SAE preset"), (str(wide), "does not fit model")):
+        result = invoke("ingest", str(p), "--saes", saes, *store_args(store_config))
+        assert result.exit_code == 1, result.output
+        assert message in result.output and " -- " in result.output and "Traceback" not in result.output
+        after = stats_or_none(store_config)
+        assert after is None or not any(after.values())

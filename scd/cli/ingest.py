@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -137,25 +138,27 @@ def ingest(
     specs = read_prompts(prompts)  # the whole file is checked before the store is touched
     store = None if dry_run else open_store(store_config)
     try:
-        report = run_ingest(
-            specs,
-            store,
-            model=model,
-            saes=saes,
-            device=device,
-            dry_run=dry_run,
-            json_out=json_out,
-            fail_fast=fail_fast,
-            progress=not no_progress,
-            target_mode="last-token" if last_token_target else "predicted",
-            method=method,
-            ig_steps=ig_steps,
-            top_k=top_k,
-            node_threshold=node_threshold,
-            edge_threshold=edge_threshold,
-            batch_size=batch_size,
-            scores=scores,
-        )
+        # libraries print while loading models ("Moving model to device"): keep stdout for the summary alone
+        with contextlib.redirect_stdout(sys.stderr):
+            report = run_ingest(
+                specs,
+                store,
+                model=model,
+                saes=saes,
+                device=device,
+                dry_run=dry_run,
+                json_out=json_out,
+                fail_fast=fail_fast,
+                progress=not no_progress,
+                target_mode="last-token" if last_token_target else "predicted",
+                method=method,
+                ig_steps=ig_steps,
+                top_k=top_k,
+                node_threshold=node_threshold,
+                edge_threshold=edge_threshold,
+                batch_size=batch_size,
+                scores=scores,
+            )
     except KeyboardInterrupt:
         click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
         sys.exit(130)
