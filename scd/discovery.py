@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 
@@ -129,17 +130,17 @@ def _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch
 # -- phase 2 ------------------------------------------------------------------------------------------------------
 
 
+@dataclass
 class Setup:
     """What the metric is about: tokens the model reads, the target, the contrast, the clean prediction."""
 
-    def __init__(self, *, text, token_ids, target_id, contrast_id, source, logits, bundle):
-        self.text: str = text
-        self.token_ids: list[int] = token_ids
-        self.target_id: int = target_id
-        self.contrast_id: int | None = contrast_id
-        self.source: str = source  # predicted | explicit | last-token
-        self.logits: torch.Tensor = logits  # clean logits at the last position [d_vocab]
-        self.bundle = bundle
+    bundle: ModelBundle
+    text: str  # the text the model reads (the prompt, minus its last token under the last-token convention)
+    token_ids: list[int]
+    target_id: int
+    contrast_id: int | None
+    source: str  # predicted | explicit | last-token
+    logits: torch.Tensor  # clean logits at the last position [d_vocab]
 
     @property
     def tokens(self) -> torch.Tensor:

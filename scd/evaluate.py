@@ -1,8 +1,8 @@
 """How much of the model's behaviour a circuit explains: faithfulness and completeness by ablation.
 
 Marks et al. (2024), FIELD-NOTES section 1. With m the circuit's metric, M the whole model and C the circuit's
-feature nodes, each m(.) is one forward pass in which every SAE latent *not* in the given set is ablated at every
-SAE sublayer and position (the others keep the values they take in that ablated run):
+nodes, each m(.) is one forward pass in which every SAE latent (and error term) *not* in the given set is ablated
+at every SAE sublayer and position; the others keep the values they take in that ablated run, as in Marks' code:
 
     faithfulness  F(C) = (m(C) - m(empty)) / (m(M) - m(empty))        1 = the circuit alone reproduces the model
     completeness       = 1 - F(M minus C)                             1 = without the circuit nothing is left
@@ -10,13 +10,17 @@ SAE sublayer and position (the others keep the values they take in that ablated 
 Choices, stated once:
 
 * **Ablation** ``"zero"`` (default): ablated latents are set to 0, i.e. their decoder contribution is removed.
-  ``"mean"``: set to their mean over the prompt's positions (the BOS position left out), the single-prompt stand-in
-  for Marks' dataset mean; note a latent that was inactive at a position is then switched *on* to its mean.
-* **Error terms** ``"keep"`` (default): every SAE error term keeps its value (ε recomputed from the ablated run),
-  so scores measure what the circuit's *features* carry of what all features carry. ``"ablate"``: error nodes are
-  circuit members like features (Marks' default handling): kept where the circuit has them, ablated elsewhere.
-* The ablated model with nothing removed is the clean model exactly (the splice changes the activation by
-  ``dec(f') - dec(f)``, which is 0 bit for bit when f' = f), so m(M) is the clean metric and F(all features) = 1.
+  ``"mean"``: set to their mean over the prompt's positions (BOS left out) -- a crude single-prompt stand-in for
+  Marks' dataset mean; a latent that was inactive at a position is then switched *on* to its mean.
+* **Error terms** ``"circuit"`` (default, Marks' own default handling): error nodes are circuit members like
+  features -- the error terms the circuit holds are kept, the others ablated (so m(empty) ablates every error term
+  too). ``"keep"``: every error term keeps its value whatever the circuit holds (Marks' ``handle_errors='keep'``),
+  so scores measure only what the circuit's *features* carry. On the demo model ``"circuit"`` gives the cleaner,
+  near-monotone curves; ``"keep"`` swings more with k.
+* **BOS** is never ablated: it is the same in every prompt, so its dataset mean is itself and ablating it would
+  only break the attention sink.
+* Nothing ablated is the clean model exactly (the splice changes the activation by ``dec(f') - dec(f)``, which is
+  0 bit for bit when f' = f), so m(M) is the clean metric and F(every active feature and error) = 1.
 
 ``faithfulness_curve(prompt, ks)`` sweeps circuit size (top-k per sublayer) in one attribution run.
 """
@@ -34,7 +38,7 @@ from scd.errors import InputError, ModelError
 from scd.models import ModelBundle
 
 ABLATIONS = ("zero", "mean")
-ERROR_MODES = ("keep", "ablate")
+ERROR_MODES = ("circuit", "keep")
 FEATURE_KINDS = ("resid", "attn", "mlp")
 
 FeatureKey = tuple[str, int, int]  # (hook, latent, position)
@@ -74,7 +78,7 @@ class Ablator:
         metric,
         *,
         ablation: str = "zero",
-        errors: str = "keep",
+        errors: str = "circuit",
     ):
         if ablation not in ABLATIONS:
             raise InputError(f"unknown ablation {ablation!r}", f"use one of {', '.join(ABLATIONS)}")
@@ -121,7 +125,7 @@ class Ablator:
     def metric_with(
         self, keep: dict[str, torch.Tensor], keep_errors: dict[str, torch.Tensor] | None = None
     ) -> float:
-        """m with every latent outside ``keep[hook]`` ([pos, d_sae] bool) ablated; with ``errors="ablate"``
+        """m with every latent outside ``keep[hook]`` ([pos, d_sae] bool) ablated; with ``errors="circuit"``
         also every error term outside ``keep_errors[hook]`` ([pos] bool)."""
 
         def splice(x, hook):
@@ -131,7 +135,7 @@ class Ablator:
             x_hat = sae.decode(f)
             f_new = torch.where(keep[h], f[0], self.f_value[h].to(f.dtype))[None]
             out = x + (sae.decode(f_new) - x_hat).to(x.dtype)  # keeps the error term x - x_hat
-            if self.errors == "ablate":
+            if self.errors == "circuit":
                 ablate_err = ~keep_errors[h][None, :, None]
                 err = x - x_hat.to(x.dtype)
                 out = torch.where(ablate_err, out - err + self.err_value[h].to(x.dtype), out)
@@ -154,7 +158,7 @@ class Ablator:
             keep[hook][pos, index] = True
         if complement:
             keep = {h: ~m for h, m in keep.items()}
-        return keep
+        return self._keep_bos(keep)
 
     def error_masks(self, errors: Iterable[ErrorKey], complement: bool = False) -> dict[str, torch.Tensor]:
         keep = {h: torch.zeros(self.n_pos, dtype=torch.bool, device=self.tokens.device) for h in self.hooks}
@@ -162,6 +166,13 @@ class Ablator:
             keep[hook][pos] = True
         if complement:
             keep = {h: ~m for h, m in keep.items()}
+        return self._keep_bos(keep)
+
+    def _keep_bos(self, keep: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The BOS position is never ablated: it is the same in every prompt, so its (dataset-)mean is itself."""
+        if self._has_bos():
+            for m in keep.values():
+                m[0] = True
         return keep
 
     def all_active(self) -> list[FeatureKey]:
@@ -217,7 +228,7 @@ def node_keys(circuit: Circuit) -> tuple[list[FeatureKey], list[ErrorKey]]:
 
 
 def evaluate(
-    circuit: Circuit, bundle: ModelBundle, *, ablation: str = "zero", errors: str = "keep"
+    circuit: Circuit, bundle: ModelBundle, *, ablation: str = "zero", errors: str = "circuit"
 ) -> Scores:
     """Faithfulness and completeness of `circuit` (see the module docstring for the choices)."""
     if (circuit.model, circuit.sae_set) != (bundle.name, bundle.sae_set):
@@ -240,14 +251,14 @@ def faithfulness_curve(
     model: str | ModelBundle = "demo",
     saes: str | list[str] | None = None,
     ablation: str = "zero",
-    errors: str = "keep",
+    errors: str = "circuit",
     device: str = "cpu",
     **discover_kwargs,
 ) -> list[CurvePoint]:
     """Faithfulness and completeness of the top-k circuit for each k in `ks`, from one attribution run.
 
     The circuit of size k is the k features per sublayer with the largest |attribution| (the engine's own
-    selection), taken from the circuit discovered at ``max(ks)``; error nodes (with ``errors="ablate"``) follow the
+    selection), taken from the circuit discovered at ``max(ks)``; error nodes follow the
     engine's rule: kept where |attribution| reaches the smallest kept feature's of their sublayer.
     """
     from scd.discovery import discover

@@ -20,7 +20,6 @@ from scd.circuit import Feature, Node
 from scd.models import ModelBundle
 
 TOP_N = 10
-LOGIT_EFFECT_NOTE = "direct logit effect = decoder row through ln_final (centring + gain) and W_U"
 _CHUNK = 256
 
 

@@ -63,11 +63,7 @@ class ModelBundle:
 
     @property
     def device(self) -> torch.device:
-        return (
-            self.model.cfg.device
-            if isinstance(self.model.cfg.device, torch.device)
-            else torch.device(self.model.cfg.device or "cpu")
-        )
+        return torch.device(self.model.cfg.device or "cpu")
 
     def layer(self, hook: str) -> int:
         return hook_layer(hook)

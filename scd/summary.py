@@ -112,9 +112,17 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
         + ", ".join(f"{k} {v}" for k, v in circuit.params.items() if v is not None),
     ]
     if circuit.scores:
-        out.append("scores: " + ", ".join(f"{k} {v:.3f}" for k, v in circuit.scores.items()))
+        out.append(
+            "scores: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in circuit.scores.items())
+            + " (scd.evaluate: zero ablation, error nodes as circuit members)"
+        )
 
-    out += ["", f"Top nodes per sublayer (attribution to {metric_text}; + pushes toward {p.target!r}):"]
+    out += [
+        "",
+        f"Top nodes per sublayer (attribution to {metric_text}; + pushes toward {p.target!r}; "
+        "promotes = top tokens of the feature's direct logit effect):",
+    ]
     groups: dict[str, list[Node]] = {}
     for nd in circuit.nodes:
         if nd.kind not in ("token", "logit"):
@@ -125,7 +133,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
     for hook, members in groups.items():
         out.append(f"  {'input tokens' if hook == 'hook_embed' else hook}")
         for nd in sorted(members, key=lambda x: -abs(x.attribution))[:per_sublayer]:
-            line = f"    {nd.attribution:+.4f}  {node_label(nd, circuit)}"
+            line = f"  {nd.attribution:+10.3g}  {node_label(nd, circuit)}"
             f = feats.get(nd.feature_id)
             if f is not None and f.top_promoted and nd.kind != "token":
                 line += "   promotes " + " ".join(repr(t) for t in f.top_promoted[:3])
@@ -135,9 +143,8 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
 
     out += ["", "Strongest edges (direct effect on the metric through the downstream node):"]
     for e in sorted(circuit.edges, key=lambda e: -abs(e.weight))[:n_edges]:
-        out.append(
-            f"    {e.weight:+.4f}  {node_label(by_id[e.source], circuit)} -> {node_label(by_id[e.target], circuit)}"
-        )
+        src, dst = node_label(by_id[e.source], circuit), node_label(by_id[e.target], circuit)
+        out.append(f"  {e.weight:+10.3g}  {src} -> {dst}")
 
     paths = strongest_paths(circuit, n_paths)
     logit = next((nd for nd in circuit.nodes if nd.kind == "logit"), None)
@@ -153,5 +160,5 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
         chain = node_label(by_id[path.nodes[0]], circuit)
         for w, i in zip(path.weights, path.nodes[1:], strict=True):
             chain += f" ={w:+.3g}=> {node_label(by_id[i], circuit)}"
-        out.append(f"  {k}. [{path.strength:.4f}] {chain}")
+        out.append(f"  {k}. [{path.strength:.3g}] {chain}")
     return "\n".join(out)
