@@ -1,7 +1,7 @@
 """Benchmark: edges/s written by `scd ingest`'s store writers, against a naive one-write-per-edge baseline.
 
 Synthetic circuits (tests/synthetic.py; ``--edges`` in all, ``--edges-per-circuit`` each, realistic node/feature
-mix) are written with ``Store.write_circuit`` -- one transaction per circuit, batched ``UNWIND``, after three
+mix) are written with ``Store.write_circuit`` -- one transaction per circuit, batched ``UNWIND``, after five
 untimed warm-up circuits (a JVM server is several times slower until its JIT has compiled the write path) -- into
 Neo4j and into the embedded LadybugDB store. The baseline writes a ``--naive-edges`` sample of the same edges one
 statement (one auto-commit transaction) per edge: MERGE both endpoint nodes, CREATE the relationship. Printed per
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     circuits = make_circuits(a.edges, a.edges_per_circuit, a.seed)
     sample = naive_sample(circuits, a.naive_edges, a.seed)
-    warmup = make_circuits(3 * a.edges_per_circuit, a.edges_per_circuit, a.seed + 10_000)
+    warmup = make_circuits(5 * a.edges_per_circuit, a.edges_per_circuit, a.seed + 10_000)
     print(
         f"{len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
         f"{sum(len(c.nodes) for c in circuits):,} nodes, generated in {time.perf_counter() - t0:.1f} s"

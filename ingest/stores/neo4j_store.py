@@ -369,7 +369,8 @@ class Neo4jStore(Store):
     def stats(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         try:
-            with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
+            # on an empty database the labels and types do not exist yet: no "unknown label" notifications
+            with self._session(default_access_mode=neo4j.READ_ACCESS, notifications_min_severity="OFF") as s:
                 for label in LABELS:
                     counts[label] = s.run(f"MATCH (n:`{label}`) RETURN count(n) AS n").single()["n"]
                 for rel in RELATIONSHIPS:
