@@ -16,6 +16,8 @@ each SAE that does not fit. A hub download that fails (offline machine) becomes 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -83,7 +85,9 @@ def load_bundle(
     >>> bundle = load_bundle("demo")            # doctest: +SKIP
     >>> bundle = load_bundle("path/to/gpt2", saes="path/to/saes")  # doctest: +SKIP
     """
-    name, hooked, tokenizer, source = _load_model(model, device)
+    # TransformerLens prints "Moving model to device" on stdout while it builds a model: keep stdout for results
+    with contextlib.redirect_stdout(io.StringIO()):
+        name, hooked, tokenizer, source = _load_model(model, device)
     if saes is None:
         saes = _DEFAULT_SAES.get(model)
         if saes is None:

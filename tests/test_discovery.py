@@ -243,7 +243,7 @@ def test_cli_discover_prints_summary_and_writes_json(tmp_path):
         main, ["discover", "Copyright (C", "--model", "demo", "--top-k", "5", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "'Copyright (C' -> ')'" in result.stdout
+    assert result.stdout.startswith("'Copyright (C' -> ')'"), "stdout holds the summary alone (no library chatter)"
     assert "Strongest paths to the logit ')'" in result.stdout
     c = Circuit.from_json(out)
     assert c.prompt.target == ")" and c.params["top_k"] == 5
