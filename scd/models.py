@@ -141,25 +141,13 @@ def _load_demo_model(device: str):
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions a failed hub download raises: OSError covers transformers' and huggingface_hub's
-    (LocalEntryNotFoundError, OfflineModeIsEnabled...); requests/httpx connection errors are listed when present."""
-    errors: list[type[BaseException]] = [OSError, ConnectionError, TimeoutError]
+    """Exceptions a failed hub download raises. OSError covers transformers' and huggingface_hub's own
+    (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError) and requests'; httpx's are added if present."""
     try:
-        from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
-
-        errors += [HfHubHTTPError, OfflineModeIsEnabled]
-    except ImportError:  # pragma: no cover - depends on the huggingface_hub version
-        pass
-    for mod, names in (
-        ("requests.exceptions", ("RequestException",)),
-        ("httpx", ("HTTPError", "TransportError")),
-    ):
-        try:
-            module = __import__(mod, fromlist=list(names))
-            errors += [getattr(module, n) for n in names if hasattr(module, n)]
-        except ImportError:
-            pass
-    return tuple(errors)
+        import httpx
+    except ImportError:  # pragma: no cover - huggingface_hub < 1 uses requests, whose errors are OSErrors
+        return (OSError,)
+    return (OSError, httpx.HTTPError)
 
 
 def _load_gpt2_from_hub(device: str):
