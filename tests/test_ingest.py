@@ -257,7 +257,7 @@ def test_cli_not_a_bolt_uri(tmp_path):
 
 
 def test_wrong_credentials_name_the_fix(monkeypatch):
-    """The test server runs without auth, so the driver's AuthError is injected where the driver raises it."""
+    """The mapping alone (no server): the driver's AuthError where the driver raises it."""
     import neo4j
     from neo4j.exceptions import AuthError
 
@@ -274,6 +274,68 @@ def test_wrong_credentials_name_the_fix(monkeypatch):
     assert result.exit_code == 1
     assert "refused the credentials of user 'neo4j'" in result.output
     assert "SCD_NEO4J_USER and SCD_NEO4J_PASSWORD" in result.output
+
+
+@pytest.fixture(scope="module")
+def auth_neo4j_uri(tmp_path_factory):
+    """A second, throwaway Neo4j with authentication on (user neo4j, initial password neo4j, not yet changed):
+    the launcher of scripts/neo4j with auth_enabled flipped to true."""
+    source = (REPO / "scripts" / "neo4j" / "Launcher.java").read_text(encoding="utf-8")
+    patched = source.replace("public class Launcher", "public class AuthLauncher").replace(
+        "GraphDatabaseSettings.auth_enabled, false", "GraphDatabaseSettings.auth_enabled, true"
+    )
+    if "auth_enabled, true" not in patched or "class AuthLauncher" not in patched:
+        pytest.skip("scripts/neo4j/Launcher.java changed shape: cannot derive an auth-enabled launcher")
+    fetch = subprocess.run(
+        [str(REPO / "scripts" / "neo4j" / "neo4j-local"), "fetch"], capture_output=True, text=True
+    )
+    if fetch.returncode != 0:
+        pytest.skip(f"no Neo4j harness jars: {fetch.stderr.strip()[-300:]}")
+    lib = fetch.stdout.strip().splitlines()[-1]
+    folder = tmp_path_factory.mktemp("neo4j-auth")
+    (folder / "AuthLauncher.java").write_text(patched, encoding="utf-8")
+    cmd = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", f"{lib}/*", str(folder / "AuthLauncher.java")]
+    proc = subprocess.Popen(
+        [*cmd, str(folder / "db"), "0", "--stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    uri = None
+    for line in proc.stdout:
+        if line.startswith("NEO4J_URI="):
+            uri = line.split("=", 1)[1].strip()
+            break
+    if uri is None:
+        proc.kill()
+        pytest.skip("the auth-enabled Neo4j did not start")
+    try:
+        yield uri
+    finally:
+        proc.kill()  # a throwaway database: no need for the ~10 s clean shutdown
+        proc.wait()
+        proc.stdin.close()
+
+
+@pytest.mark.slow
+@pytest.mark.neo4j
+@pytest.mark.parametrize(
+    "password, message, fix",
+    [
+        ("wrong", "refused the credentials of user 'neo4j'", "SCD_NEO4J_USER and SCD_NEO4J_PASSWORD"),
+        (None, "requires a login and no password was given", "set SCD_NEO4J_PASSWORD"),
+        ("neo4j", "requires a new password before use", "ALTER CURRENT USER SET PASSWORD"),
+    ],
+)
+def test_wrong_credentials_on_a_real_server(auth_neo4j_uri, tmp_path, monkeypatch, password, message, fix):
+    if password is None:
+        monkeypatch.delenv("SCD_NEO4J_PASSWORD", raising=False)
+    else:
+        monkeypatch.setenv("SCD_NEO4J_PASSWORD", password)
+    result = invoke("ingest", str(prompts_file(tmp_path, 2)), "--neo4j", auth_neo4j_uri)
+    assert result.exit_code == 1, result.output
+    assert message in result.output and fix in result.output and "Traceback" not in result.output
 
 
 def test_cli_store_path_not_writable(tmp_path):

@@ -169,9 +169,21 @@ def _unreachable(uri: str, e: Exception) -> StoreError:
     )
 
 
-def _auth_failed(uri: str, user: str, e: Exception) -> StoreError:
+def _auth_failed(uri: str, user: str, e: Exception, password_given: bool = True) -> StoreError:
+    message = getattr(e, "message", None) or str(e)
+    if not password_given:
+        return StoreError(
+            f"Neo4j at {uri} requires a login and no password was given ({message.splitlines()[0]})",
+            "set SCD_NEO4J_PASSWORD (and SCD_NEO4J_USER if the user is not neo4j)",
+        )
+    if "must be changed" in message:
+        return StoreError(
+            f"Neo4j at {uri} accepted user {user!r} but requires a new password before use",
+            f"change it once, e.g. cypher-shell -a {uri} -u {user} -d system "
+            "\"ALTER CURRENT USER SET PASSWORD FROM 'old' TO 'new'\", then set SCD_NEO4J_PASSWORD",
+        )
     return StoreError(
-        f"Neo4j at {uri} refused the credentials of user {user!r} ({getattr(e, 'message', None) or e})",
+        f"Neo4j at {uri} refused the credentials of user {user!r} ({message.splitlines()[0]})",
         "set SCD_NEO4J_USER and SCD_NEO4J_PASSWORD to a valid login",
     )
 
@@ -240,12 +252,13 @@ class Neo4jStore(Store):
 
     def _check(self) -> None:
         uri, user = self.config.neo4j_uri or "", self.config.neo4j_user
+        password_given = bool(self.config.neo4j_password)
         try:
             self.driver.verify_connectivity()
             with self.driver.session(database=self.database) as s:
                 s.run("RETURN 1").consume()
         except AuthError as e:
-            raise _auth_failed(uri, user, e) from e
+            raise _auth_failed(uri, user, e, password_given) from e
         except (ServiceUnavailable, SessionExpired, OSError) as e:
             raise _unreachable(uri, e) from e
         except ClientError as e:
@@ -254,8 +267,8 @@ class Neo4jStore(Store):
                     f"Neo4j at {uri} has no database {self.database!r}",
                     "create it (CREATE DATABASE ...) or set SCD_NEO4J_DATABASE to an existing one (default neo4j)",
                 ) from e
-            if e.code.startswith("Neo.ClientError.Security."):
-                raise _auth_failed(uri, user, e) from e
+            if e.code.startswith("Neo.ClientError.Security.") or "must be changed" in (e.message or ""):
+                raise _auth_failed(uri, user, e, password_given) from e
             raise StoreError(
                 f"Neo4j at {uri} refused the connection: {e.message}", "check the server's log"
             ) from e
