@@ -9,8 +9,9 @@ Phases (log lines of logger ``scd.discovery`` use these names):
    * ``target="TOKEN"``: that token instead (it must be exactly one token);
    * ``target_mode="last-token"``: the seed's convention -- the prompt's last token is the target, predicted
      from the tokens before it.
-   The metric is the target's log-probability (minus its cross-entropy), or with ``contrast`` the logit
-   difference target - contrast (Marks et al.).
+   The metric (``metric=``) is the target's log-probability (minus its cross-entropy; the default), its
+   demeaned logit (``"logit"``: does not saturate when the model is already sure), or with ``contrast`` the
+   logit difference target - contrast (Marks et al.; the default when a contrast is given).
 3. **attribute** -- nodes and direct-effect edges (`scd.attribution.attribute`).
 4. **assemble** -- Nodes, Edges and Features (`scd.features`) into a `scd.circuit.Circuit`.
 5. **score** (``scores=True``) -- faithfulness and completeness by ablation (`scd.evaluate`).
@@ -45,6 +46,7 @@ def discover(
     saes: str | list[str] | None = None,
     target: str | None = None,
     contrast: str | None = None,
+    metric: str | None = None,
     target_mode: str = "predicted",
     method: str = "atp",
     ig_steps: int = 10,
@@ -69,7 +71,7 @@ def discover(
     with _Phase("load"):
         bundle = _bundle(model, saes, device)
     with _Phase("target"):
-        setup = prepare(bundle, prompt, target=target, contrast=contrast, target_mode=target_mode)
+        setup = prepare(bundle, prompt, target=target, contrast=contrast, metric=metric, target_mode=target_mode)
     with _Phase("attribute"):
         graph = _attribute(bundle, setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size)
     with _Phase("assemble"):
@@ -141,6 +143,7 @@ class Setup:
     contrast_id: int | None
     source: str  # predicted | explicit | last-token
     logits: torch.Tensor  # clean logits at the last position [d_vocab]
+    metric_name: str = "log_prob"  # log_prob | logit | logit_diff (scd.metrics.METRICS values)
 
     @property
     def tokens(self) -> torch.Tensor:
@@ -149,17 +152,11 @@ class Setup:
     def metric(self):
         from scd import metrics
 
-        if self.contrast_id is None:
-            return metrics.log_prob(self.target_id)
-        return metrics.logit_diff(self.target_id, self.contrast_id)
-
-    @property
-    def metric_name(self) -> str:
-        return "log_prob" if self.contrast_id is None else "logit_diff"
+        return metrics.build(self.metric_name, self.target_id, self.contrast_id)
 
 
 def prepare(
-    bundle: ModelBundle, prompt: str, *, target=None, contrast=None, target_mode="predicted"
+    bundle: ModelBundle, prompt: str, *, target=None, contrast=None, metric=None, target_mode="predicted"
 ) -> Setup:
     """Tokenise `prompt`, run the clean model once and decide the target (see module docstring)."""
     if not isinstance(prompt, str) or not prompt.strip():
@@ -208,7 +205,24 @@ def prepare(
         source=source,
         logits=logits,
         bundle=bundle,
+        metric_name=_metric_name(metric, contrast_id is not None),
     )
+
+
+def _metric_name(metric: str | None, has_contrast: bool) -> str:
+    from scd.metrics import METRICS
+
+    if metric is None:
+        return "logit_diff" if has_contrast else "log_prob"
+    name = METRICS.get(metric) or (metric if metric in METRICS.values() else None)
+    if name is None:
+        raise InputError(f"unknown metric {metric!r}", f"use one of: {', '.join(METRICS)}")
+    if (name == "logit_diff") != has_contrast:
+        raise InputError(
+            "the logit-diff metric needs a contrast token and only it uses one",
+            "pass --contrast TOKEN with --metric logit-diff, or drop --contrast",
+        )
+    return name
 
 
 # -- phase 3 ------------------------------------------------------------------------------------------------------

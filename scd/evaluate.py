@@ -216,9 +216,8 @@ def circuit_metric(bundle: ModelBundle, circuit: Circuit):
     from scd import metrics
 
     p = circuit.prompt
-    if p.contrast is None:
-        return metrics.log_prob(p.target_id)
-    return metrics.logit_diff(p.target_id, bundle.tokenizer.single_token_id(p.contrast))
+    contrast_id = None if p.contrast is None else bundle.tokenizer.single_token_id(p.contrast)
+    return metrics.build(circuit.params.get("metric", "log_prob"), p.target_id, contrast_id)
 
 
 def node_keys(circuit: Circuit) -> tuple[list[FeatureKey], list[ErrorKey]]:

@@ -24,6 +24,22 @@ def log_prob(target_id: int) -> Metric:
     return metric
 
 
+def logit(target_id: int) -> Metric:
+    """m = logits[0, -1, target] - mean(logits[0, -1]): the target's logit against the average token.
+
+    Unlike the log-probability it does not saturate: at p(target) = 0.998 the gradient of log p is ~0.002 and
+    mostly about pushing the runners-up down, while this metric still asks what writes the target's logit
+    (circuit-tracer explains logits the same way, demeaned).
+    """
+
+    def metric(logits: Tensor) -> Tensor:
+        last = logits[0, -1]
+        return last[target_id] - last.mean()
+
+    metric.__name__ = f"logit[{target_id}]"
+    return metric
+
+
 def logit_diff(target_id: int, contrast_id: int) -> Metric:
     """m = logits[0, -1, target] - logits[0, -1, contrast] (Marks et al.'s clean-vs-contrast answer)."""
 
@@ -33,3 +49,23 @@ def logit_diff(target_id: int, contrast_id: int) -> Metric:
 
     metric.__name__ = f"logit_diff[{target_id},{contrast_id}]"
     return metric
+
+
+#: user-facing names (CLI spelling) -> the name recorded in a circuit's parameters
+METRICS = {"log-prob": "log_prob", "logit": "logit", "logit-diff": "logit_diff"}
+
+
+def build(name: str, target_id: int, contrast_id: int | None = None) -> Metric:
+    """The metric a circuit's ``params["metric"]`` names (a METRICS value)."""
+    if name == "logit_diff":
+        return logit_diff(target_id, contrast_id)
+    return {"log_prob": log_prob, "logit": logit}[name](target_id)
+
+
+def describe(name: str, target: str, contrast: str | None = None) -> str:
+    """How summaries write the metric, e.g. ``log p(')')``."""
+    return {
+        "log_prob": f"log p({target!r})",
+        "logit": f"logit({target!r}) - mean logit",
+        "logit_diff": f"logit({target!r}) - logit({contrast!r})",
+    }[name]

@@ -13,6 +13,7 @@ import re
 from collections import defaultdict
 from typing import NamedTuple
 
+from scd import metrics
 from scd.circuit import Circuit, Node
 
 _MAX_EXPANSIONS = 200_000
@@ -90,10 +91,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
     p = circuit.prompt
     by_id = {nd.id: nd for nd in circuit.nodes}
     feats = {f.id: f for f in circuit.features}
-    metric = circuit.params.get("metric", "log_prob")
-    metric_text = (
-        f"log p({p.target!r})" if metric == "log_prob" else f"logit({p.target!r}) - logit({p.contrast!r})"
-    )
+    metric_text = metrics.describe(circuit.params.get("metric", "log_prob"), p.target, p.contrast)
     source = {
         "predicted": "the model's top prediction",
         "explicit": "chosen with --target",

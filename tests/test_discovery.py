@@ -153,6 +153,17 @@ def test_explicit_target_and_contrast(demo):
     assert c.id != discover(NESTED[1], model=demo, target="]", top_k=5).id
 
 
+def test_demeaned_logit_metric(demo):
+    c = discover("Copyright (C", model=demo, metric="logit", top_k=5)
+    assert c.params["metric"] == "logit"
+    with torch.no_grad():
+        last = demo.model(torch.tensor([c.prompt.token_ids]))[0, -1].double()
+    assert c.metric_value == pytest.approx(float(last[c.prompt.target_id] - last.mean()), rel=1e-4)
+    assert c.id != discover("Copyright (C", model=demo, top_k=5).id, "the metric is part of the circuit's identity"
+    logit_node = next(n for n in c.nodes if n.kind == "logit")
+    assert logit_node.attribution == pytest.approx(c.metric_value, rel=1e-5)
+
+
 def test_last_token_convention(demo):
     c = discover("Copyright (C)", model=demo, target_mode="last-token", top_k=5)
     p = c.prompt
@@ -185,6 +196,9 @@ def test_integrated_gradients(demo):
         ({"prompt": "f(a", "target_mode": "last-token", "target": ")"}, "last-token convention"),
         ({"prompt": "f", "target_mode": "last-token"}, "single token"),
         ({"prompt": "f(a", "top_k": 0}, "top_k must be >= 1"),
+        ({"prompt": "f(a", "metric": "kl"}, "unknown metric 'kl'"),
+        ({"prompt": "f(a", "metric": "logit-diff"}, "needs a contrast token"),
+        ({"prompt": "f(a", "metric": "logit", "contrast": "]"}, "needs a contrast token and only it"),
     ],
 )
 def test_input_errors(demo, kwargs, message):

@@ -36,6 +36,13 @@ import click
     help="Explain logit(target) - logit(TOKEN) instead of log p(target).",
 )
 @click.option(
+    "--metric",
+    type=click.Choice(["log-prob", "logit", "logit-diff"]),
+    default=None,
+    help="What to explain: log p(target) (default), the target's demeaned logit (does not saturate when "
+    "the model is sure), or logit(target) - logit(contrast) (default with --contrast).",
+)
+@click.option(
     "--last-token-target",
     is_flag=True,
     help="The seed's convention: the prompt's last token is the target, predicted from the rest.",
@@ -99,6 +106,7 @@ def discover(
     saes,
     target,
     contrast,
+    metric,
     last_token_target,
     method,
     ig_steps,
@@ -126,6 +134,7 @@ def discover(
         saes=saes,
         target=target,
         contrast=contrast,
+        metric=metric,
         target_mode="last-token" if last_token_target else "predicted",
         method=method,
         ig_steps=ig_steps,
