@@ -216,24 +216,6 @@ def _check_complete(store, circuits) -> None:
     assert dup.empty
 
 
-@pytest.mark.slow
-def test_concurrent_writers_share_features(store_config):
-    """Two processes writing overlapping circuits (same Features, some same circuits) at once."""
-    seeds_a, seeds_b = list(range(0, 14)), list(range(7, 21))
-    kw = {"n_nodes": 150, "n_edges": 600, "d_sae": 64}  # a small latent pool: many shared Features
-    open_store(store_config).close()  # schema first, as `scd ingest` does on open
-    procs = [
-        subprocess.Popen(_writer_cmd(store_config, s, **kw), cwd=REPO, stdout=subprocess.PIPE, text=True)
-        for s in (seeds_a, seeds_b)
-    ]
-    outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
-    circuits = [synthetic_circuit(s, **kw) for s in range(21)]
-    with open_store(store_config) as store:
-        assert store.stats() == expected_counts(circuits)
-        _check_complete(store, circuits)
-
-
 def test_neo4j_slow_path_writes_the_same_graph(neo4j_config, monkeypatch):
     """If collect() ever lost the node order, the write falls back to id lookups and gives the same graph."""
     from scd.ingest.stores import neo4j_store
