@@ -150,10 +150,10 @@ def _child(prompts: Path, config: StoreConfig, *extra: str) -> list[str]:
 
 @pytest.mark.slow
 def test_kill_9_then_rerun_gives_the_uninterrupted_store(store_config, tmp_path):
-    p = prompts_file(tmp_path, 12)
-    sizes = ["--nodes", "250", "--edges", "1500", "--delay", "0.02"]
+    p = prompts_file(tmp_path, 10)
+    sizes = ["--nodes", "200", "--edges", "1000", "--delay", "0.03"]
     with open_store(store_config) as store:  # the uninterrupted run, in this process: what the child does
-        options = {"n_nodes": 250, "n_edges": 1500, "delay": 0.02}
+        options = {"n_nodes": 200, "n_edges": 1000, "delay": 0.03}
         ingest(read_prompts(p), store, discover_fn=synthetic_discover, progress=False, **options)
         reference = store_snapshot(store)
         store.clear()
@@ -173,7 +173,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_store(store_config, tmp_path)
     )
     assert rerun.returncode == 0, rerun.stderr
     report = json.loads(rerun.stdout.strip().splitlines()[-1])
-    assert report["written"] + report["skipped"] == 12
+    assert report["written"] + report["skipped"] == 10
     with open_store(store_config) as store:
         assert store_snapshot(store) == reference
 
