@@ -30,6 +30,13 @@ from scd.config import store_options
 )
 @store_options
 @click.option(
+    "--metric",
+    type=click.Choice(["log-prob", "logit", "logit-diff"]),
+    default=None,
+    help="What to explain: log p(target) (default), the target's demeaned logit (does not saturate when "
+    "the model is sure), or logit(target) - logit(contrast) (default for prompts with a contrast).",
+)
+@click.option(
     "--last-token-target",
     is_flag=True,
     help="The seed's convention: each prompt's last token is the target, predicted from the rest.",
@@ -104,6 +111,7 @@ def ingest(
     model,
     saes,
     store_config,
+    metric,
     last_token_target,
     method,
     ig_steps,
@@ -150,6 +158,7 @@ def ingest(
                 json_out=json_out,
                 fail_fast=fail_fast,
                 progress=not no_progress,
+                metric=metric,
                 target_mode="last-token" if last_token_target else "predicted",
                 method=method,
                 ig_steps=ig_steps,
