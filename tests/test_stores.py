@@ -293,3 +293,23 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
     with open_store(store_config) as store:
         assert store_snapshot(store) == before
         assert store.write_circuit(synthetic_circuit(13))  # and the circuit can be written afterwards
+
+
+def test_embedded_store_gains_new_schema_columns(embedded_config):
+    """A store made before a column joined the schema gets it on the next open (ALTER TABLE ... ADD)."""
+    import ladybug
+    from scd.ingest.schema import LADYBUG_SCHEMA
+
+    folder = Path(embedded_config.path)
+    folder.mkdir(parents=True)
+    db = ladybug.Database(str(folder / "graph.lbdb"))
+    conn = ladybug.Connection(db)
+    for stmt in LADYBUG_SCHEMA:
+        conn.execute(stmt.replace(", request STRING", "").replace(", label STRING", ""))
+    conn.close()
+    db.close()
+    c = synthetic_circuit(15)
+    with open_store(embedded_config) as store:
+        assert store.write_circuit(c, request="r-old-store")
+        assert store.has_request("r-old-store")
+        assert store.stats() == expected_counts([c])

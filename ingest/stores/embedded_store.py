@@ -232,9 +232,15 @@ class EmbeddedStore(Store):
             yield conn
 
     def ensure_schema(self) -> None:
+        """Create the tables, and add any column the schema has gained since the store was created."""
         with self._writer() as conn:
             for stmt in LADYBUG_SCHEMA:
                 conn.execute(stmt)
+            for table, columns in _schema_columns().items():
+                have = {r[0] for r in conn.execute(f"CALL table_info('{table}') RETURN name").get_all()}
+                for name, type_ in columns:
+                    if name not in have:
+                        conn.execute(f"ALTER TABLE {table} ADD {name} {type_}")
 
     # -- writes ---------------------------------------------------------------------------------------------
     def has_circuit(self, circuit_id: str) -> bool:
@@ -342,6 +348,22 @@ class EmbeddedStore(Store):
 
     def close(self) -> None:
         self._release()
+
+
+def _schema_columns() -> dict[str, list[tuple[str, str]]]:
+    """(name, type) of every property column in LADYBUG_SCHEMA, by table (keys and FROM/TO parts left out)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for stmt in LADYBUG_SCHEMA:
+        m = re.match(r"CREATE (?:NODE|REL) TABLE IF NOT EXISTS (\w+)\((.*)\)$", stmt, re.S)
+        if m is None:
+            continue
+        cols = []
+        for part in m.group(2).split(","):
+            words = part.split()
+            if len(words) >= 2 and words[0] != "FROM" and "PRIMARY" not in words:
+                cols.append((words[0], words[1]))
+        out[m.group(1)] = cols
+    return out
 
 
 def _count(conn: ladybug.Connection, query: str, params: dict[str, Any] | None = None) -> int:
