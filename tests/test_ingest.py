@@ -471,3 +471,35 @@ def test_cli_demo_unknown_or_misfit_saes(demo_available, store_config, tmp_path)
         assert message in result.output and " -- " in result.output and "Traceback" not in result.output
         after = stats_or_none(store_config)
         assert after is None or not any(after.values())
+
+
+def test_cli_demo_zero_gradient(demo_available, store_config, tmp_path, monkeypatch):
+    """A prompt whose metric has zero gradient (forced here as in test_discovery) is reported, nothing written."""
+    import torch
+
+    import scd.attribution as attribution
+
+    real = attribution.attribute
+
+    def flat(*args, **kwargs):
+        graph = real(*args, **kwargs)
+        logit = torch.tensor([n.kind == "logit" for n in graph.nodes])
+        graph.attributions = torch.where(logit, graph.attributions, 0.0)
+        return graph
+
+    monkeypatch.setattr(attribution, "attribute", flat)
+    before = stats_or_none(store_config)
+    result = invoke(
+        "ingest", str(demo_prompts(tmp_path, 2)), "--top-k", "3", "--no-progress", *store_args(store_config)
+    )
+    assert result.exit_code == 1, result.output  # nothing could be ingested
+    assert "0 circuits written" in result.output and "2 failed" in result.output
+    assert "gradient is zero" in result.output and "Traceback" not in result.output
+    after = stats_or_none(store_config)
+    assert after == before or not any(after.values())
+
+
+def test_cli_prompts_path_is_a_folder(tmp_path):
+    result = invoke("ingest", str(tmp_path), "--store", str(tmp_path / "store"))
+    assert result.exit_code == 2 and "is a folder" in result.output
+    assert not (tmp_path / "store").exists()
