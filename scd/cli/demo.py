@@ -50,7 +50,7 @@ def demo_model_group():
     help="torch CPU threads (the shipped weights were trained with 2).",
 )
 def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, threads: int):
-    """Train the demo model and its SAEs from scratch into OUT (seeded, CPU).
+    """Train the demo model and its SAEs from scratch (seeded, CPU).
 
     \b
     Example:
@@ -84,7 +84,10 @@ def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, th
 @click.option("--seed", default=0, show_default=True, help="Seed of the held-out text and prompts.")
 @click.option("--no-saes", is_flag=True, help="Measure the model only.")
 def eval_cmd(weights: Path | None, seed: int, no_saes: bool):
-    """Print the demo model's metrics on held-out generated text: closer accuracy, and per SAE FVU, L0, dead share.
+    """Print the demo model's metrics on held-out generated text.
+
+    Closer accuracy (clean, and with every SAE spliced in), and per SAE its fraction of variance unexplained,
+    mean L0 and share of dead latents.
 
     \b
     Example:

@@ -68,7 +68,6 @@ def load_model(path: str | Path = WEIGHTS, device: str = "cpu"):
             f"{unexpected[:3]})",
             _FIX,
         )
-    model.to(device)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

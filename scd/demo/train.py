@@ -11,7 +11,8 @@ Phases (the log lines use the same names):
    ``saes/<hook>/`` written by sae_lens' ``save_inference_model`` (``cfg.json`` + ``sae_weights.safetensors``).
 
 Everything is seeded (Python's ``random`` for the corpus, ``torch.manual_seed`` for weights and shuffles), so the
-same seed and step counts reproduce the same weights on the same torch build and thread count.
+same seed and step counts reproduce the same weights on the same torch build and thread count, up to float
+reduction order (about 1e-6 after 600 steps; the metrics came out identical).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class TrainSpec:
     warmup: int = 50
     weight_decay: float = 0.01
     closer_weight: float = 4.0  # extra loss weight where the next character is a closing bracket
-    sae_steps: int = 800  # SAE optimiser steps (all SAEs in lockstep)
+    sae_steps: int = 1600  # SAE optimiser steps (all SAEs in lockstep)
     sae_batch_tokens: int = 512
     sae_d_sae: int = 256
     sae_k: int = 16
