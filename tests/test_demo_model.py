@@ -65,8 +65,10 @@ def test_sae_folders_are_plain_sae_lens_folders(saes, model):
         assert not saes[hook].training
 
 
-def test_missing_weights_is_a_model_error(tmp_path):
+def test_missing_weights_is_a_model_error(tmp_path, monkeypatch):
     assert not demo.is_present(tmp_path)
+    monkeypatch.setattr(demo, "WEIGHTS", tmp_path)  # the defaults follow WEIGHTS at call time
+    assert not demo.is_present() and demo.sae_folders() == {}
     with pytest.raises(ModelError, match="no demo model"):
         demo.load_model(tmp_path)
 

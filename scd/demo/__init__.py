@@ -9,7 +9,7 @@ Users reach it as ``--model demo``. The weights ship as package data in ``scd/de
                                loadable with SAE.load_from_disk -- the same code path as any local sae_lens SAE
 
 ``scd demo-model train --out DIR`` rebuilds the whole folder from the seeded corpus (see MODEL_CARD.md);
-``scd demo-model eval`` prints its metrics.
+``scd demo-model eval`` prints its metrics. Every loader takes `path` (default None: the shipped WEIGHTS).
 """
 
 from __future__ import annotations
@@ -27,9 +27,14 @@ MODEL_CARD: Path = Path(__file__).parent / "MODEL_CARD.md"
 _FIX = "reinstall scd, or rebuild the weights with `scd demo-model train --out DIR` and pass DIR"
 
 
-def is_present(path: str | Path = WEIGHTS) -> bool:
+def _resolve(path: str | Path | None) -> Path:
+    """`path`, or the shipped weights (looked up at call time, so tests can point WEIGHTS elsewhere)."""
+    return WEIGHTS if path is None else Path(path)
+
+
+def is_present(path: str | Path | None = None) -> bool:
     """True if `path` holds a complete demo model: model, vocabulary and at least one SAE."""
-    path = Path(path)
+    path = _resolve(path)
     return (
         (path / "model" / "config.json").is_file()
         and (path / "model" / "model.safetensors").is_file()
@@ -43,19 +48,19 @@ def _require(path: Path) -> None:
         raise ModelError(f"no demo model at {path}", _FIX)
 
 
-def load_config(path: str | Path = WEIGHTS) -> dict:
+def load_config(path: str | Path | None = None) -> dict:
     """The model's HookedTransformerConfig as the dict saved in ``model/config.json``."""
-    path = Path(path)
+    path = _resolve(path)
     _require(path)
     return json.loads((path / "model" / "config.json").read_text())
 
 
-def load_model(path: str | Path = WEIGHTS, device: str = "cpu"):
+def load_model(path: str | Path | None = None, device: str = "cpu"):
     """The demo HookedTransformer, in eval mode, with its parameters frozen (requires_grad=False)."""
     from safetensors.torch import load_file
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    path = Path(path)
+    path = _resolve(path)
     cfg = HookedTransformerConfig(**{**load_config(path), "device": device})
     model = HookedTransformer(cfg)
     state = load_file(str(path / "model" / "model.safetensors"), device=device)
@@ -74,9 +79,9 @@ def load_model(path: str | Path = WEIGHTS, device: str = "cpu"):
     return model
 
 
-def load_tokenizer(path: str | Path = WEIGHTS) -> CharTokenizer:
+def load_tokenizer(path: str | Path | None = None) -> CharTokenizer:
     """The demo model's character tokenizer (implements scd.tokens.Tokenizer)."""
-    path = Path(path)
+    path = _resolve(path)
     _require(path)
     return CharTokenizer.load(path / "vocab.json")
 
@@ -85,9 +90,9 @@ _HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|attn_out|mlp_out|resid_post
 _ORDER = {"resid_pre": 0, "attn_out": 1, "mlp_out": 2, "resid_post": 3}
 
 
-def sae_folders(path: str | Path = WEIGHTS) -> dict[str, Path]:
+def sae_folders(path: str | Path | None = None) -> dict[str, Path]:
     """Hook name -> SAE folder, in forward order (blocks.0.hook_resid_pre, blocks.0.hook_attn_out, ...)."""
-    saes = Path(path) / "saes"
+    saes = _resolve(path) / "saes"
     if not saes.is_dir():
         return {}
     found = []
@@ -98,11 +103,11 @@ def sae_folders(path: str | Path = WEIGHTS) -> dict[str, Path]:
     return {name: folder for _, name, folder in sorted(found)}
 
 
-def load_saes(path: str | Path = WEIGHTS, device: str = "cpu") -> dict:
+def load_saes(path: str | Path | None = None, device: str = "cpu") -> dict:
     """Hook name -> sae_lens SAE (via SAE.load_from_disk), in forward order, in eval mode."""
     from sae_lens import SAE
 
-    path = Path(path)
+    path = _resolve(path)
     _require(path)
     saes = {}
     for hook, folder in sae_folders(path).items():
