@@ -28,7 +28,6 @@ node sum to its (atp) attribution.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +37,7 @@ from transformer_lens import HookedTransformer
 from scd.edges import SAEView, Sources, Targets, edges_into, edges_into_metric, sublayer_targets
 from scd.metrics import Metric
 from scd.splice import LeafForward, leaf_forward, node_kind, node_layer
+from scd.timing import phase
 
 log = logging.getLogger("scd.attribution")
 
@@ -117,18 +117,6 @@ def attribute(
         )
 
 
-class _Phase:
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        log.debug("%s: %.3f s", self.name, time.perf_counter() - self.t0)
-
-
 @dataclass
 class _Kept:
     """Kept nodes of one SAE sublayer, with their ids in the graph."""
@@ -145,19 +133,19 @@ class _Attribution:
         self.model, self.saes, self.tokens, self.metric = model, saes, tokens, metric
 
     def run(self, *, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, all_nodes):
-        with _Phase("leaf forward"):
+        with phase(log, "leaf forward"):
             fwd = leaf_forward(self.model, self.saes, self.tokens)
             m = self.metric(fwd.logits)
-        with _Phase("backward sweep"):
+        with phase(log, "backward sweep"):
             direct, total = _backward_sweep(fwd, m)
             grad_f, feat_attr, err_attr, tok_attr = _atp_nodes(fwd, total)
         if method == "ig":
-            with _Phase("integrated gradients"):
+            with phase(log, "integrated gradients"):
                 feat_attr, err_attr = self._ig_nodes(fwd, ig_steps, batch_size)
-        with _Phase("selection"):
+        with phase(log, "selection"):
             kept = _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes)
             nodes, act, attr, logit_id = self._node_table(fwd, kept, feat_attr, err_attr, tok_attr, m)
-        with _Phase("edges"):
+        with phase(log, "edges"):
             pairs, weights = _edges(fwd, kept, direct, total, grad_f, logit_id, batch_size, edge_threshold)
         edges = torch.cat(pairs).cpu() if pairs else torch.zeros(0, 2, dtype=torch.long)
         weights = torch.cat(weights).cpu() if weights else torch.zeros(0, dtype=fwd.logits.dtype)

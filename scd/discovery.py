@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +30,13 @@ import torch
 from scd.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
 from scd.errors import InputError, ModelError
 from scd.models import ModelBundle, load_bundle
+from scd.timing import phase
 
 log = logging.getLogger("scd.discovery")
+
+
+def _phase(name: str):
+    return phase(log, name, logging.INFO)
 
 METHODS = ("atp", "ig")
 TARGET_MODES = ("predicted", "last-token")
@@ -68,13 +72,13 @@ def discover(
     weaker edges; ``batch_size`` only trades memory for speed and is not part of the circuit's parameters.
     """
     _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, target_mode, target)
-    with _Phase("load"):
+    with _phase("load"):
         bundle = _bundle(model, saes, device)
-    with _Phase("target"):
+    with _phase("target"):
         setup = prepare(bundle, prompt, target=target, contrast=contrast, metric=metric, target_mode=target_mode)
-    with _Phase("attribute"):
+    with _phase("attribute"):
         graph = _attribute(bundle, setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size)
-    with _Phase("assemble"):
+    with _phase("assemble"):
         circuit = assemble(
             bundle,
             setup,
@@ -84,7 +88,7 @@ def discover(
     if scores:
         from scd.evaluate import evaluate
 
-        with _Phase("score"):
+        with _phase("score"):
             circuit.scores = evaluate(circuit, bundle).as_dict()
     return circuit
 
@@ -368,15 +372,3 @@ def _finite(x: float) -> float:
             "the model or an SAE overflows on this prompt: try another prompt or float32 weights",
         )
     return float(x)
-
-
-class _Phase:
-    def __init__(self, name: str):
-        self.name = name
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        log.info("%s: %.3f s", self.name, time.perf_counter() - self.t0)

@@ -11,81 +11,14 @@ import click
 
 from scd.config import store_options
 
+from .options import discovery_options, model_options
+
 
 @click.command()
 @click.argument("prompts", metavar="PROMPTS")
-@click.option(
-    "--model",
-    default="demo",
-    show_default=True,
-    metavar="NAME|PATH",
-    help="demo (bundled), gpt2-small (Hugging Face hub), or a local Hugging Face GPT-2 folder.",
-)
-@click.option(
-    "--saes",
-    default=None,
-    metavar="SET",
-    help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
-    "or one folder of such folders. Default: the model's own set.",
-)
+@model_options
 @store_options
-@click.option(
-    "--metric",
-    type=click.Choice(["log-prob", "logit", "logit-diff"]),
-    default=None,
-    help="What to explain: log p(target) (default), the target's demeaned logit (does not saturate when "
-    "the model is sure), or logit(target) - logit(contrast) (default for prompts with a contrast).",
-)
-@click.option(
-    "--last-token-target",
-    is_flag=True,
-    help="The seed's convention: each prompt's last token is the target, predicted from the rest.",
-)
-@click.option(
-    "--method",
-    type=click.Choice(["atp", "ig"]),
-    default="atp",
-    show_default=True,
-    help="Node attributions: attribution patching or integrated gradients.",
-)
-@click.option(
-    "--ig-steps",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="Integrated-gradients steps (with --method ig).",
-)
-@click.option(
-    "--top-k",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Keep the top N features per sublayer by |attribution|.",
-)
-@click.option(
-    "--node-threshold",
-    type=click.FloatRange(min=0),
-    default=None,
-    metavar="X",
-    help="Keep only features with |attribution| >= X (with --top-k: both must hold).",
-)
-@click.option(
-    "--edge-threshold",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    show_default=True,
-    metavar="X",
-    help="Drop edges with |weight| < X.",
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=64,
-    show_default=True,
-    help="Downstream targets per backward pass (memory cap; results do not change).",
-)
-@click.option("--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs).")
-@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda.")
+@discovery_options
 @click.option("--dry-run", is_flag=True, help="Discover every circuit but write nothing.")
 @click.option(
     "--json-out",
@@ -110,17 +43,9 @@ def ingest(
     prompts,
     model,
     saes,
-    store_config,
-    metric,
-    last_token_target,
-    method,
-    ig_steps,
-    top_k,
-    node_threshold,
-    edge_threshold,
-    batch_size,
-    scores,
     device,
+    store_config,
+    discovery,
     dry_run,
     json_out,
     fail_fast,
@@ -158,15 +83,7 @@ def ingest(
                 json_out=json_out,
                 fail_fast=fail_fast,
                 progress=not no_progress,
-                metric=metric,
-                target_mode="last-token" if last_token_target else "predicted",
-                method=method,
-                ig_steps=ig_steps,
-                top_k=top_k,
-                node_threshold=node_threshold,
-                edge_threshold=edge_threshold,
-                batch_size=batch_size,
-                scores=scores,
+                **discovery,
             )
     except KeyboardInterrupt:
         click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)

@@ -1,0 +1,117 @@
+"""Options shared by `scd discover` and `scd ingest`, declared once so the two never drift apart."""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+_MODEL_OPTIONS = [
+    click.option(
+        "--model",
+        default="demo",
+        show_default=True,
+        metavar="NAME|PATH",
+        help="demo (bundled), gpt2-small (Hugging Face hub), or a local Hugging Face GPT-2 folder.",
+    ),
+    click.option(
+        "--saes",
+        default=None,
+        metavar="SET",
+        help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
+        "or one folder of such folders. Default: the model's own set (demo; res-jb for gpt2-small).",
+    ),
+    click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda."),
+]
+
+_DISCOVERY_OPTIONS = [
+    click.option(
+        "--metric",
+        type=click.Choice(["log-prob", "logit", "logit-diff"]),
+        default=None,
+        help="What to explain: log p(target) (default), the target's demeaned logit (does not saturate when "
+        "the model is sure), or logit(target) - logit(contrast) (the default when a contrast is given).",
+    ),
+    click.option(
+        "--last-token-target",
+        is_flag=True,
+        help="The seed's convention: the prompt's last token is the target, predicted from the rest.",
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(["atp", "ig"]),
+        default="atp",
+        show_default=True,
+        help="Node attributions: attribution patching or integrated gradients.",
+    ),
+    click.option(
+        "--ig-steps",
+        type=click.IntRange(min=1),
+        default=10,
+        show_default=True,
+        help="Integrated-gradients steps (with --method ig).",
+    ),
+    click.option(
+        "--top-k",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help="Keep the top N features per sublayer by |attribution|.",
+    ),
+    click.option(
+        "--node-threshold",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="X",
+        help="Keep only features with |attribution| >= X (with --top-k: both must hold).",
+    ),
+    click.option(
+        "--edge-threshold",
+        type=click.FloatRange(min=0),
+        default=0.0,
+        show_default=True,
+        metavar="X",
+        help="Drop edges with |weight| < X.",
+    ),
+    click.option(
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=64,
+        show_default=True,
+        help="Downstream targets per backward pass (memory cap; results do not change).",
+    ),
+    click.option("--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs)."),
+]
+
+
+def _apply(options, f):
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def model_options(f):
+    """--model, --saes and --device, passed through as keyword arguments of the same names."""
+    return _apply(_MODEL_OPTIONS, f)
+
+
+def discovery_options(f):
+    """The discovery parameters, passed as one dict ``discovery`` of keyword arguments for scd.discover."""
+
+    @functools.wraps(f)
+    def wrapper(*args, metric, last_token_target, method, ig_steps, top_k, node_threshold, edge_threshold,
+                batch_size, scores, **kwargs):
+        discovery = {
+            "metric": metric,
+            "target_mode": "last-token" if last_token_target else "predicted",
+            "method": method,
+            "ig_steps": ig_steps,
+            "top_k": top_k,
+            "node_threshold": node_threshold,
+            "edge_threshold": edge_threshold,
+            "batch_size": batch_size,
+            "scores": scores,
+        }
+        return f(*args, discovery=discovery, **kwargs)
+
+    return _apply(_DISCOVERY_OPTIONS, wrapper)
