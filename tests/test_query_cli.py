@@ -149,6 +149,15 @@ def test_compare_a_group(scd):
     assert "jaccard similarity" in table and "feature frequency" in table
 
 
+def test_compare_a_group_draws_its_similarity_matrix(scd, tmp_path):
+    from PIL import Image
+
+    r = scd("compare", "--pattern", r".*\(.*", "--plot", str(tmp_path / "sim.png"))
+    assert r.exit_code == 0, r.output
+    with Image.open(tmp_path / "sim.png") as im:
+        assert im.size[0] > 300 and im.size[1] > 300
+
+
 def test_browser_guide_print_path(scd):
     r = scd("browser-guide", "--print-path")
     assert r.exit_code == 0

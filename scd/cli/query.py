@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -111,10 +112,17 @@ def query(name, params, fmt, limit, store_config):
     metavar="REGEX",
     help="Compare every circuit whose whole prompt text matches this regular expression.",
 )
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="With --pattern: also draw the similarity matrix as a heatmap (.png, .svg or .pdf).",
+)
 @FORMAT
 @LIMIT
 @store_options
-def compare(prompts, pattern, fmt, limit, store_config):
+def compare(prompts, pattern, plot, fmt, limit, store_config):
     """Compare two circuits (prompt text, prompt id or circuit id), or a group of prompts.
 
     Two circuits: shared features with both attributions, features only in A or only in B, and the Jaccard
@@ -124,7 +132,7 @@ def compare(prompts, pattern, fmt, limit, store_config):
     \b
     Example:
       scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"
-      scd compare --pattern ".*\\(.*"
+      scd compare --pattern ".*\\(.*" --plot similarity.png
     """
     from scd.errors import InputError
     from scd.ingest.stores import open_store
@@ -153,6 +161,11 @@ def compare(prompts, pattern, fmt, limit, store_config):
     summary = {"pattern": pattern, "circuits": len(circuits), "features": len(g.frequency)}
     sections = {"prompts": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
     click.echo(render_sections(sections, fmt, summary=summary))
+    if plot is not None:
+        from scd.draw import draw_similarity
+
+        named = g.similarity.set_axis(list(g.circuits["prompt"]), axis=0).set_axis(list(g.circuits["prompt"]), axis=1)
+        click.echo(f"wrote {draw_similarity(named, plot, title=f'Jaccard similarity of feature sets: {pattern}')}", err=True)
 
 
 @click.command("cypher")
