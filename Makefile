@@ -23,7 +23,7 @@ neo4j-jars:
 	scripts/neo4j/neo4j-local fetch >/dev/null
 
 demo: install
-	$(SCD) ingest examples/prompts.txt --model demo --store $(DEMO_STORE)
+	$(SCD) ingest examples/prompts.txt --model demo --metric logit --store $(DEMO_STORE)
 	$(SCD) query feeders -p token=")" --store $(DEMO_STORE) --limit 15
 
 test: install neo4j-jars

@@ -17,9 +17,22 @@ def discover(prompt, **kwargs):
 
 
 def query(name, store=None, **params):
-    """Run a named query from the library; see scd.queries.runner.query."""
+    """Run a named query from the library and return a pandas DataFrame.
+
+    ``store``: an open Store, a StoreConfig, a Neo4j URI ("bolt://...", "neo4j://..."), an embedded store
+    folder, or None for the configured default (SCD_NEO4J_URI, else ./scd-store). See scd.queries.runner.query.
+
+        >>> scd.query("feeders", store="demo-store", token=")")  # doctest: +SKIP
+    """
+    import os
+
+    from scd.config import StoreConfig
     from scd.queries.runner import query as _query
 
+    if isinstance(store, str | os.PathLike):
+        uri = str(store)
+        is_uri = uri.split("://", 1)[0] in ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
+        store = StoreConfig.resolve(neo4j=uri) if is_uri else StoreConfig.resolve(store=uri)
     return _query(name, store=store, **params)
 
 
