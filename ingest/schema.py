@@ -2,12 +2,15 @@
 
     (:Prompt)<-[:EXPLAINS]-(:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature)
                                           (:Node)-[:FEEDS {weight}]->(:Node)
+    pre-aggregated, feature level:        (:Feature)-[:FEEDS_FEATURE {aggregate}]->(:Feature)
+                                          (:Feature)-[:FEEDS_TOKEN {aggregate}]->(:Token)-[:TOKEN_FEEDS {aggregate}]->(:Feature)
 
 * ``Feature``  global, one per SAE latent (and per SAE error term, input token, logit token); shared by every
   circuit. Key ``id`` = ``{model}/{sae_set}/{hook}/{idx}`` (see scd.circuit). Properties: model, sae, hook,
   layer, kind (token|resid|attn|mlp|transcoder|error|logit), idx (latent index; -1 for error terms; token id for
   token/logit), top_promoted / top_suppressed (token strings, most promoted first), top_promoted_logits /
-  top_suppressed_logits, neuronpedia_url, label.
+  top_suppressed_logits, neuronpedia_url, label, and ``top_token`` = top_promoted[0] (unset where top_promoted is
+  empty; denormalised so "features whose top token is X" is an index lookup).
 * ``Prompt``   key ``id`` = hash(model, text, target). text, model, tokens (string list, BOS included), target,
   target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
@@ -15,12 +18,25 @@
   (set only where computed; never NaN), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
   request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
   ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise).
-* ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, kind, layer, hook, idx,
-  pos, token, activation, attribution.
+* ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, feature_id (the id of the
+  Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float).
+* ``Token``    key ``id`` = a token string: one per token that is some Feature's top_token and takes part in an aggregate.
+* ``FEEDS_FEATURE`` / ``FEEDS_TOKEN`` / ``TOKEN_FEEDS``: the FEEDS edges of all circuits, pre-aggregated at write
+  time, in the same transaction as the circuit, and only when the circuit is new. FEEDS_FEATURE (u)->(d) sums the
+  FEEDS edges from a node of feature u to a node of feature d; FEEDS_TOKEN (u)->(k) those from a node of u to a node
+  of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature with top_token k to a
+  node of d. Each carries the aggregate ``circuits`` (how many circuits have at least one such edge: a distinct
+  count within its group, which is why the token groups are their own relationships and not a sum of
+  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum`` and ``example_circuit`` (the smallest circuit
+  id). Each circuit's group sums are rounded to multiples of 2**-36 (rows.quantize), so adding them up is exact and
+  the store does not depend on ingest order (kill -9 and resume, concurrent ingests); the sums therefore differ from
+  a sum over the FEEDS edges by at most 1.5e-11 per circuit. A
+  feature's token is the stored Feature's top_token (the first writer's metadata), read in the transaction.
+  ``feeders`` / ``consumers`` read these when their answer is the same (queries/aggregated/).
 
-Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook, Prompt.text
-and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
+Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook/top_token,
+Prompt.text and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
 FEEDS.weight have no index on purpose: queries reach nodes from their Circuit and filter on abs(weight), which a
 range index cannot serve, and each index costs every node or edge write.
 
@@ -31,24 +47,28 @@ relationship is ``EXPLAINS``: a circuit explains the model's prediction on its p
 
 from __future__ import annotations
 
-LABELS = ("Feature", "Prompt", "Circuit", "Node")
-RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS")
+LABELS = ("Feature", "Prompt", "Circuit", "Node", "Token")
+RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS", "FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
+AGGREGATES = ("FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
 
 NEO4J_SCHEMA = [
     "CREATE CONSTRAINT feature_id IF NOT EXISTS FOR (f:Feature) REQUIRE f.id IS UNIQUE",
     "CREATE CONSTRAINT prompt_id IF NOT EXISTS FOR (p:Prompt) REQUIRE p.id IS UNIQUE",
     "CREATE CONSTRAINT circuit_id IF NOT EXISTS FOR (c:Circuit) REQUIRE c.id IS UNIQUE",
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
+    "CREATE CONSTRAINT token_id IF NOT EXISTS FOR (k:Token) REQUIRE k.id IS UNIQUE",
     "CREATE INDEX circuit_request IF NOT EXISTS FOR (c:Circuit) ON (c.request)",
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",
+    "CREATE INDEX feature_top_token IF NOT EXISTS FOR (f:Feature) ON (f.top_token)",
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",
 ]
 
+_AGG = "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING"
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "
     "layer INT64, kind STRING, idx INT64, top_promoted STRING[], top_promoted_logits DOUBLE[], "
-    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING)",
+    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Prompt(id STRING PRIMARY KEY, text STRING, model STRING, tokens STRING[], "
     "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
@@ -56,9 +76,13 @@ LADYBUG_SCHEMA = [
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, "
     "created_at STRING, request STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
-    "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE)",
+    "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",
+    "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY)",
     "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",
     "CREATE REL TABLE IF NOT EXISTS HAS(FROM Circuit TO Node)",
     "CREATE REL TABLE IF NOT EXISTS OF(FROM Node TO Feature)",
     "CREATE REL TABLE IF NOT EXISTS FEEDS(FROM Node TO Node, weight DOUBLE)",
+    f"CREATE REL TABLE IF NOT EXISTS FEEDS_FEATURE(FROM Feature TO Feature, {_AGG})",
+    f"CREATE REL TABLE IF NOT EXISTS FEEDS_TOKEN(FROM Feature TO Token, {_AGG})",
+    f"CREATE REL TABLE IF NOT EXISTS TOKEN_FEEDS(FROM Token TO Feature, {_AGG})",
 ]

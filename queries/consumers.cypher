@@ -10,6 +10,11 @@
 //
 // The mirror image of `feeders`: one row per downstream feature, with the number of circuits, edges, the total
 // and mean edge weight, and one prompt where it happens (the circuit with the smallest id). Strongest first.
+//
+// `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, top_n = 1 for a
+// token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
+// (queries/aggregated/consumers.*.cypher): the same rows, weight sums to ~1e-11 per circuit. This text reads the
+// Node-level FEEDS edges and serves every case.
 MATCH (s:Feature)
 WHERE s.id = $feature OR $token IN (s.top_promoted[0..$top_n])
 WITH s  // a barrier: LadybugDB 0.22 drops the weight filter below for some rows without it

@@ -11,6 +11,11 @@
 //
 // One row per upstream feature: in how many circuits it feeds a target, over how many edges, the total and mean
 // edge weight, and one prompt where it does (the circuit with the smallest id). Strongest first.
+//
+// `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, top_n = 1 for a
+// token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
+// (queries/aggregated/feeders.*.cypher): the same rows, weight sums to ~1e-11 per circuit. This text reads the
+// Node-level FEEDS edges and serves every case.
 MATCH (t:Feature)
 WHERE t.id = $feature OR $token IN (t.top_promoted[0..$top_n])
 WITH t  // a barrier: LadybugDB 0.22 drops the weight filter below for some rows without it

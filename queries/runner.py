@@ -11,6 +11,12 @@ A library file is plain Cypher (the text a user pastes into Neo4j Browser) under
 Where LadybugDB's dialect differs, ``queries/ladybug/NAME.cypher`` holds a variant with the same parameters and
 the same result columns; the header is read from the Neo4j file only.
 
+``queries/aggregated/NAME.feature.cypher`` / ``NAME.token.cypher`` (feeders, consumers) answer the same query from
+the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.ingest.schema), on both
+engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
+feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
+is the token"). Otherwise the library text runs over the Node-level FEEDS edges.
+
 Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
 here first (``"3"`` -> 3 for an int parameter), so both engines see the same types. Two rules keep one text
 valid on both engines: an optional parameter is compared to a property *before* it is tested for null
@@ -128,9 +134,24 @@ class NamedQuery:
     text: str  # Neo4j Cypher, header included (pasteable as is)
     ladybug_text: str | None  # the LadybugDB variant, where the dialect differs
     path: Path
+    aggregated: tuple[tuple[str, str], ...] = ()  # ("feature" | "token", text over the pre-aggregated layer)
 
-    def text_for(self, store_kind: str) -> str:
-        """The Cypher to run on a store of this kind ("neo4j" or "embedded")."""
+    def aggregated_case(self, bound: Mapping[str, Any]) -> str | None:
+        """Returns "feature" or "token" where the pre-aggregated text gives exactly this query's rows, else None."""
+        if not self.aggregated or (bound.get("min_weight") or 0.0) > 0:
+            return None
+        feature, token = bound.get("feature"), bound.get("token")
+        if feature is not None and token is None:
+            return "feature"
+        if token is not None and feature is None and bound.get("top_n") == 1:
+            return "token"
+        return None
+
+    def text_for(self, store_kind: str, bound: Mapping[str, Any] | None = None) -> str:
+        """The Cypher to run on a store of this kind ("neo4j" or "embedded") with these bound parameters."""
+        case = self.aggregated_case(bound) if bound is not None else None
+        if case is not None:
+            return dict(self.aggregated)[case]
         return self.ladybug_text if store_kind == "embedded" and self.ladybug_text else self.text
 
     @property
@@ -185,7 +206,9 @@ def _strip_comments(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")).strip()
 
 
-def parse(text: str, path: Path, ladybug_text: str | None = None) -> NamedQuery:
+def parse(
+    text: str, path: Path, ladybug_text: str | None = None, aggregated: tuple[tuple[str, str], ...] = ()
+) -> NamedQuery:
     """Parse a library file's header; QueryError if it is malformed (a bug in the library, caught by tests)."""
     fields: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -225,6 +248,12 @@ def parse(text: str, path: Path, ladybug_text: str | None = None) -> NamedQuery:
         raise QueryError(
             f"{where}: parameters used {sorted(used)} differ from those declared {sorted(declared)}"
         )
+    for case, agg in aggregated:
+        extra = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", _strip_comments(agg))) - declared
+        if extra:
+            raise QueryError(
+                f"{where}: aggregated/{name}.{case}.cypher uses undeclared parameters {sorted(extra)}"
+            )
     requires = tuple(s.strip() for s in fields.get("requires", [""])[0].split("|") if s.strip())
     if not set(requires) <= declared:
         raise QueryError(
@@ -239,6 +268,7 @@ def parse(text: str, path: Path, ladybug_text: str | None = None) -> NamedQuery:
         text=text.strip() + "\n",
         ladybug_text=ladybug_text,
         path=path,
+        aggregated=aggregated,
     )
 
 
@@ -247,10 +277,16 @@ def _library(folder: Path = LIBRARY) -> dict[str, NamedQuery]:
     queries = {}
     for path in sorted(folder.glob("*.cypher")):
         variant = folder / "ladybug" / path.name
+        aggregated = tuple(
+            (case, agg.read_text(encoding="utf-8"))
+            for case in ("feature", "token")
+            if (agg := folder / "aggregated" / f"{path.stem}.{case}.cypher").exists()
+        )
         queries[path.stem] = parse(
             path.read_text(encoding="utf-8"),
             path,
             variant.read_text(encoding="utf-8") if variant.exists() else None,
+            aggregated,
         )
     return queries
 
@@ -273,7 +309,8 @@ def get_query(name: str) -> NamedQuery:
 def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Run a named query on an open store; an empty answer from an empty store is an error that says so."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
-    return run_cypher(store, q.text_for(store.kind), q.bind(params))
+    bound = q.bind(params)
+    return run_cypher(store, q.text_for(store.kind, bound), bound)
 
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -282,6 +282,96 @@ def synthetic_discover(
     return synthetic_circuit(seed, n_nodes, n_edges, text=text, target=target, params=params or None)
 
 
+def expected_aggregates(circuits: list[Circuit]) -> dict[str, dict[tuple[str, str], tuple]]:
+    """The pre-aggregated layer, computed from the Circuit objects (first-seen feature metadata, as the stores keep):
+    {relationship: {(a, b): (circuits, n_edges, weight_sum, abs_weight_sum, example_circuit)}}."""
+    top: dict[str, str | None] = {}
+    for c in circuits:
+        for f in c.features:
+            top.setdefault(f.id, str(f.top_promoted[0]) if len(f.top_promoted) else None)
+    groups: dict[str, dict[tuple[str, str], list]] = {
+        "FEEDS_FEATURE": {},
+        "FEEDS_TOKEN": {},
+        "TOKEN_FEEDS": {},
+    }
+    for c in {c.id: c for c in circuits}.values():
+        for e in c.edges:
+            u, d = c.node(e.source).feature_id, c.node(e.target).feature_id
+            keys = [("FEEDS_FEATURE", (u, d))]
+            keys += [("FEEDS_TOKEN", (u, top[d]))] if top[d] is not None else []
+            keys += [("TOKEN_FEEDS", (top[u], d))] if top[u] is not None else []
+            for rel, key in keys:
+                g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0])
+                g[0].add(c.id)
+                g[1] += 1
+                g[2] += float(e.weight)
+                g[3] += abs(float(e.weight))
+    return {
+        rel: {k: (len(g[0]), g[1], g[2], g[3], min(g[0])) for k, g in group.items()}
+        for rel, group in groups.items()
+    }
+
+
+def aggregate_counts(circuits: list[Circuit]) -> dict[str, int]:
+    """Store counts of the pre-aggregated layer (Token nodes and the three relationships) for these circuits."""
+    agg = expected_aggregates(circuits)
+    tokens = {t for _, t in agg["FEEDS_TOKEN"]} | {t for t, _ in agg["TOKEN_FEEDS"]}
+    return {"Token": len(tokens)} | {rel: len(group) for rel, group in agg.items()}
+
+
+def stored_aggregates(store: Any) -> dict[str, dict[tuple[str, str], tuple]]:
+    """The pre-aggregated layer as a store holds it (same shape as expected_aggregates)."""
+    out = {}
+    for rel in ("FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS"):
+        df = store.read(
+            f"MATCH (a)-[x:{rel}]->(b) RETURN a.id AS a, b.id AS b, x.circuits AS c, x.n_edges AS n, "
+            "x.weight_sum AS w, x.abs_weight_sum AS aw, x.example_circuit AS ex"
+        )
+        out[rel] = {(a, b): (c, n, w, aw, ex) for a, b, c, n, w, aw, ex in df.itertuples(index=False)}
+    return out
+
+
+def raw_aggregates(store: Any) -> dict[str, dict[tuple[str, str], tuple]]:
+    """The pre-aggregated layer recomputed from a store's Node-level FEEDS edges (same shape as above)."""
+    df = store.read(
+        "MATCH (a:Feature)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(b:Feature) "
+        "RETURN a.id AS a, a.top_token AS ta, b.id AS b, b.top_token AS tb, d.circuit_id AS c, e.weight AS w"
+    )
+    groups: dict[str, dict[tuple[str, str], list]] = {
+        "FEEDS_FEATURE": {},
+        "FEEDS_TOKEN": {},
+        "TOKEN_FEEDS": {},
+    }
+    for a, ta, b, tb, c, w in df.itertuples(index=False):
+        ta, tb = (t if isinstance(t, str) else None for t in (ta, tb))  # unset: None or NaN from pandas
+        keys = [("FEEDS_FEATURE", (a, b))]
+        keys += [("FEEDS_TOKEN", (a, tb))] if tb is not None else []
+        keys += [("TOKEN_FEEDS", (ta, b))] if ta is not None else []
+        for rel, key in keys:
+            g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0])
+            g[0].add(c)
+            g[1] += 1
+            g[2] += w
+            g[3] += abs(w)
+    return {
+        rel: {k: (len(g[0]), g[1], g[2], g[3], min(g[0])) for k, g in group.items()}
+        for rel, group in groups.items()
+    }
+
+
+def same_aggregates(x: dict, y: dict, tol: float = 1e-9) -> bool:
+    """Equal keys, counts and example circuits; sums to ``tol`` (the store rounds each circuit's sums)."""
+    for rel in x.keys() | y.keys():
+        a, b = x.get(rel, {}), y.get(rel, {})
+        if a.keys() != b.keys():
+            return False
+        for k in a:
+            (c1, n1, w1, aw1, e1), (c2, n2, w2, aw2, e2) = a[k], b[k]
+            if (c1, n1, e1) != (c2, n2, e2) or abs(w1 - w2) > tol or abs(aw1 - aw2) > tol:
+                return False
+    return True
+
+
 def store_snapshot(store: Any) -> list[str]:
     """Every node and relationship of a store with all properties except ``created_at``, as sorted JSON lines.
     Two stores with equal snapshots hold the same graph."""

@@ -26,7 +26,7 @@ from scd.cli import main
 from scd.config import StoreConfig
 from scd.errors import InputError, ModelError
 
-from .synthetic import UNKNOWN_CHAR, store_snapshot, synthetic_discover
+from .synthetic import UNKNOWN_CHAR, aggregate_counts, store_snapshot, synthetic_discover
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "prompts.txt"
@@ -55,7 +55,7 @@ def counts_from_json(folder: Path) -> dict[str, int]:
         "HAS": nodes,
         "OF": nodes,
         "FEEDS": sum(len(c.edges) for c in circuits),
-    }
+    } | aggregate_counts(circuits)
 
 
 def stats_or_none(config: StoreConfig):

@@ -426,3 +426,36 @@ def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
                 assert_same_result(x, y, order_by)
             except AssertionError as e:
                 raise AssertionError(f"{name} {params}: {e}") from e
+
+
+def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):
+    """feeders / consumers answered from the pre-aggregated layer = the library text over the FEEDS edges (sums to
+    1e-9: the layer rounds each circuit's sums), for every feature and token of some circuits; and the differential
+    cases above take both paths."""
+    cases = _cases(circuits)
+    routed = [
+        runner.get_query(n).aggregated_case(runner.get_query(n).bind(p))
+        for n, p, _ in cases
+        if n in ("feeders", "consumers")
+    ]
+    assert "feature" in routed and "token" in routed and None in routed
+    for name in ("feeders", "consumers"):
+        q = runner.get_query(name)
+        for c in circuits[:4]:
+            for n in c.nodes[::5]:
+                for params in ({"feature": n.feature_id}, {"token": n.token}, {"token": ")"}):
+                    bound = q.bind({"limit": BIG} | params)
+                    assert q.aggregated_case(bound) in ("feature", "token")
+                    a = runner.run_cypher(embedded_store, q.text, bound)
+                    b = runner.run_cypher(embedded_store, q.text_for("embedded", bound), bound)
+                    assert list(a.columns) == list(b.columns) and len(a) == len(b), (name, params)
+                    for x, y in zip(a.itertuples(index=False), b.itertuples(index=False), strict=True):
+                        for u, v in zip(x, y, strict=True):
+                            assert u == pytest.approx(v, abs=1e-9) if isinstance(u, float) else u == v
+    q = runner.get_query("feeders")
+    for params in (
+        {"token": ")", "top_n": 2},
+        {"token": ")", "min_weight": 0.1},
+        {"feature": "x", "token": ")"},
+    ):
+        assert q.aggregated_case(q.bind(params)) is None

@@ -13,7 +13,8 @@ opens the database read-only for each call, so the engine itself refuses any wri
 Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (``ROLLBACK`` on error). A process
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
 next open drops it. Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
-Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
+Prompt, CREATE the rest, then MERGE the circuit's share into the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN /
+TOKEN_FEEDS relationships (ON MATCH adding up; see scd.ingest.schema); never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from scd.circuit import Circuit
 from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
-from ..rows import CircuitRows, check_references, circuit_rows
+from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
 from ..schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
 from .base import Store
 
@@ -46,12 +47,13 @@ HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore
 
 # Features: look up which exist, CREATE the rest. This process holds the database's only write lock, so nothing
 # can create them in between; MERGE would do the same work several times slower in LadybugDB 0.22.
-EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id"
+EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id, f.top_token"
 CREATE_FEATURES = """
 UNWIND $rows AS r
 CREATE (f:Feature {id: r.id, model: r.model, sae: r.sae, hook: r.hook, layer: r.layer, kind: r.kind, idx: r.idx,
   top_promoted: r.top_promoted, top_promoted_logits: r.top_promoted_logits, top_suppressed: r.top_suppressed,
-  top_suppressed_logits: r.top_suppressed_logits, neuronpedia_url: r.neuronpedia_url, label: r.label})
+  top_suppressed_logits: r.top_suppressed_logits, neuronpedia_url: r.neuronpedia_url, label: r.label,
+  top_token: r.top_token})
 """
 MERGE_PROMPT = """
 MERGE (p:Prompt {id: $id})
@@ -69,8 +71,9 @@ CREATE_NODES = """
 MATCH (c:Circuit {id: $circuit_id})
 UNWIND $rows AS r
 MATCH (f:Feature {id: r.feature_id})
-CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, kind: r.kind, layer: r.layer, hook: r.hook,
-  idx: r.idx, pos: r.pos, token: r.token, activation: r.activation, attribution: r.attribution})-[:OF]->(f)
+CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, feature_id: r.feature_id, kind: r.kind,
+  layer: r.layer, hook: r.hook, idx: r.idx, pos: r.pos, token: r.token, activation: r.activation,
+  attribution: r.attribution})-[:OF]->(f)
 """
 CREATE_FEEDS = """
 UNWIND $rows AS r
@@ -78,6 +81,29 @@ MATCH (a:Node {id: r.src})
 MATCH (b:Node {id: r.dst})
 CREATE (a)-[:FEEDS {weight: r.weight}]->(b)
 """
+MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
+
+
+def _upsert(rel: str, a: str, b: str) -> str:
+    """Add one circuit's groups to a pre-aggregated relationship (see scd.ingest.schema): create it or add up."""
+    return f"""
+UNWIND $rows AS r
+MATCH (a:{a})
+MATCH (b:{b})
+MERGE (a)-[x:{rel}]->(b)
+ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
+  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
+ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
+  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
+  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
+"""
+
+
+UPSERT = (
+    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
+    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
+    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
+)
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
 
@@ -278,9 +304,9 @@ class EmbeddedStore(Store):
         cid = rows.circuit["id"]
         if _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": cid}):
             return False
-        existing: set[str] = set()
+        existing: dict[str, str | None] = {}  # id -> the stored top_token
         for batch in _batches([f["id"] for f in rows.features]):
-            existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
+            existing.update((r[0], r[1]) for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
         for batch in _batches([f for f in rows.features if f["id"] not in existing]):
             conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
@@ -289,6 +315,14 @@ class EmbeddedStore(Store):
             conn.execute(CREATE_NODES, {"circuit_id": cid, "rows": batch})
         for batch in _batches(rows.edges):
             conn.execute(CREATE_FEEDS, {"rows": batch})
+        top_token = {f["id"]: f["top_token"] for f in rows.features} | existing
+        groups = aggregate_rows(rows, top_token)
+        tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
+        if tokens:
+            conn.execute(MERGE_TOKENS, {"texts": tokens})
+        for statement, group in zip(UPSERT, groups, strict=True):
+            for batch in _batches(group):
+                conn.execute(statement, {"rows": batch, "circuit_id": cid})
         return True
 
     # -- reads ----------------------------------------------------------------------------------------------

@@ -4,10 +4,12 @@ Writes
 ------
 ``write_circuit`` runs ONE ``session.execute_write`` transaction: check the Circuit id (present -> write nothing),
 then ``UNWIND $rows`` batches: MERGE Features (ON CREATE SET metadata; rows sorted by id so concurrent writers take
-locks in the same order), MERGE the Prompt, CREATE the Circuit with EXPLAINS, then one statement that CREATEs the
+locks in the same order; the stored top_token comes back), MERGE the Prompt, CREATE the Circuit with EXPLAINS, then one statement that CREATEs the
 Nodes with HAS and OF and the first 50k FEEDS edges, which name their end nodes by position in the node list (no
-index lookups); further edges go in 10k batches by two MATCHes on constrained Node ids. A circuit is therefore in
-the store completely or not at all. Nodes and edges travel as lists rather than maps (less to encode).
+index lookups); further edges go in 10k batches by two MATCHes on constrained Node ids. Last, the circuit's edges
+grouped by feature pair / feature-token pair (rows.aggregate_rows) are MERGEd into the pre-aggregated
+FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (ON MATCH adding up). A circuit, with its share of the
+aggregates, is therefore in the store completely or not at all. Nodes and edges travel as lists rather than maps (less to encode).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
 Feature serialise instead of duplicating it; lock-order cycles surface as ``DeadlockDetected`` (a transient error
@@ -48,7 +50,7 @@ from scd.circuit import Circuit
 from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
-from ..rows import CircuitRows, check_references, circuit_rows
+from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
 from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
@@ -64,7 +66,8 @@ MERGE (f:Feature {id: r.id})
 ON CREATE SET f.model = r.model, f.sae = r.sae, f.hook = r.hook, f.layer = r.layer, f.kind = r.kind, f.idx = r.idx,
   f.top_promoted = r.top_promoted, f.top_promoted_logits = r.top_promoted_logits,
   f.top_suppressed = r.top_suppressed, f.top_suppressed_logits = r.top_suppressed_logits,
-  f.neuronpedia_url = r.neuronpedia_url, f.label = r.label
+  f.neuronpedia_url = r.neuronpedia_url, f.label = r.label, f.top_token = r.top_token
+RETURN f.id AS id, f.top_token AS top_token
 """
 MERGE_PROMPT = """
 MERGE (p:Prompt {id: $r.id})
@@ -85,8 +88,8 @@ CREATE_NODES_AND_EDGES = """
 MATCH (c:Circuit {id: $circuit_id})
 UNWIND $nodes AS r
 MATCH (f:Feature {id: r[1]})
-CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, kind: r[2], layer: r[3], hook: r[4], idx: r[5],
-  pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
+CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, feature_id: r[1], kind: r[2], layer: r[3],
+  hook: r[4], idx: r[5], pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
 WITH collect(n) AS ns
 WITH ns, [n IN ns | n.id] = $node_ids AS in_order
 UNWIND CASE WHEN in_order THEN $edges ELSE [] END AS e
@@ -97,8 +100,8 @@ CREATE_NODES = """
 MATCH (c:Circuit {id: $circuit_id})
 UNWIND $nodes AS r
 MATCH (f:Feature {id: r[1]})
-CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, kind: r[2], layer: r[3], hook: r[4], idx: r[5],
-  pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
+CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, feature_id: r[1], kind: r[2], layer: r[3],
+  hook: r[4], idx: r[5], pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
 """
 CREATE_FEEDS = """
 UNWIND $rows AS r
@@ -106,6 +109,30 @@ MATCH (a:Node {id: r[0]})
 MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2]}]->(b)
 """
+MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
+
+
+def _upsert(rel: str, a: str, b: str) -> str:
+    """Add one circuit's groups to a pre-aggregated relationship (see scd.ingest.schema): create it or add up."""
+    return f"""
+UNWIND $rows AS r
+MATCH (a:{a})
+MATCH (b:{b})
+MERGE (a)-[x:{rel}]->(b)
+ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
+  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
+ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
+  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
+  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
+"""
+
+
+# read-modify-write in one SET: Cypher takes the write lock before reading, so concurrent writers add up
+UPSERT = (
+    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
+    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
+    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
+)
 EDGE_CHUNK = 50_000
 NODE_FIELDS = (
     "id",
@@ -135,8 +162,9 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
     cid = rows.circuit["id"]
     if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
         return False
+    top_token: dict[str, str | None] = {}
     for batch in _batches(sorted(rows.features, key=lambda r: r["id"])):
-        tx.run(MERGE_FEATURES, rows=batch).consume()
+        top_token.update((r["id"], r["top_token"]) for r in tx.run(MERGE_FEATURES, rows=batch))
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
@@ -159,6 +187,13 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
         rest = rows.edges
     for batch in _batches(rest):
         tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"]] for e in batch]).consume()
+    groups = aggregate_rows(rows, top_token)
+    tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
+    if tokens:
+        tx.run(MERGE_TOKENS, texts=tokens).consume()
+    for statement, group in zip(UPSERT, groups, strict=True):
+        for batch in _batches(group):
+            tx.run(statement, rows=batch, circuit_id=cid).consume()
     return True
 
 
