@@ -34,9 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scd.ingest.stores import open_store  # noqa: E402
-
 from scd.config import StoreConfig  # noqa: E402
+from scd.ingest.stores import open_store  # noqa: E402
 from tests.synthetic import synthetic_circuit  # noqa: E402
 
 NAIVE_NEO4J = "MERGE (a:Node {id: $src}) MERGE (b:Node {id: $dst}) CREATE (a)-[:FEEDS {weight: $w}]->(b)"

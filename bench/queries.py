@@ -302,10 +302,10 @@ def percentiles(xs: list[float]) -> tuple[float, float]:
 
 def measure(uri: str, runs: int) -> dict:
     from neo4j import GraphDatabase
-    from scd.ingest.stores import open_store
-    from scd.queries import runner
 
     from scd.config import StoreConfig
+    from scd.ingest.stores import open_store
+    from scd.queries import runner
 
     res: dict = {}
     config = StoreConfig(neo4j_uri=uri)

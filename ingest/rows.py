@@ -103,7 +103,7 @@ NODE_PROPS = (
     "activation",
     "attribution",
 )
-EDGE_PROPS = ("src", "dst", "weight")
+EDGE_PROPS = ("src", "dst", "weight", "share")
 
 
 def feature_rows(circuit: Circuit) -> list[dict[str, Any]]:
@@ -193,11 +193,15 @@ def node_rows(circuit: Circuit) -> list[dict[str, Any]]:
 
 
 def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
+    """FEEDS rows; ``share`` = |weight| / the circuit's strongest |weight|, so queries can ask for "the strong
+    edges" of circuits whose weights live on different scales (metrics, models) with one parameter."""
     cid = circuit.id
+    strongest = max((abs(_f(e.weight) or 0.0) for e in circuit.edges), default=0.0) or 1.0
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for e in circuit.edges:
         src, dst = node_key(cid, e.source), node_key(cid, e.target)
-        rows.setdefault((src, dst), {"src": src, "dst": dst, "weight": _f(e.weight) or 0.0})
+        w = _f(e.weight) or 0.0
+        rows.setdefault((src, dst), {"src": src, "dst": dst, "weight": w, "share": abs(w) / strongest})
     return list(rows.values())
 
 

@@ -1,7 +1,7 @@
 """The graph model, shared by both stores.
 
     (:Prompt)<-[:EXPLAINS]-(:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature)
-                                          (:Node)-[:FEEDS {weight}]->(:Node)
+                                          (:Node)-[:FEEDS {weight, share}]->(:Node)
     pre-aggregated, feature level:        (:Feature)-[:FEEDS_FEATURE {aggregate}]->(:Feature)
                                           (:Feature)-[:FEEDS_TOKEN {aggregate}]->(:Token)-[:TOKEN_FEEDS {aggregate}]->(:Feature)
 
@@ -20,7 +20,8 @@
   ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise).
 * ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, feature_id (the id of the
   Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution.
-* ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float).
+* ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float) and ``share`` = |weight| / the strongest
+  |weight| in its circuit (in [0, 1]; one scale for "strong" across metrics and models).
 * ``Token``    key ``id`` = a token string: one per token that is some Feature's top_token and takes part in an aggregate.
 * ``FEEDS_FEATURE`` / ``FEEDS_TOKEN`` / ``TOKEN_FEEDS``: the FEEDS edges of all circuits, pre-aggregated at write
   time, in the same transaction as the circuit, and only when the circuit is new. FEEDS_FEATURE (u)->(d) sums the
@@ -81,8 +82,39 @@ LADYBUG_SCHEMA = [
     "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",
     "CREATE REL TABLE IF NOT EXISTS HAS(FROM Circuit TO Node)",
     "CREATE REL TABLE IF NOT EXISTS OF(FROM Node TO Feature)",
-    "CREATE REL TABLE IF NOT EXISTS FEEDS(FROM Node TO Node, weight DOUBLE)",
+    "CREATE REL TABLE IF NOT EXISTS FEEDS(FROM Node TO Node, weight DOUBLE, share DOUBLE)",
     f"CREATE REL TABLE IF NOT EXISTS FEEDS_FEATURE(FROM Feature TO Feature, {_AGG})",
     f"CREATE REL TABLE IF NOT EXISTS FEEDS_TOKEN(FROM Feature TO Token, {_AGG})",
     f"CREATE REL TABLE IF NOT EXISTS TOKEN_FEEDS(FROM Token TO Feature, {_AGG})",
 ]
+
+
+# -- writes both stores share (the same Cypher runs on Neo4j and LadybugDB) -----------------------------------------
+
+MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
+
+
+def _upsert(rel: str, a: str, b: str) -> str:
+    """Add one circuit's groups to a pre-aggregated relationship: create it, or add up.
+
+    A read-modify-write in one SET: Cypher takes the write lock before reading, so concurrent writers add up.
+    """
+    return f"""
+UNWIND $rows AS r
+MATCH (a:{a})
+MATCH (b:{b})
+MERGE (a)-[x:{rel}]->(b)
+ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
+  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
+ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
+  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
+  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
+"""
+
+
+#: one statement per AGGREGATES relationship, in that order (ingest.rows.aggregate_rows yields groups likewise)
+AGGREGATE_UPSERTS = (
+    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
+    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
+    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
+)

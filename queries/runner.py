@@ -40,9 +40,8 @@ import pandas as pd
 from scd.errors import QueryError
 
 if TYPE_CHECKING:
-    from scd.ingest.stores.base import Store
-
     from scd.config import StoreConfig
+    from scd.ingest.stores.base import Store
 
 LIBRARY = Path(__file__).resolve().parent
 TYPES = ("string", "int", "float", "bool")
@@ -355,10 +354,9 @@ def query(name: str, store: Store | StoreConfig | None = None, **params: Any) ->
 
         >>> scd.query("feeders", token=")")                                       # doctest: +SKIP
     """
+    from scd.config import StoreConfig
     from scd.ingest.stores import open_store
     from scd.ingest.stores.base import Store
-
-    from scd.config import StoreConfig
 
     q = get_query(name)
     q.bind(params)  # fail on bad parameters before opening anything

@@ -394,11 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     ``scd ingest`` with synthetic discovery (a child process for the kill -9 and concurrency tests)."""
     import argparse
 
+    from scd.config import StoreConfig
     from scd.ingest.pipeline import ingest
     from scd.ingest.prompts import read_prompts
     from scd.ingest.stores import open_store
-
-    from scd.config import StoreConfig
 
     ap = argparse.ArgumentParser()
     ap.add_argument("prompts")

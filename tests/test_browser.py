@@ -7,10 +7,10 @@ import urllib.request
 from html.parser import HTMLParser
 
 import pytest
-from scd.ingest.schema import LABELS, RELATIONSHIPS
-from scd.queries import guide, runner
 
 from scd.config import StoreConfig
+from scd.ingest.schema import LABELS, RELATIONSHIPS
+from scd.queries import guide, runner
 
 from .test_queries import corpus, load
 

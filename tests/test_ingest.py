@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from scd.ingest.pipeline import ingest, request_key
-from scd.ingest.prompts import PromptSpec, read_prompts
-from scd.ingest.stores import open_store
 
 from scd.circuit import Circuit
 from scd.cli import main
 from scd.config import StoreConfig
 from scd.errors import InputError, ModelError
+from scd.ingest.pipeline import ingest, request_key
+from scd.ingest.prompts import PromptSpec, read_prompts
+from scd.ingest.stores import open_store
 
 from .synthetic import UNKNOWN_CHAR, aggregate_counts, store_snapshot, synthetic_discover
 

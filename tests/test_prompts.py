@@ -6,9 +6,9 @@ import io
 import sys
 
 import pytest
-from scd.ingest.prompts import PromptSpec, parse_prompts, read_prompts
 
 from scd.errors import InputError
+from scd.ingest.prompts import PromptSpec, parse_prompts, read_prompts
 
 
 def write(tmp_path, data: bytes, name: str = "prompts.txt"):

@@ -11,11 +11,11 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from scd.queries import runner
-from scd.queries.compare import compare_circuits, compare_group, jaccard_matrix
 
 from scd.config import StoreConfig
 from scd.errors import QueryError
+from scd.queries import runner
+from scd.queries.compare import compare_circuits, compare_group, jaccard_matrix
 
 from .synthetic import synthetic_circuit
 
@@ -384,9 +384,8 @@ def demo_circuits():
 
     if not demo.is_present():
         pytest.skip("the demo model's weights are not built (scd/demo/weights)")
-    from scd.ingest.prompts import read_prompts
-
     from scd.discovery import discover
+    from scd.ingest.prompts import read_prompts
     from scd.models import load_bundle
 
     specs = [s for s in read_prompts(runner.LIBRARY.parent / "examples" / "prompts.txt") if "(" in s.text]

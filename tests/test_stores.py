@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from scd.ingest.stores import open_store
 
 from scd.config import StoreConfig
 from scd.errors import InputError, QueryError, StoreError
+from scd.ingest.stores import open_store
 
 from .synthetic import (
     aggregate_counts,
@@ -135,6 +135,19 @@ def test_properties_round_trip(store_config):
         assert [tuple(r) for r in weights.itertuples(index=False)] == expected
 
 
+def test_edge_share_is_weight_over_the_circuits_strongest(store_config):
+    c = synthetic_circuit(5)
+    strongest = max(abs(e.weight) for e in c.edges)
+    expected = sorted((f"{c.id}/{e.source}", f"{c.id}/{e.target}", abs(e.weight) / strongest) for e in c.edges)
+    with open_store(store_config) as store:
+        store.write_circuit(c)
+        df = store.read("MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a.id AS src, b.id AS dst, r.share AS s ORDER BY src, dst")
+    got = [tuple(r) for r in df.itertuples(index=False)]
+    assert [g[:2] for g in got] == [e[:2] for e in expected]
+    assert [g[2] for g in got] == pytest.approx([e[2] for e in expected], rel=1e-12)
+    assert max(g[2] for g in got) == 1.0
+
+
 def test_graph_values_come_back_as_dicts(store_config):
     c = synthetic_circuit(4)
     with open_store(store_config) as store:
@@ -142,7 +155,7 @@ def test_graph_values_come_back_as_dicts(store_config):
         df = store.read("MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a, r LIMIT 1")
         a, r = df.iloc[0]
         assert a["_label"] == "Node" and a["circuit_id"] == c.id
-        assert set(r) == {"weight", "_label"} and r["_label"] == "FEEDS"
+        assert set(r) == {"weight", "share", "_label"} and r["_label"] == "FEEDS" and 0 <= r["share"] <= 1
         path = store.read("MATCH p = (:Circuit)-[:HAS]->(:Node)-[:OF]->(:Feature) RETURN p LIMIT 1").iloc[
             0, 0
         ]
@@ -330,6 +343,7 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
 def test_embedded_store_gains_new_schema_columns(embedded_config):
     """A store made before a column joined the schema gets it on the next open (ALTER TABLE ... ADD)."""
     import ladybug
+
     from scd.ingest.schema import LADYBUG_SCHEMA
 
     folder = Path(embedded_config.path)

@@ -36,7 +36,7 @@ from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
 from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
-from ..schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
+from ..schema import AGGREGATE_UPSERTS, LABELS, LADYBUG_SCHEMA, MERGE_TOKENS, RELATIONSHIPS
 from .base import Store
 
 DB_FILE = "graph.lbdb"
@@ -79,31 +79,8 @@ CREATE_FEEDS = """
 UNWIND $rows AS r
 MATCH (a:Node {id: r.src})
 MATCH (b:Node {id: r.dst})
-CREATE (a)-[:FEEDS {weight: r.weight}]->(b)
+CREATE (a)-[:FEEDS {weight: r.weight, share: r.share}]->(b)
 """
-MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
-
-
-def _upsert(rel: str, a: str, b: str) -> str:
-    """Add one circuit's groups to a pre-aggregated relationship (see scd.ingest.schema): create it or add up."""
-    return f"""
-UNWIND $rows AS r
-MATCH (a:{a})
-MATCH (b:{b})
-MERGE (a)-[x:{rel}]->(b)
-ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
-  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
-ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
-  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
-  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
-"""
-
-
-UPSERT = (
-    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
-    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
-    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
-)
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
 
@@ -320,7 +297,7 @@ class EmbeddedStore(Store):
         tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
         if tokens:
             conn.execute(MERGE_TOKENS, {"texts": tokens})
-        for statement, group in zip(UPSERT, groups, strict=True):
+        for statement, group in zip(AGGREGATE_UPSERTS, groups, strict=True):
             for batch in _batches(group):
                 conn.execute(statement, {"rows": batch, "circuit_id": cid})
         return True

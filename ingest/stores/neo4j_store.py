@@ -51,7 +51,7 @@ from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
 from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
-from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
+from ..schema import AGGREGATE_UPSERTS, LABELS, MERGE_TOKENS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,8 @@ CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, feature_id: r[1],
 WITH collect(n) AS ns
 WITH ns, [n IN ns | n.id] = $node_ids AS in_order
 UNWIND CASE WHEN in_order THEN $edges ELSE [] END AS e
-WITH ns[e[0]] AS a, ns[e[1]] AS b, e[2] AS w
-CREATE (a)-[:FEEDS {weight: w}]->(b)
+WITH ns[e[0]] AS a, ns[e[1]] AS b, e[2] AS w, e[3] AS share
+CREATE (a)-[:FEEDS {weight: w, share: share}]->(b)
 """
 CREATE_NODES = """
 MATCH (c:Circuit {id: $circuit_id})
@@ -107,32 +107,8 @@ CREATE_FEEDS = """
 UNWIND $rows AS r
 MATCH (a:Node {id: r[0]})
 MATCH (b:Node {id: r[1]})
-CREATE (a)-[:FEEDS {weight: r[2]}]->(b)
+CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
-MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
-
-
-def _upsert(rel: str, a: str, b: str) -> str:
-    """Add one circuit's groups to a pre-aggregated relationship (see scd.ingest.schema): create it or add up."""
-    return f"""
-UNWIND $rows AS r
-MATCH (a:{a})
-MATCH (b:{b})
-MERGE (a)-[x:{rel}]->(b)
-ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
-  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
-ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
-  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
-  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
-"""
-
-
-# read-modify-write in one SET: Cypher takes the write lock before reading, so concurrent writers add up
-UPSERT = (
-    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
-    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
-    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
-)
 EDGE_CHUNK = 50_000
 NODE_FIELDS = (
     "id",
@@ -171,7 +147,7 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
     nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
     if fast:
         position = {n["id"]: i for i, n in enumerate(rows.nodes)}
-        first = [[position[e["src"]], position[e["dst"]], e["weight"]] for e in rows.edges[:EDGE_CHUNK]]
+        first = [[position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]]
         node_ids = [n[0] for n in nodes]
         c = (
             tx.run(CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=node_ids, edges=first)
@@ -186,12 +162,12 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
             tx.run(CREATE_NODES, circuit_id=cid, nodes=batch).consume()
         rest = rows.edges
     for batch in _batches(rest):
-        tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"]] for e in batch]).consume()
+        tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"], e["share"]] for e in batch]).consume()
     groups = aggregate_rows(rows, top_token)
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     if tokens:
         tx.run(MERGE_TOKENS, texts=tokens).consume()
-    for statement, group in zip(UPSERT, groups, strict=True):
+    for statement, group in zip(AGGREGATE_UPSERTS, groups, strict=True):
         for batch in _batches(group):
             tx.run(statement, rows=batch, circuit_id=cid).consume()
     return True
