@@ -12,7 +12,8 @@ opens the database read-only for each call, so the engine itself refuses any wri
 
 Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (``ROLLBACK`` on error). A process
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
-next open drops it. Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
+next open drops it -- also when the kill tore the WAL's last record (replay stops there instead of refusing to
+open the store). Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
 Prompt, CREATE the rest, then MERGE the circuit's share into the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN /
 TOKEN_FEEDS relationships (ON MATCH adding up; see scd.ingest.schema); never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
 """
@@ -163,7 +164,10 @@ class EmbeddedStore(Store):
         delay = 0.02
         while True:
             try:
-                return ladybug.Database(str(self.db_path), read_only=read_only)
+                # A process killed while appending to the WAL leaves a torn last record, and LadybugDB 0.22 then
+                # refuses to open the store at all. Replaying up to the torn record keeps every committed
+                # transaction and drops only the one that never committed -- what kill -9 should mean.
+                return ladybug.Database(str(self.db_path), read_only=read_only, throw_on_wal_replay_failure=False)
             except RuntimeError as e:
                 if not _LOCKED.search(str(e)):
                     raise StoreError(

@@ -50,7 +50,7 @@ from scd.circuit import Circuit
 from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
-from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
+from ..rows import NODE_PROPS, CircuitRows, aggregate_rows, check_references, circuit_rows
 from ..schema import AGGREGATE_UPSERTS, LABELS, MERGE_TOKENS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
@@ -110,18 +110,8 @@ MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
 EDGE_CHUNK = 50_000
-NODE_FIELDS = (
-    "id",
-    "feature_id",
-    "kind",
-    "layer",
-    "hook",
-    "idx",
-    "pos",
-    "token",
-    "activation",
-    "attribution",
-)
+# node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
+NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
 
 class _OrderLost(Exception):
