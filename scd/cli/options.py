@@ -1,4 +1,5 @@
-"""Options shared by `scd discover` and `scd ingest`, declared once so the two never drift apart."""
+"""Options shared by several commands, declared once so they never drift apart: the model and discovery
+options of `scd discover` / `scd ingest`, and the one --format / --limit of every tabular output."""
 
 from __future__ import annotations
 
@@ -82,6 +83,18 @@ _DISCOVERY_OPTIONS = [
     ),
     click.option("--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs)."),
 ]
+
+
+#: the one output switch of every command that prints rows (rendered by scd.queries.render)
+FORMAT = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format.",
+)
+LIMIT = click.option("--limit", type=click.IntRange(0), default=None, help="At most this many rows.")
 
 
 def _apply(options, f):

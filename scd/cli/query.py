@@ -10,15 +10,7 @@ import click
 
 from scd.config import store_options
 
-FORMAT = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
-LIMIT = click.option("--limit", type=click.IntRange(0), default=None, help="At most this many rows.")
+from .options import FORMAT, LIMIT
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:

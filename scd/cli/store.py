@@ -10,6 +10,8 @@ import click
 
 from scd.config import store_options
 
+from .options import FORMAT
+
 
 @click.group()
 def store():
@@ -24,14 +26,7 @@ def store():
 
 @store.command()
 @store_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@FORMAT
 def stats(store_config, fmt):
     """Count nodes by label and relationships by type.
 
