@@ -16,6 +16,10 @@ Phases (the progress bar and the summary use the same words):
 5. **write**    -- ``store.write_circuit``: one transaction per circuit, so an interrupted run (Ctrl-C, kill -9,
                    a lost connection) leaves only complete circuits, and rerunning the same command finishes
                    the rest. ``dry_run`` discovers without writing.
+6. **fold**     -- add the written circuits to the pre-aggregated layer (scd.ingest.aggregates), every
+                   ``FOLD_EVERY_EDGES`` written edges and at the end of the run, also circuits an interrupted
+                   run left pending. Queries stay exact meanwhile: they read the FEEDS edges while any circuit
+                   is pending.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 from scd.circuit import Circuit
 from scd.errors import InputError
 
+from .aggregates import FOLD_EVERY_EDGES, FoldReport
 from .prompts import PromptSpec
 from .stores.base import Store
 
@@ -65,6 +70,7 @@ class IngestReport:
     dry_run: bool = False
     store: str = ""
     interrupted: bool = False
+    fold: FoldReport = field(default_factory=FoldReport)
 
     def lines(self) -> list[str]:
         done = "discovered (dry run, nothing written)" if self.dry_run else "written"
@@ -75,6 +81,8 @@ class IngestReport:
             f"{self.nodes} nodes, {self.edges} edges in {self.elapsed:.1f} s"
             + (f" into {self.store}" if self.store and not self.dry_run else ""),
         ]
+        if self.fold.circuits:
+            out.append(self.fold.line())
         out += [f"  failed {f.describe()}" for f in self.failed]
         if self.interrupted:
             out.append("interrupted: rerun the same command to finish (finished circuits are skipped)")
@@ -84,6 +92,7 @@ class IngestReport:
         d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
         d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
         d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
+        d |= {"folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)}}
         return d
 
 
@@ -177,6 +186,7 @@ def ingest(
 
     bar = _progress(len(prompts), enabled=progress)
     bar.update(len(prompts) - len(todo))
+    unfolded = 0  # edges written since the last fold
     try:
         for spec in todo:
             # 3. resume
@@ -202,10 +212,17 @@ def ingest(
                 report.written += 0 if dry_run else 1
                 report.nodes += len(circuit.nodes)
                 report.edges += len(circuit.edges)
+                unfolded += 0 if dry_run else len(circuit.edges)
             else:
                 report.skipped += 1
+            if unfolded >= FOLD_EVERY_EDGES:
+                _fold(store, report, bar)
+                unfolded = 0
             bar.update(1)
             _postfix(bar, report)
+        # 6. fold (what this run wrote, and what an interrupted earlier run left pending)
+        if not dry_run:
+            _fold(store, report, bar)
     except KeyboardInterrupt:
         report.interrupted = True
         raise
@@ -213,6 +230,13 @@ def ingest(
         bar.close()
         report.elapsed = time.perf_counter() - t0
     return report
+
+
+def _fold(store: Store, report: IngestReport, bar: Any) -> None:
+    bar.set_postfix_str("folding into the aggregate layer ...", refresh=True)
+    done = store.fold()
+    report.fold.add(done)
+    report.fold.seconds += done.seconds
 
 
 def _fail(report: IngestReport, spec: PromptSpec, e: InputError, fail_fast: bool) -> None:

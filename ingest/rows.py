@@ -89,6 +89,7 @@ CIRCUIT_PROPS = (
     "n_edges",
     "created_at",
     "request",
+    "aggregated",
 )
 NODE_PROPS = (
     "id",
@@ -165,6 +166,7 @@ def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
         "n_edges": len(circuit.edges),
         "created_at": circuit.created_at,
         "request": request,
+        "aggregated": False,  # not yet folded into the aggregate layer (scd.ingest.aggregates)
     }
 
 
@@ -213,59 +215,6 @@ def circuit_rows(circuit: Circuit, request: str | None = None) -> CircuitRows:
         features=feature_rows(circuit),
         nodes=node_rows(circuit),
         edges=edge_rows(circuit),
-    )
-
-
-SUM_QUANTUM = 2.0**-36
-
-
-def quantize(x: float) -> float:
-    """A float as a multiple of 2**-36: sums of such numbers below 2**17 are exact in any order, so the
-    pre-aggregated weight sums do not depend on the order circuits were ingested in (error <= 1.5e-11 each)."""
-    return round(x / SUM_QUANTUM) * SUM_QUANTUM
-
-
-def aggregate_rows(
-    rows: CircuitRows, top_token: dict[str, str | None]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """This circuit's FEEDS edges grouped for the pre-aggregated layer (see scd.ingest.schema).
-
-    ``top_token`` maps each of the circuit's feature ids to the STORED Feature's top_token (the store keeps the
-    first writer's metadata). Returns (feature_feature, feature_token, token_feature) rows, each
-    ``{a, b, n_edges, weight_sum, abs_weight_sum}`` sorted by (a, b) so concurrent writers lock in one order;
-    ``a`` / ``b`` are feature ids or token texts. The circuit counts once per group (circuits + 1).
-    """
-    feature_of = {n["id"]: n["feature_id"] for n in rows.nodes}
-    groups: tuple[dict[tuple[str, str], list[float]], ...] = ({}, {}, {})
-
-    def add(group: dict[tuple[str, str], list[float]], key: tuple[str, str], w: float) -> None:
-        g = group.get(key)
-        if g is None:
-            group[key] = [1, w, abs(w)]
-        else:
-            g[0] += 1
-            g[1] += w
-            g[2] += abs(w)
-
-    for e in rows.edges:
-        u, d, w = feature_of[e["src"]], feature_of[e["dst"]], e["weight"]
-        add(groups[0], (u, d), w)
-        if top_token.get(d) is not None:
-            add(groups[1], (u, top_token[d]), w)
-        if top_token.get(u) is not None:
-            add(groups[2], (top_token[u], d), w)
-    return tuple(  # type: ignore[return-value]
-        [
-            {
-                "a": a,
-                "b": b,
-                "n_edges": int(g[0]),
-                "weight_sum": quantize(g[1]),
-                "abs_weight_sum": quantize(g[2]),
-            }
-            for (a, b), g in sorted(group.items())
-        ]
-        for group in groups
     )
 
 

@@ -17,27 +17,29 @@
   top_k, edge_threshold, params (JSON text of all parameters), metric_value, faithfulness and completeness
   (set only where computed; never NaN), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
   request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
-  ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise).
+  ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise);
+  ``aggregated`` (see the aggregates below).
 * ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, feature_id (the id of the
   Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float) and ``share`` = |weight| / the strongest
   |weight| in its circuit (in [0, 1]; one scale for "strong" across metrics and models).
 * ``Token``    key ``id`` = a token string: one per token that is some Feature's top_token and takes part in an aggregate.
-* ``FEEDS_FEATURE`` / ``FEEDS_TOKEN`` / ``TOKEN_FEEDS``: the FEEDS edges of all circuits, pre-aggregated at write
-  time, in the same transaction as the circuit, and only when the circuit is new. FEEDS_FEATURE (u)->(d) sums the
-  FEEDS edges from a node of feature u to a node of feature d; FEEDS_TOKEN (u)->(k) those from a node of u to a node
-  of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature with top_token k to a
-  node of d. Each carries the aggregate ``circuits`` (how many circuits have at least one such edge: a distinct
-  count within its group, which is why the token groups are their own relationships and not a sum of
+* ``FEEDS_FEATURE`` / ``FEEDS_TOKEN`` / ``TOKEN_FEEDS``: the FEEDS edges of all circuits, pre-aggregated. FEEDS_FEATURE
+  (u)->(d) sums the FEEDS edges from a node of feature u to a node of feature d; FEEDS_TOKEN (u)->(k) those from a
+  node of u to a node of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature
+  with top_token k to a node of d. Each carries ``circuits`` (how many circuits have at least one such edge: a
+  distinct count within its group, which is why the token groups are their own relationships and not a sum of
   FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum`` and ``example_circuit`` (the smallest circuit
-  id). Each circuit's group sums are rounded to multiples of 2**-36 (rows.quantize), so adding them up is exact and
-  the store does not depend on ingest order (kill -9 and resume, concurrent ingests); the sums therefore differ from
-  a sum over the FEEDS edges by at most 1.5e-11 per circuit. A
-  feature's token is the stored Feature's top_token (the first writer's metadata), read in the transaction.
-  ``feeders`` / ``consumers`` read these when their answer is the same (queries/aggregated/).
+  id). They are not written with the circuit but *folded* in afterwards, many circuits at once
+  (scd.ingest.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
+  written before the fold existed, which were aggregated as they were written). Each circuit's group sums are
+  exact sums rounded to multiples of 2**-36, so adding them up is exact and the store does not depend on ingest
+  or fold order; the sums therefore differ from a sum over the FEEDS edges by at most 1.5e-11 per circuit. A
+  feature's token is the stored Feature's top_token (the first writer's metadata). ``feeders`` / ``consumers``
+  read these when their answer is the same and no circuit is pending (queries/aggregated/).
 
 Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook/top_token,
-Prompt.text and Circuit.request lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
+Prompt.text, Circuit.request and Circuit.aggregated lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
 FEEDS.weight have no index on purpose: queries reach nodes from their Circuit and filter on abs(weight), which a
 range index cannot serve, and each index costs every node or edge write.
 
@@ -59,6 +61,9 @@ NEO4J_SCHEMA = [
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
     "CREATE CONSTRAINT token_id IF NOT EXISTS FOR (k:Token) REQUIRE k.id IS UNIQUE",
     "CREATE INDEX circuit_request IF NOT EXISTS FOR (c:Circuit) ON (c.request)",
+    "CREATE INDEX circuit_aggregated IF NOT EXISTS FOR (c:Circuit) ON (c.aggregated)",
+    # the fold lock (scd.ingest.aggregates); not part of the graph model, so not in LABELS
+    "CREATE CONSTRAINT scd_meta_id IF NOT EXISTS FOR (m:ScdMeta) REQUIRE m.id IS UNIQUE",
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",
     "CREATE INDEX feature_top_token IF NOT EXISTS FOR (f:Feature) ON (f.top_token)",
@@ -75,7 +80,7 @@ LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, "
-    "created_at STRING, request STRING)",
+    "created_at STRING, request STRING, aggregated BOOLEAN)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY)",
@@ -87,34 +92,3 @@ LADYBUG_SCHEMA = [
     f"CREATE REL TABLE IF NOT EXISTS FEEDS_TOKEN(FROM Feature TO Token, {_AGG})",
     f"CREATE REL TABLE IF NOT EXISTS TOKEN_FEEDS(FROM Token TO Feature, {_AGG})",
 ]
-
-
-# -- writes both stores share (the same Cypher runs on Neo4j and LadybugDB) -----------------------------------------
-
-MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
-
-
-def _upsert(rel: str, a: str, b: str) -> str:
-    """Add one circuit's groups to a pre-aggregated relationship: create it, or add up.
-
-    A read-modify-write in one SET: Cypher takes the write lock before reading, so concurrent writers add up.
-    """
-    return f"""
-UNWIND $rows AS r
-MATCH (a:{a})
-MATCH (b:{b})
-MERGE (a)-[x:{rel}]->(b)
-ON CREATE SET x.circuits = 1, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
-  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = $circuit_id
-ON MATCH SET x.circuits = x.circuits + 1, x.n_edges = x.n_edges + r.n_edges,
-  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
-  x.example_circuit = CASE WHEN $circuit_id < x.example_circuit THEN $circuit_id ELSE x.example_circuit END
-"""
-
-
-#: one statement per AGGREGATES relationship, in that order (ingest.rows.aggregate_rows yields groups likewise)
-AGGREGATE_UPSERTS = (
-    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
-    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
-    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
-)

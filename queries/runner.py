@@ -15,7 +15,9 @@ the same result columns; the header is read from the Neo4j file only.
 the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.ingest.schema), on both
 engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
 feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
-is the token"). Otherwise the library text runs over the Node-level FEEDS edges.
+is the token"); and only while no circuit is waiting to be folded into that layer (``Store.pending() == 0``, see
+scd.ingest.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
+Node-level FEEDS edges.
 
 Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
 here first (``"3"`` -> 3 for an int parameter), so both engines see the same types. Two rules keep one text
@@ -146,9 +148,12 @@ class NamedQuery:
             return "token"
         return None
 
-    def text_for(self, store_kind: str, bound: Mapping[str, Any] | None = None) -> str:
-        """The Cypher to run on a store of this kind ("neo4j" or "embedded") with these bound parameters."""
-        case = self.aggregated_case(bound) if bound is not None else None
+    def text_for(
+        self, store_kind: str, bound: Mapping[str, Any] | None = None, *, aggregates_current: bool = True
+    ) -> str:
+        """The Cypher to run on a store of this kind ("neo4j" or "embedded") with these bound parameters;
+        ``aggregates_current``: the store has no circuit pending for the aggregate layer."""
+        case = self.aggregated_case(bound) if bound is not None and aggregates_current else None
         if case is not None:
             return dict(self.aggregated)[case]
         return self.ladybug_text if store_kind == "embedded" and self.ladybug_text else self.text
@@ -309,7 +314,8 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     """Run a named query on an open store; an empty answer from an empty store is an error that says so."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
     bound = q.bind(params)
-    return run_cypher(store, q.text_for(store.kind, bound), bound)
+    current = q.aggregated_case(bound) is None or store.pending() == 0  # ask the store only when it matters
+    return run_cypher(store, q.text_for(store.kind, bound, aggregates_current=current), bound)
 
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -26,7 +26,15 @@ from scd.ingest.pipeline import ingest, request_key
 from scd.ingest.prompts import PromptSpec, read_prompts
 from scd.ingest.stores import open_store
 
-from .synthetic import UNKNOWN_CHAR, aggregate_counts, store_snapshot, synthetic_discover
+from .synthetic import (
+    UNKNOWN_CHAR,
+    aggregate_counts,
+    raw_aggregates,
+    same_aggregates,
+    store_snapshot,
+    stored_aggregates,
+    synthetic_discover,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "prompts.txt"
@@ -203,6 +211,9 @@ def test_concurrent_ingests_of_overlapping_files(store_config, tmp_path):
     with open_store(store_config) as store:
         dup = store.read("MATCH (f:Feature) WITH f.id AS id, count(*) AS n WHERE n > 1 RETURN id")
         assert dup.empty
+        # both runs folded (concurrently, at their ends): every circuit is in the aggregate layer exactly once
+        assert store.pending() == 0
+        assert same_aggregates(stored_aggregates(store), raw_aggregates(store))
         ingest(
             specs,
             None,

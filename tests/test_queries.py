@@ -38,6 +38,7 @@ def load(config: StoreConfig, circuits) -> None:
         store.clear()
         for c in circuits:
             assert store.write_circuit(c)
+        store.fold()
 
 
 @pytest.fixture(scope="module")
@@ -425,6 +426,40 @@ def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
                 assert_same_result(x, y, order_by)
             except AssertionError as e:
                 raise AssertionError(f"{name} {params}: {e}") from e
+
+
+def test_pending_circuits_route_to_the_feeds_edges(store_config):
+    """While a circuit is not yet folded into the aggregate layer, feeders / consumers read the FEEDS edges, so
+    the answer still counts it; after the fold they read the layer again, with the same rows."""
+    from scd.ingest.stores import open_store
+
+    circuits = [synthetic_circuit(100 + i, text=t) for i, t in enumerate(NAMED_PROMPTS)]
+    last = circuits[-1]
+    features = {f.id: f for f in last.features}
+    token = next(  # the top token of a feature the pending circuit feeds
+        features[last.node(e.target).feature_id].top_promoted[0]
+        for e in last.edges
+        if features[last.node(e.target).feature_id].top_promoted
+    )
+    q = runner.get_query("feeders")
+    bound = q.bind({"token": token, "limit": BIG})
+    with open_store(store_config) as store:
+        for c in circuits[:-1]:
+            store.write_circuit(c)
+        store.fold()
+        store.write_circuit(circuits[-1])  # pending
+        assert store.pending() == 1
+        routed = runner.run(store, q, bound)
+        edges = runner.run_cypher(store, q.text_for(store.kind), bound)
+        stale = runner.run_cypher(store, q.text_for(store.kind, bound), bound)  # the layer, one circuit short
+        assert_same_result(routed, edges, [])  # the very same text ran
+        assert routed["edges"].sum() > stale["edges"].sum()
+        store.fold()
+        folded = runner.run(store, q, bound)  # the layer again: sums to 1e-9 (it rounds each circuit's sums)
+        assert list(folded.columns) == list(edges.columns) and len(folded) == len(edges)
+        for col in folded.columns:
+            x, y = folded.sort_values("feature")[col].tolist(), edges.sort_values("feature")[col].tolist()
+            assert x == (pytest.approx(y, abs=1e-9) if isinstance(x[0], float) else y), col
 
 
 def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):

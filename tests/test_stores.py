@@ -13,6 +13,7 @@ import pytest
 
 from scd.config import StoreConfig
 from scd.errors import InputError, QueryError, StoreError
+from scd.ingest.schema import AGGREGATES
 from scd.ingest.stores import open_store
 
 from .synthetic import (
@@ -29,7 +30,8 @@ from .synthetic import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-def expected_counts(circuits) -> dict[str, int]:
+def expected_counts(circuits, folded: bool = False) -> dict[str, int]:
+    """Store counts after writing these circuits; the aggregate layer only once they are folded."""
     return {
         "Feature": len({f.id for c in circuits for f in c.features}),
         "Prompt": len({c.prompt_id for c in circuits}),
@@ -39,30 +41,69 @@ def expected_counts(circuits) -> dict[str, int]:
         "HAS": sum(len(c.nodes) for c in circuits),
         "OF": sum(len(c.nodes) for c in circuits),
         "FEEDS": sum(len(c.edges) for c in circuits),
-    } | aggregate_counts(circuits)
+    } | (aggregate_counts(circuits) if folded else {k: 0 for k in ("Token", *AGGREGATES)})
 
 
 def test_aggregates_equal_the_feeds_edges(store_config):
     """The pre-aggregated layer equals an aggregation of the raw FEEDS edges, computed independently, after
-    overlapping ingests (circuits sharing features, each set ingested twice) and a re-ingest of written circuits;
-    and it does not depend on the ingest order."""
+    overlapping ingests (circuits sharing features, each set ingested twice, folded in between) and a re-ingest
+    of written circuits; and it depends neither on the ingest order nor on how circuits were grouped into folds."""
     first = synthetic_circuits(8)
     second = synthetic_circuits(6, seed=3) + first[2:5]  # overlaps the first set
     with open_store(store_config) as store:
         for batch in (first, first, second, second):
             for c in batch:
                 store.write_circuit(c)
+            store.fold()
         everything = list({c.id: c for c in first + second}.values())
         got = stored_aggregates(store)
         assert got["FEEDS_FEATURE"] and got["FEEDS_TOKEN"] and got["TOKEN_FEEDS"]
         assert same_aggregates(got, raw_aggregates(store))
         assert same_aggregates(got, expected_aggregates(everything))
-        assert store.stats() == expected_counts(everything)
+        assert store.stats() == expected_counts(everything, folded=True)
         before = store_snapshot(store)
         store.clear()
-        for c in reversed(everything):  # another order: the very same store, sums included
+        for c in reversed(everything):  # another order, one fold per circuit: the very same store, sums included
             assert store.write_circuit(c)
+            assert store.fold().circuits == 1
         assert store_snapshot(store) == before
+        store.clear()
+        for c in everything:  # and one fold of everything, several circuits per fold transaction
+            assert store.write_circuit(c)
+        assert store.fold(max_edges=1_000).circuits == len(everything)
+        assert store_snapshot(store) == before
+
+
+def test_circuits_are_pending_until_folded(store_config):
+    """A written circuit is pending (aggregated = false) until a fold; a fold that fails leaves everything as it
+    was; a second fold finds nothing; --rebuild recomputes the same layer from the FEEDS edges."""
+    from scd.ingest import aggregates
+
+    circuits = synthetic_circuits(4, seed=20)
+    with open_store(store_config) as store:
+        assert store.pending() == 0
+        for c in circuits:
+            store.write_circuit(c)
+        assert store.pending() == 4
+        assert store.stats() == expected_counts(circuits)
+        flags = store.read("MATCH (c:Circuit) RETURN DISTINCT c.aggregated AS a")
+        assert flags["a"].tolist() == [False]
+
+        before = store_snapshot(store)
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(aggregates, "MARK_FOLDED", "THIS IS NOT CYPHER")  # the last statement fails
+            with pytest.raises(StoreError):
+                store.fold()
+        assert store_snapshot(store) == before and store.pending() == 4
+
+        report = store.fold()
+        assert (report.circuits, report.edges) == (4, sum(len(c.edges) for c in circuits))
+        assert store.pending() == 0
+        assert store.stats() == expected_counts(circuits, folded=True)
+        folded = store_snapshot(store)
+        assert store.fold().circuits == 0 and store_snapshot(store) == folded
+        assert store.fold(rebuild=True).circuits == 4
+        assert store_snapshot(store) == folded
 
 
 def test_write_counts_match_circuits(store_config):
@@ -196,6 +237,8 @@ def test_clear_keeps_schema(store_config):
         c = synthetic_circuit(7)
         assert store.write_circuit(c)
         assert store.stats() == expected_counts([c])
+        store.fold()
+        assert store.stats() == expected_counts([c], folded=True)
 
 
 def test_failed_write_leaves_nothing(store_config, monkeypatch):
@@ -259,6 +302,39 @@ def _check_complete(store, circuits) -> None:
         assert (row.nodes, row.edges) == (row.n_nodes, row.n_edges), row
     dup = store.read("MATCH (f:Feature) WITH f.id AS id, count(*) AS n WHERE n > 1 RETURN id")
     assert dup.empty
+
+
+def test_neo4j_concurrent_folds_count_each_circuit_once(neo4j_config, monkeypatch):
+    """Three folds at once, each in many small transactions, over circuits sharing features: every circuit is
+    counted exactly once (the fold lock). Each transaction lingers between reading its circuits and writing their
+    groups, so without the lock the folds would claim the same circuits."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scd.ingest import aggregates
+
+    group_edges = aggregates.group_edges
+
+    def slow_group_edges(*args):
+        time.sleep(0.1)
+        return group_edges(*args)
+
+    monkeypatch.setattr(aggregates, "group_edges", slow_group_edges)
+    circuits = synthetic_circuits(12, seed=60)
+    with open_store(neo4j_config) as store:
+        for c in circuits:
+            store.write_circuit(c)
+    stores = [open_store(neo4j_config) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            reports = list(pool.map(lambda s: s.fold(max_edges=300), stores))
+    finally:
+        for s in stores:
+            s.close()
+    assert sum(r.circuits for r in reports) == len(circuits)
+    with open_store(neo4j_config) as store:
+        assert store.pending() == 0
+        assert same_aggregates(stored_aggregates(store), expected_aggregates(circuits))
 
 
 def test_neo4j_slow_path_writes_the_same_graph(neo4j_config, monkeypatch):

@@ -9,6 +9,8 @@ import pandas as pd
 
 from scd.circuit import Circuit
 
+from ..aggregates import FOLD_TX_EDGES, FoldReport
+
 
 class Store(ABC):
     kind: str  # "neo4j" | "embedded"
@@ -30,6 +32,15 @@ class Store(ABC):
         """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
         Returns False (and writes nothing) if the circuit is already there. ``request`` is recorded on the
         Circuit (so a rerun can skip the prompt before discovering it)."""
+
+    @abstractmethod
+    def pending(self) -> int:
+        """How many circuits are not yet folded into the pre-aggregated layer (scd.ingest.aggregates)."""
+
+    @abstractmethod
+    def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:
+        """Fold every pending circuit into the pre-aggregated layer, ``max_edges`` edges per transaction.
+        ``rebuild``: first drop the layer and mark every circuit pending (recomputes it from the FEEDS edges)."""
 
     @abstractmethod
     def read(

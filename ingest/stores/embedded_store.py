@@ -14,8 +14,9 @@ Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (`
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
 next open drops it -- also when the kill tore the WAL's last record (replay stops there instead of refusing to
 open the store). Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
-Prompt, CREATE the rest, then MERGE the circuit's share into the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN /
-TOKEN_FEEDS relationships (ON MATCH adding up; see scd.ingest.schema); never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
+Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
+``fold`` adds pending circuits to the pre-aggregated layer later, in transactions of its own
+(scd.ingest.aggregates); holding the only write handle, it needs no lock of its own.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from scd.circuit import Circuit
 from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
-from ..rows import CircuitRows, aggregate_rows, check_references, circuit_rows
-from ..schema import AGGREGATE_UPSERTS, LABELS, LADYBUG_SCHEMA, MERGE_TOKENS, RELATIONSHIPS
+from ..aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from ..rows import CircuitRows, check_references, circuit_rows
+from ..schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
 from .base import Store
 
 DB_FILE = "graph.lbdb"
@@ -48,7 +50,7 @@ HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore
 
 # Features: look up which exist, CREATE the rest. This process holds the database's only write lock, so nothing
 # can create them in between; MERGE would do the same work several times slower in LadybugDB 0.22.
-EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id, f.top_token"
+EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id"
 CREATE_FEATURES = """
 UNWIND $rows AS r
 CREATE (f:Feature {id: r.id, model: r.model, sae: r.sae, hook: r.hook, layer: r.layer, kind: r.kind, idx: r.idx,
@@ -66,7 +68,7 @@ MATCH (p:Prompt {id: $prompt_id})
 CREATE (c:Circuit {id: $id, prompt_id: $prompt_id, model: $model, sae_set: $sae_set, method: $method,
   metric: $metric, top_k: $top_k, edge_threshold: $edge_threshold, params: $params, metric_value: $metric_value,
   faithfulness: $faithfulness, completeness: $completeness, n_nodes: $n_nodes, n_edges: $n_edges,
-  created_at: $created_at, request: $request})-[:EXPLAINS]->(p)
+  created_at: $created_at, request: $request, aggregated: $aggregated})-[:EXPLAINS]->(p)
 """
 CREATE_NODES = """
 MATCH (c:Circuit {id: $circuit_id})
@@ -167,7 +169,9 @@ class EmbeddedStore(Store):
                 # A process killed while appending to the WAL leaves a torn last record, and LadybugDB 0.22 then
                 # refuses to open the store at all. Replaying up to the torn record keeps every committed
                 # transaction and drops only the one that never committed -- what kill -9 should mean.
-                return ladybug.Database(str(self.db_path), read_only=read_only, throw_on_wal_replay_failure=False)
+                return ladybug.Database(
+                    str(self.db_path), read_only=read_only, throw_on_wal_replay_failure=False
+                )
             except RuntimeError as e:
                 if not _LOCKED.search(str(e)):
                     raise StoreError(
@@ -265,29 +269,18 @@ class EmbeddedStore(Store):
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
         rows = circuit_rows(circuit, request)
         check_references(rows)
-        with self._writer() as conn:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                written = self._write_rows(conn, rows)
-            except BaseException as e:
-                _rollback(conn)
-                if isinstance(e, RuntimeError):
-                    raise StoreError(
-                        f"writing circuit {rows.circuit['id']} to {self.folder.resolve()} failed: {e}",
-                        "nothing of it was kept; rerun to resume",
-                    ) from e
-                raise
-            conn.execute("COMMIT")
-        return written
+        return self._transaction(
+            lambda conn: self._write_rows(conn, rows), f"writing circuit {rows.circuit['id']}"
+        )
 
     @staticmethod
     def _write_rows(conn: ladybug.Connection, rows: CircuitRows) -> bool:
         cid = rows.circuit["id"]
         if _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": cid}):
             return False
-        existing: dict[str, str | None] = {}  # id -> the stored top_token
+        existing: set[str] = set()
         for batch in _batches([f["id"] for f in rows.features]):
-            existing.update((r[0], r[1]) for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
+            existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
         for batch in _batches([f for f in rows.features if f["id"] not in existing]):
             conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
@@ -296,15 +289,48 @@ class EmbeddedStore(Store):
             conn.execute(CREATE_NODES, {"circuit_id": cid, "rows": batch})
         for batch in _batches(rows.edges):
             conn.execute(CREATE_FEEDS, {"rows": batch})
-        top_token = {f["id"]: f["top_token"] for f in rows.features} | existing
-        groups = aggregate_rows(rows, top_token)
-        tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
-        if tokens:
-            conn.execute(MERGE_TOKENS, {"texts": tokens})
-        for statement, group in zip(AGGREGATE_UPSERTS, groups, strict=True):
-            for batch in _batches(group):
-                conn.execute(statement, {"rows": batch, "circuit_id": cid})
         return True
+
+    def pending(self) -> int:
+        if not self.db_path.is_file():
+            return 0
+        with self._any() as conn:
+            return _count(conn, COUNT_PENDING)
+
+    def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:
+        t0 = time.perf_counter()
+        report = FoldReport()
+        if rebuild:
+            self._transaction(
+                lambda conn: [conn.execute(s) for s in DROP_LAYER], "dropping the aggregate layer"
+            )
+
+        def run(conn: ladybug.Connection) -> FoldReport:
+            return fold_once(lambda q, p: conn.execute(q, p).get_all(), max_edges=max_edges, batch=BATCH)
+
+        while (
+            done := self._transaction(run, "folding into the aggregate layer")
+        ).circuits:  # this process holds the only write handle
+            report.add(done)
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    def _transaction(self, work: Any, what: str) -> Any:
+        """``work(conn)`` inside BEGIN ... COMMIT on the write handle; rolled back (StoreError) if it fails."""
+        with self._writer() as conn:
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                result = work(conn)
+            except BaseException as e:
+                _rollback(conn)
+                if isinstance(e, RuntimeError):
+                    raise StoreError(
+                        f"{what} in {self.folder.resolve()} failed: {e}",
+                        "nothing of it was kept; rerun to resume",
+                    ) from e
+                raise
+            conn.execute("COMMIT")
+        return result
 
     # -- reads ----------------------------------------------------------------------------------------------
     def read(
@@ -346,17 +372,9 @@ class EmbeddedStore(Store):
     def clear(self) -> None:
         if not self.db_path.is_file():
             return
-        with self._writer() as conn:
-            conn.execute("BEGIN TRANSACTION")
-            try:
-                for rel in RELATIONSHIPS:
-                    conn.execute(f"MATCH ()-[r:{rel}]->() DELETE r")
-                for label in LABELS:
-                    conn.execute(f"MATCH (n:{label}) DELETE n")
-            except BaseException:
-                _rollback(conn)
-                raise
-            conn.execute("COMMIT")
+        statements = [f"MATCH ()-[r:{rel}]->() DELETE r" for rel in RELATIONSHIPS]
+        statements += [f"MATCH (n:{label}) DELETE n" for label in LABELS]
+        self._transaction(lambda conn: [conn.execute(s) for s in statements], "clearing the store")
 
     def describe(self) -> str:
         return self.config.describe()

@@ -3,13 +3,14 @@
 Writes
 ------
 ``write_circuit`` runs ONE ``session.execute_write`` transaction: check the Circuit id (present -> write nothing),
-then ``UNWIND $rows`` batches: MERGE Features (ON CREATE SET metadata; rows sorted by id so concurrent writers take
-locks in the same order; the stored top_token comes back), MERGE the Prompt, CREATE the Circuit with EXPLAINS, then one statement that CREATEs the
-Nodes with HAS and OF and the first 50k FEEDS edges, which name their end nodes by position in the node list (no
-index lookups); further edges go in 10k batches by two MATCHes on constrained Node ids. Last, the circuit's edges
-grouped by feature pair / feature-token pair (rows.aggregate_rows) are MERGEd into the pre-aggregated
-FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (ON MATCH adding up). A circuit, with its share of the
-aggregates, is therefore in the store completely or not at all. Nodes and edges travel as lists rather than maps (less to encode).
+then ``UNWIND $rows`` batches: look up which Features exist and MERGE the others (ON CREATE SET metadata; rows
+sorted by id so concurrent writers take locks in the same order; most features of a circuit are already stored,
+and a lookup is much cheaper than a MERGE), MERGE the Prompt, CREATE the Circuit (``aggregated = false``) with
+EXPLAINS, then one statement that CREATEs the Nodes with HAS and OF and the first 50k FEEDS edges, which name
+their end nodes by position in the node list (no index lookups); further edges go in 10k batches by two MATCHes on
+constrained Node ids. A circuit is therefore in the store completely or not at all. Nodes and edges travel as
+lists rather than maps (less to encode). The pre-aggregated layer is not touched here: ``fold`` adds pending
+circuits to it later, many at once (scd.ingest.aggregates).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
 Feature serialise instead of duplicating it; lock-order cycles surface as ``DeadlockDetected`` (a transient error
@@ -50,8 +51,9 @@ from scd.circuit import Circuit
 from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
-from ..rows import NODE_PROPS, CircuitRows, aggregate_rows, check_references, circuit_rows
-from ..schema import AGGREGATE_UPSERTS, LABELS, MERGE_TOKENS, NEO4J_SCHEMA, RELATIONSHIPS
+from ..aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from ..rows import NODE_PROPS, CircuitRows, check_references, circuit_rows
+from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ READ_TIMEOUT_S = 120.0
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
+EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id AS id"
 MERGE_FEATURES = """
 UNWIND $rows AS r
 MERGE (f:Feature {id: r.id})
@@ -67,7 +70,6 @@ ON CREATE SET f.model = r.model, f.sae = r.sae, f.hook = r.hook, f.layer = r.lay
   f.top_promoted = r.top_promoted, f.top_promoted_logits = r.top_promoted_logits,
   f.top_suppressed = r.top_suppressed, f.top_suppressed_logits = r.top_suppressed_logits,
   f.neuronpedia_url = r.neuronpedia_url, f.label = r.label, f.top_token = r.top_token
-RETURN f.id AS id, f.top_token AS top_token
 """
 MERGE_PROMPT = """
 MERGE (p:Prompt {id: $r.id})
@@ -110,6 +112,8 @@ MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
 EDGE_CHUNK = 50_000
+# the fold lock (see scd.ingest.aggregates): MERGE under a uniqueness constraint, then a write that locks the node
+FOLD_LOCK = "MERGE (m:ScdMeta {id: 'store'}) SET m.folded_at = datetime()"
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
@@ -128,16 +132,21 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
     cid = rows.circuit["id"]
     if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
         return False
-    top_token: dict[str, str | None] = {}
-    for batch in _batches(sorted(rows.features, key=lambda r: r["id"])):
-        top_token.update((r["id"], r["top_token"]) for r in tx.run(MERGE_FEATURES, rows=batch))
+    existing: set[str] = set()
+    for batch in _batches([f["id"] for f in rows.features]):
+        existing.update(r["id"] for r in tx.run(EXISTING_FEATURES, ids=batch))
+    new = sorted((f for f in rows.features if f["id"] not in existing), key=lambda r: r["id"])
+    for batch in _batches(new):
+        tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
     nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
     if fast:
         position = {n["id"]: i for i, n in enumerate(rows.nodes)}
-        first = [[position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]]
+        first = [
+            [position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]
+        ]
         node_ids = [n[0] for n in nodes]
         c = (
             tx.run(CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=node_ids, edges=first)
@@ -153,13 +162,6 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
         rest = rows.edges
     for batch in _batches(rest):
         tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"], e["share"]] for e in batch]).consume()
-    groups = aggregate_rows(rows, top_token)
-    tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
-    if tokens:
-        tx.run(MERGE_TOKENS, texts=tokens).consume()
-    for statement, group in zip(AGGREGATE_UPSERTS, groups, strict=True):
-        for batch in _batches(group):
-            tx.run(statement, rows=batch, circuit_id=cid).consume()
     return True
 
 
@@ -337,6 +339,52 @@ class Neo4jStore(Store):
                 time.sleep(0.05 * (attempt + 1))
             except (Neo4jError, DriverError) as e:
                 raise self._guard(f"write of circuit {rows.circuit['id']}", e) from e
+        raise AssertionError("unreachable")
+
+    def pending(self) -> int:
+        return self._count(COUNT_PENDING)
+
+    def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:
+        t0 = time.perf_counter()
+        report = FoldReport()
+
+        def work(tx: neo4j.ManagedTransaction) -> FoldReport:
+            # the fold lock: one fold at a time, and this one reads what the previous one committed
+            tx.run(FOLD_LOCK).consume()
+            if rebuild:
+                for statement in DROP_LAYER:
+                    tx.run(statement).consume()
+                return FoldReport()
+            return fold_once(
+                lambda q, p: [r.values() for r in tx.run(q, p)], max_edges=max_edges, batch=BATCH
+            )
+
+        try:
+            with self._session() as s:
+                if rebuild:
+                    self._with_constraint_retries(lambda: s.execute_write(work))
+                    rebuild = False
+                # each round folds at least one circuit; the bound stops a fold that races endless new writes
+                for _ in range(self.pending() + 1):
+                    done = self._with_constraint_retries(lambda: s.execute_write(work))
+                    if not done.circuits:
+                        break
+                    report.add(done)
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("fold of the aggregate layer", e) from e
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    @staticmethod
+    def _with_constraint_retries(fn):
+        """Run ``fn`` again when it loses a uniqueness race (creating the same ScdMeta / Token as another writer)."""
+        for attempt in range(CONSTRAINT_RETRIES + 1):
+            try:
+                return fn()
+            except ConstraintError:
+                if attempt == CONSTRAINT_RETRIES:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
         raise AssertionError("unreachable")
 
     # -- reads ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`scd store stats|clear`: look at and empty the graph store."""
+"""`scd store stats|fold|clear`: look at the graph store, bring its aggregate layer up to date, empty it."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ from .options import FORMAT
 
 @click.group()
 def store():
-    """Inspect or empty the graph store (Neo4j with --neo4j, else the embedded store).
+    """Inspect, fold or empty the graph store (Neo4j with --neo4j, else the embedded store).
 
     \b
     Example:
       scd store stats
+      scd store fold
       scd store clear --yes --neo4j bolt://localhost:7687
     """
 
@@ -28,7 +29,7 @@ def store():
 @store_options
 @FORMAT
 def stats(store_config, fmt):
-    """Count nodes by label and relationships by type.
+    """Count nodes by label and relationships by type, and circuits not yet in the aggregate layer.
 
     \b
     Example:
@@ -39,10 +40,11 @@ def stats(store_config, fmt):
 
     with open_store(store_config, read_only=True) as s:
         counts = s.stats()
+        pending = s.pending()
         where = s.describe()
     rows = [("label" if name in LABELS else "relationship", name, n) for name, n in counts.items()]
     if fmt == "json":
-        click.echo(json.dumps({"store": where, "counts": counts}, indent=1))
+        click.echo(json.dumps({"store": where, "counts": counts, "pending_fold": pending}, indent=1))
     elif fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -54,6 +56,36 @@ def stats(store_config, fmt):
         width = max(len(name) for _, name, _ in rows)
         for kind, name, n in rows:
             click.echo(f"  {name:<{width}}  {n:>10,}  ({kind})")
+        if pending:
+            click.echo(
+                f"{pending:,} circuit{'s' if pending != 1 else ''} not yet in the aggregate layer "
+                "(`scd store fold` adds them; queries read the FEEDS edges meanwhile)"
+            )
+
+
+@store.command()
+@store_options
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Drop the aggregate layer and recompute it from every circuit's FEEDS edges.",
+)
+def fold(store_config, rebuild):
+    """Fold pending circuits into the pre-aggregated layer that makes feeders/consumers fast.
+
+    `scd ingest` does this by itself as it goes and when it ends; run it after an interrupted ingest, or with
+    --rebuild on a store written before the layer existed.
+
+    \b
+    Example:
+      scd store fold
+      scd store fold --rebuild --neo4j bolt://localhost:7687
+    """
+    from scd.ingest.stores import open_store
+
+    with open_store(store_config) as s:
+        report = s.fold(rebuild=rebuild)
+        click.echo(f"{report.line()} ({s.describe()}).")
 
 
 @store.command()

@@ -1,0 +1,198 @@
+"""Folding circuits into the pre-aggregated layer (FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS, see scd.ingest.schema).
+
+Why a separate step: the aggregate layer makes ``feeders`` / ``consumers`` fast on a store of many circuits, but
+keeping it up to date costs about one relationship MERGE per FEEDS edge. Done inside each circuit's write
+transaction, that made ingest ~8x slower. So a circuit is written with ``aggregated = false`` (the write stays one
+transaction, nothing else), and a *fold* adds the FEEDS edges of every pending circuit to the aggregates at once:
+pairs shared between circuits are MERGEd once per fold instead of once per circuit. ``scd ingest`` folds every
+``FOLD_EVERY_EDGES`` written edges and at the end of each run (also the circuits an interrupted run left pending);
+``scd store fold`` does it by hand. While any circuit is pending, the query runner answers from the FEEDS edges
+instead (scd.queries.runner), so no answer ever misses a stored circuit.
+
+One fold transaction (both stores run this same code through their own ``run`` callback):
+
+1. claim the pending circuits, oldest id first, up to ``max_edges`` FEEDS edges (at least one circuit);
+2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
+   every feature involved (the first writer's metadata, which the aggregates must agree with);
+3. group them per circuit, with exact sums (``math.fsum``, so the order edges come back in does not matter)
+   rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the store does not
+   depend on the order circuits were ingested or folded in), then add the groups up over the claimed circuits;
+4. MERGE the groups into the aggregate relationships (create, or add up), in sorted order;
+5. set ``aggregated = true`` on the claimed circuits.
+
+Atomic like a circuit write: a fold killed halfway leaves every claimed circuit pending and the aggregates as they
+were. Two folds never count a circuit twice: on Neo4j each fold transaction first takes the write lock of one
+``(:ScdMeta {id: "store"})`` node, so folds run one at a time and each sees what the previous one committed;
+LadybugDB has one writer process at a time anyway.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
+FOLD_EVERY_EDGES = 500_000
+#: edges per fold transaction: bounds the transaction state a server must hold (a 1 GiB heap manages ~200k)
+FOLD_TX_EDGES = 100_000
+SUM_QUANTUM = 2.0**-36
+
+PENDING = (
+    "MATCH (c:Circuit) WHERE c.aggregated = false "
+    "RETURN c.id AS id, c.n_edges AS n_edges ORDER BY id LIMIT $limit"
+)
+COUNT_PENDING = "MATCH (c:Circuit) WHERE c.aggregated = false RETURN count(c) AS n"
+# one row per circuit, its edges as three parallel lists (far fewer records to decode than one per edge)
+READ_EDGES = """
+UNWIND $ids AS cid
+MATCH (:Circuit {id: cid})-[:HAS]->(u:Node)-[e:FEEDS]->(d:Node)
+RETURN cid, collect(u.feature_id) AS a, collect(d.feature_id) AS b, collect(e.weight) AS w
+"""
+TOP_TOKENS = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id AS id, f.top_token AS top_token"
+MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
+MARK_FOLDED = "UNWIND $ids AS cid MATCH (c:Circuit {id: cid}) SET c.aggregated = true"
+# --rebuild: drop the layer and mark every circuit pending (also upgrades stores written before the layer existed)
+DROP_LAYER = (
+    "MATCH ()-[x:FEEDS_FEATURE]->() DELETE x",
+    "MATCH ()-[x:FEEDS_TOKEN]->() DELETE x",
+    "MATCH ()-[x:TOKEN_FEEDS]->() DELETE x",
+    "MATCH (k:Token) DELETE k",
+    "MATCH (c:Circuit) SET c.aggregated = false",
+)
+
+
+def _upsert(rel: str, a: str, b: str) -> str:
+    """Add a fold's groups to one aggregate relationship: create it, or add up (folds run one at a time)."""
+    return f"""
+UNWIND $rows AS r
+MATCH (a:{a})
+MATCH (b:{b})
+MERGE (a)-[x:{rel}]->(b)
+ON CREATE SET x.circuits = r.circuits, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
+  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = r.example
+ON MATCH SET x.circuits = x.circuits + r.circuits, x.n_edges = x.n_edges + r.n_edges,
+  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
+  x.example_circuit = CASE WHEN r.example < x.example_circuit THEN r.example ELSE x.example_circuit END
+"""
+
+
+#: one statement per scd.ingest.schema.AGGREGATES relationship, in that order (group_edges yields groups likewise)
+UPSERTS = (
+    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
+    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
+    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
+)
+
+Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+
+
+@dataclass
+class FoldReport:
+    circuits: int = 0  # circuits folded
+    edges: int = 0  # their FEEDS edges
+    groups: int = 0  # aggregate relationships created or added to (summed over fold transactions)
+    seconds: float = 0.0
+
+    def add(self, other: FoldReport) -> None:
+        self.circuits += other.circuits
+        self.edges += other.edges
+        self.groups += other.groups
+
+    def line(self) -> str:
+        return (
+            f"folded {self.circuits} circuit{'s' if self.circuits != 1 else ''} ({self.edges} edges) into "
+            f"{self.groups} aggregate relationships in {self.seconds:.1f} s"
+        )
+
+
+def quantize(x: float) -> float:
+    """A float as a multiple of 2**-36: sums of such numbers below 2**17 are exact in any order (error <= 1.5e-11)."""
+    return round(x / SUM_QUANTUM) * SUM_QUANTUM
+
+
+def group_edges(
+    circuits: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[float]]],
+    top_token: dict[str, str | None],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """FEEDS edges of some circuits, as (circuit id, upstream feature ids, downstream feature ids, weights), grouped
+    for FEEDS_FEATURE (feature, feature), FEEDS_TOKEN (feature, top_token of the downstream feature) and
+    TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``{a, b, circuits, n_edges, weight_sum,
+    abs_weight_sum, example}`` (example = the smallest circuit id), sorted by (a, b) so writers lock in one order.
+    """
+    totals: tuple[dict[tuple[str, str], list], ...] = ({}, {}, {})
+    for cid, ups, downs, weights in circuits:
+        per: tuple[dict[tuple[str, str], list[float]], ...] = ({}, {}, {})
+        for u, d, w in zip(ups, downs, weights, strict=True):
+            w = float(w)
+            per[0].setdefault((u, d), []).append(w)
+            if (k := top_token.get(d)) is not None:
+                per[1].setdefault((u, k), []).append(w)
+            if (k := top_token.get(u)) is not None:
+                per[2].setdefault((k, d), []).append(w)
+        for group, total in zip(per, totals, strict=True):
+            for key, ws in group.items():
+                s, sa = quantize(math.fsum(ws)), quantize(math.fsum(abs(x) for x in ws))
+                t = total.get(key)
+                if t is None:
+                    total[key] = [1, len(ws), s, sa, cid]
+                else:
+                    t[0] += 1
+                    t[1] += len(ws)
+                    t[2] += s
+                    t[3] += sa
+                    t[4] = min(t[4], cid)
+    return tuple(  # type: ignore[return-value]
+        [
+            {
+                "a": a,
+                "b": b,
+                "circuits": t[0],
+                "n_edges": t[1],
+                "weight_sum": t[2],
+                "abs_weight_sum": t[3],
+                "example": t[4],
+            }
+            for (a, b), t in sorted(total.items())
+        ]
+        for total in totals
+    )
+
+
+def _batches(rows: list, size: int) -> Iterator[list]:
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
+
+
+def fold_once(run: Run, *, max_edges: int = FOLD_TX_EDGES, batch: int = 10_000) -> FoldReport:
+    """Steps 1-5 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
+    (the caller begins and commits it, and on Neo4j has taken the fold lock first)."""
+    ids: list[str] = []
+    n = 0
+    for cid, n_edges in run(PENDING, {"limit": 100_000}):
+        if ids and n + (n_edges or 0) > max_edges:
+            break
+        ids.append(cid)
+        n += n_edges or 0
+    if not ids:
+        return FoldReport()
+    edges: list[tuple[str, Sequence[str], Sequence[str], Sequence[float]]] = []
+    for chunk in _batches(ids, 64):
+        edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": chunk})]
+    features = sorted({f for _, a, b, _ in edges for f in (*a, *b)})
+    top: dict[str, str | None] = {}
+    for chunk in _batches(features, batch):
+        top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": chunk}))
+    groups = group_edges(edges, top)
+    tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
+    for chunk in _batches(tokens, batch):
+        run(MERGE_TOKENS, {"texts": chunk})
+    for statement, rows in zip(UPSERTS, groups, strict=True):
+        for chunk in _batches(rows, batch):
+            run(statement, {"rows": chunk})
+    for chunk in _batches(ids, batch):
+        run(MARK_FOLDED, {"ids": chunk})
+    return FoldReport(
+        circuits=len(ids), edges=sum(len(w) for *_, w in edges), groups=sum(len(g) for g in groups)
+    )
