@@ -11,11 +11,11 @@ instead (scd.queries.runner), so no answer ever misses a stored circuit.
 
 One fold transaction (both stores run this same code through their own ``run`` callback):
 
-1. claim the pending circuits, oldest id first, up to ``max_edges`` FEEDS edges (at least one circuit);
+1. claim pending circuits in id order, up to ``max_edges`` FEEDS edges (at least one circuit);
 2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
    every feature involved (the first writer's metadata, which the aggregates must agree with);
-3. group them per circuit, with exact sums (``math.fsum``, so the order edges come back in does not matter)
-   rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the store does not
+3. group them per circuit, summing each group's weights in a canonical order (so the order edges come back in
+   does not matter), rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the store does not
    depend on the order circuits were ingested or folded in), then add the groups up over the claimed circuits;
 4. MERGE the groups into the aggregate relationships (create, or add up), in sorted order;
 5. set ``aggregated = true`` on the claimed circuits.
@@ -28,7 +28,6 @@ LadybugDB has one writer process at a time anyway.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -107,9 +106,12 @@ class FoldReport:
         )
 
 
-def quantize(x: float) -> float:
-    """A float as a multiple of 2**-36: sums of such numbers below 2**17 are exact in any order (error <= 1.5e-11)."""
-    return round(x / SUM_QUANTUM) * SUM_QUANTUM
+def quantize(x: Any) -> Any:
+    """Floats (a number or a pandas/numpy array) as multiples of 2**-36, rounding half to even: sums of such numbers
+    below 2**17 are exact in any order (error <= 1.5e-11 each)."""
+    import numpy as np
+
+    return np.round(x / SUM_QUANTUM) * SUM_QUANTUM
 
 
 def group_edges(
@@ -121,43 +123,49 @@ def group_edges(
     TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``{a, b, circuits, n_edges, weight_sum,
     abs_weight_sum, example}`` (example = the smallest circuit id), sorted by (a, b) so writers lock in one order.
     """
-    totals: tuple[dict[tuple[str, str], list], ...] = ({}, {}, {})
-    for cid, ups, downs, weights in circuits:
-        per: tuple[dict[tuple[str, str], list[float]], ...] = ({}, {}, {})
-        for u, d, w in zip(ups, downs, weights, strict=True):
-            w = float(w)
-            per[0].setdefault((u, d), []).append(w)
-            if (k := top_token.get(d)) is not None:
-                per[1].setdefault((u, k), []).append(w)
-            if (k := top_token.get(u)) is not None:
-                per[2].setdefault((k, d), []).append(w)
-        for group, total in zip(per, totals, strict=True):
-            for key, ws in group.items():
-                s, sa = quantize(math.fsum(ws)), quantize(math.fsum(abs(x) for x in ws))
-                t = total.get(key)
-                if t is None:
-                    total[key] = [1, len(ws), s, sa, cid]
-                else:
-                    t[0] += 1
-                    t[1] += len(ws)
-                    t[2] += s
-                    t[3] += sa
-                    t[4] = min(t[4], cid)
-    return tuple(  # type: ignore[return-value]
-        [
-            {
-                "a": a,
-                "b": b,
-                "circuits": t[0],
-                "n_edges": t[1],
-                "weight_sum": t[2],
-                "abs_weight_sum": t[3],
-                "example": t[4],
-            }
-            for (a, b), t in sorted(total.items())
-        ]
-        for total in totals
-    )
+    import pandas as pd  # vectorised: a fold groups ~10^5 edges per transaction
+
+    frames = [pd.DataFrame({"c": cid, "u": list(u), "d": list(d), "w": list(w)}) for cid, u, d, w in circuits]
+    if not frames:
+        return [], [], []
+    df = pd.concat(frames, ignore_index=True)
+    df["w"] = df["w"].astype("float64")
+    df["aw"] = df["w"].abs()
+    df["tu"] = df["u"].map(top_token)
+    df["td"] = df["d"].map(top_token)
+    out = []
+    for a, b in (("u", "d"), ("u", "td"), ("tu", "d")):
+        edges = df[df[a].notna() & df[b].notna()]
+        # per circuit first: weights in a canonical order, so the (float) sums do not depend on the order the
+        # database returned the edges in; then rounded, so adding them up over circuits is exact in any order
+        edges = edges.sort_values(["c", a, b, "w"], kind="mergesort")
+        per = edges.groupby(["c", a, b], sort=False).agg(n=("w", "size"), s=("w", "sum"), sa=("aw", "sum"))
+        per["s"] = quantize(per["s"])
+        per["sa"] = quantize(per["sa"])
+        per = per.reset_index()
+        total = (
+            per.groupby([a, b], sort=True)
+            .agg(
+                circuits=("c", "size"),
+                n_edges=("n", "sum"),
+                weight_sum=("s", "sum"),
+                abs_weight_sum=("sa", "sum"),
+                example=("c", "min"),
+            )
+            .reset_index()
+        )
+        columns = {
+            "a": a,
+            "b": b,
+            "circuits": "circuits",
+            "n_edges": "n_edges",
+            "weight_sum": "weight_sum",
+            "abs_weight_sum": "abs_weight_sum",
+            "example": "example",
+        }
+        values = {k: total[col].tolist() for k, col in columns.items()}  # .tolist(): Python ints and floats
+        out.append([dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)])
+    return tuple(out)  # type: ignore[return-value]
 
 
 def _batches(rows: list, size: int) -> Iterator[list]:

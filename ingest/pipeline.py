@@ -13,9 +13,10 @@ Phases (the progress bar and the summary use the same words):
                    predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
                    that a concurrent run wrote first is detected at write time instead and counted as skipped.
 4. **discover** -- ``scd.discovery.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
-5. **write**    -- ``store.write_circuit``: one transaction per circuit, so an interrupted run (Ctrl-C, kill -9,
-                   a lost connection) leaves only complete circuits, and rerunning the same command finishes
-                   the rest. ``dry_run`` discovers without writing.
+5. **write**    -- one transaction per circuit (``store.prepare`` here, ``store.write_prepared`` on a writer
+                   thread, so the database writes one circuit while the next is discovered), so an interrupted
+                   run (Ctrl-C, kill -9, a lost connection) leaves only complete circuits, and rerunning the same
+                   command finishes the rest. ``dry_run`` discovers without writing.
 6. **fold**     -- add the written circuits to the pre-aggregated layer (scd.ingest.aggregates), every
                    ``FOLD_EVERY_EDGES`` written edges and at the end of the run, also circuits an interrupted
                    run left pending. Queries stay exact meanwhile: they read the FEEDS edges while any circuit
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -186,57 +189,128 @@ def ingest(
 
     bar = _progress(len(prompts), enabled=progress)
     bar.update(len(prompts) - len(todo))
-    unfolded = 0  # edges written since the last fold
+    progress_ = _Progress(bar, report)
+    writer = None if dry_run else _Writer(store, progress_)
     try:
         for spec in todo:
             # 3. resume
             key = request_key(model_key, sae_key, spec, key_options)
             if not dry_run and store.has_request(key):
-                report.skipped += 1
-                bar.update(1)
-                _postfix(bar, report)
+                progress_.done(skipped=1)
                 continue
             # 4. discover
             try:
                 circuit = run(spec)
             except InputError as e:
                 _fail(report, spec, e, fail_fast)
-                bar.update(1)
-                _postfix(bar, report)
+                progress_.done()
                 continue
             report.discovered += 1
             if out_dir is not None:
                 circuit.to_json(out_dir / f"{circuit.id}.json")
-            # 5. write
-            if dry_run or store.write_circuit(circuit, request=key):
-                report.written += 0 if dry_run else 1
-                report.nodes += len(circuit.nodes)
-                report.edges += len(circuit.edges)
-                unfolded += 0 if dry_run else len(circuit.edges)
+            # 5. write (on the writer thread, while this one goes on with the next prompt)
+            if writer is None:
+                progress_.done(nodes=len(circuit.nodes), edges=len(circuit.edges))
             else:
-                report.skipped += 1
-            if unfolded >= FOLD_EVERY_EDGES:
-                _fold(store, report, bar)
-                unfolded = 0
-            bar.update(1)
-            _postfix(bar, report)
-        # 6. fold (what this run wrote, and what an interrupted earlier run left pending)
-        if not dry_run:
-            _fold(store, report, bar)
+                writer.submit(store.prepare(circuit, request=key), circuit)
+        if writer is not None:
+            writer.close()  # every circuit written (or the writer's error raised here)
+            # 6. fold (what this run wrote, and what an interrupted earlier run left pending)
+            _fold(store, progress_)
     except KeyboardInterrupt:
         report.interrupted = True
         raise
     finally:
+        if writer is not None:
+            writer.stop()  # after an error or Ctrl-C: drop what waits, let the transaction in flight end
         bar.close()
         report.elapsed = time.perf_counter() - t0
     return report
 
 
-def _fold(store: Store, report: IngestReport, bar: Any) -> None:
-    bar.set_postfix_str("folding into the aggregate layer ...", refresh=True)
+class _Progress:
+    """The report's counters and the progress bar, updated from the main thread and the writer thread."""
+
+    def __init__(self, bar: Any, report: IngestReport):
+        self.bar, self.report, self.lock = bar, report, threading.Lock()
+
+    def done(self, *, written: int = 0, skipped: int = 0, nodes: int = 0, edges: int = 0) -> None:
+        with self.lock:
+            r = self.report
+            r.written += written
+            r.skipped += skipped
+            r.nodes += nodes
+            r.edges += edges
+            self.bar.update(1)
+            self.bar.set_postfix_str(
+                f"written={r.written} skipped={r.skipped} failed={len(r.failed)}", refresh=False
+            )
+
+    def folding(self) -> None:
+        with self.lock:
+            self.bar.set_postfix_str("folding into the aggregate layer ...", refresh=True)
+
+
+class _Writer:
+    """Writes circuits on a thread of its own, in order, one transaction each, so the database works on one
+    circuit while the main thread discovers (and prepares) the next; at most one prepared circuit waits. Folds
+    every FOLD_EVERY_EDGES written edges. The first error stops it; ``submit`` / ``close`` raise it."""
+
+    def __init__(self, store: Store, progress: _Progress):
+        self.store, self.progress = store, progress
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.unfolded = 0
+        self.thread = threading.Thread(target=self._run, name="scd-writer", daemon=True)
+        self.thread.start()
+
+    def submit(self, prepared: Any, circuit: Circuit) -> None:
+        self._raise()
+        self.queue.put((prepared, len(circuit.nodes), len(circuit.edges)))
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        self._raise()
+
+    def stop(self) -> None:
+        if not self.thread.is_alive():
+            return
+        try:
+            self.queue.get_nowait()  # a circuit not yet started: the rerun writes it
+        except queue.Empty:
+            pass
+        self.queue.put(None)
+        self.thread.join()
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain, so a submit() never blocks on a dead writer
+            prepared, n_nodes, n_edges = item
+            try:
+                if self.store.write_prepared(prepared):
+                    self.progress.done(written=1, nodes=n_nodes, edges=n_edges)
+                    self.unfolded += n_edges
+                else:
+                    self.progress.done(skipped=1)  # a concurrent run wrote it first
+                if self.unfolded >= FOLD_EVERY_EDGES:
+                    _fold(self.store, self.progress)
+                    self.unfolded = 0
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                self.error = e
+
+
+def _fold(store: Store, progress: _Progress) -> None:
+    progress.folding()
     done = store.fold()
-    report.fold.add(done)
-    report.fold.seconds += done.seconds
+    fold = progress.report.fold
+    fold.add(done)
+    fold.seconds += done.seconds
 
 
 def _fail(report: IngestReport, spec: PromptSpec, e: InputError, fail_fast: bool) -> None:
@@ -282,9 +356,3 @@ def _progress(total: int, *, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="prompt", desc="ingest", file=sys.stderr, dynamic_ncols=True, smoothing=0.1)
-
-
-def _postfix(bar: Any, report: IngestReport) -> None:
-    bar.set_postfix_str(
-        f"written={report.written} skipped={report.skipped} failed={len(report.failed)}", refresh=False
-    )

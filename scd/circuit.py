@@ -194,14 +194,19 @@ class Circuit:
 
     # -- pandas -----------------------------------------------------------------------------------------------
     def nodes_df(self) -> pd.DataFrame:
-        return pd.DataFrame([dataclasses.asdict(n) for n in self.nodes], columns=[f.name for f in dataclasses.fields(Node)])
+        return pd.DataFrame(
+            [dataclasses.asdict(n) for n in self.nodes], columns=[f.name for f in dataclasses.fields(Node)]
+        )
 
     def edges_df(self) -> pd.DataFrame:
-        return pd.DataFrame([dataclasses.asdict(e) for e in self.edges], columns=[f.name for f in dataclasses.fields(Edge)])
+        return pd.DataFrame(
+            [dataclasses.asdict(e) for e in self.edges], columns=[f.name for f in dataclasses.fields(Edge)]
+        )
 
     def features_df(self) -> pd.DataFrame:
         return pd.DataFrame(
-            [dataclasses.asdict(f) for f in self.features], columns=[f.name for f in dataclasses.fields(Feature)]
+            [dataclasses.asdict(f) for f in self.features],
+            columns=[f.name for f in dataclasses.fields(Feature)],
         )
 
     # -- navigation -------------------------------------------------------------------------------------------

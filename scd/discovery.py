@@ -38,6 +38,7 @@ log = logging.getLogger("scd.discovery")
 def _phase(name: str):
     return phase(log, name, logging.INFO)
 
+
 METHODS = ("atp", "ig")
 TARGET_MODES = ("predicted", "last-token")
 TOP_COMPLETIONS = 5
@@ -75,7 +76,9 @@ def discover(
     with _phase("load"):
         bundle = _bundle(model, saes, device)
     with _phase("target"):
-        setup = prepare(bundle, prompt, target=target, contrast=contrast, metric=metric, target_mode=target_mode)
+        setup = prepare(
+            bundle, prompt, target=target, contrast=contrast, metric=metric, target_mode=target_mode
+        )
     with _phase("attribute"):
         graph = _attribute(bundle, setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size)
     with _phase("assemble"):

@@ -35,7 +35,9 @@ def demo_check() -> Check:
 
     present = getattr(demo, "is_present", lambda: False)()
     where = getattr(demo, "WEIGHTS", "scd/demo/weights")
-    return Check("demo model", present, f"{where}" if present else f"missing at {where} -- run `scd demo-model train`")
+    return Check(
+        "demo model", present, f"{where}" if present else f"missing at {where} -- run `scd demo-model train`"
+    )
 
 
 def neo4j_check(config: StoreConfig) -> Check:
@@ -51,13 +53,25 @@ def neo4j_check(config: StoreConfig) -> Check:
                 "CALL dbms.components() YIELD name, versions, edition RETURN versions[0] AS v, edition AS e",
                 database_=config.neo4j_database,
             )
-            return Check("neo4j server", True, f"{config.neo4j_uri}: Neo4j {records[0]['v']} {records[0]['e']}")
+            return Check(
+                "neo4j server", True, f"{config.neo4j_uri}: Neo4j {records[0]['v']} {records[0]['e']}"
+            )
     except AuthError:
-        return Check("neo4j server", False, f"{config.neo4j_uri}: authentication failed -- check SCD_NEO4J_USER / SCD_NEO4J_PASSWORD")
+        return Check(
+            "neo4j server",
+            False,
+            f"{config.neo4j_uri}: authentication failed -- check SCD_NEO4J_USER / SCD_NEO4J_PASSWORD",
+        )
     except (ServiceUnavailable, OSError) as e:
-        return Check("neo4j server", False, f"{config.neo4j_uri} does not answer ({type(e).__name__}) -- start Neo4j or fix --neo4j / SCD_NEO4J_URI")
+        return Check(
+            "neo4j server",
+            False,
+            f"{config.neo4j_uri} does not answer ({type(e).__name__}) -- start Neo4j or fix --neo4j / SCD_NEO4J_URI",
+        )
     except (Neo4jError, ValueError) as e:
-        return Check("neo4j server", False, f"{config.neo4j_uri}: {e} -- check the URI and SCD_NEO4J_DATABASE")
+        return Check(
+            "neo4j server", False, f"{config.neo4j_uri}: {e} -- check the URI and SCD_NEO4J_DATABASE"
+        )
 
 
 def diagnose(config: StoreConfig) -> list[Check]:

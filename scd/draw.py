@@ -43,7 +43,9 @@ def sublayer_rank(node: Node) -> float:
     if not m:
         return 3.0 * node.layer
     layer, name = int(m.group(1)), m.group(2)
-    return 3.0 * layer + _SUBLAYER_OFFSET.get(name, 2.0)  # unknown hooks (e.g. transcoder outputs) sit with MLPs
+    return 3.0 * layer + _SUBLAYER_OFFSET.get(
+        name, 2.0
+    )  # unknown hooks (e.g. transcoder outputs) sit with MLPs
 
 
 def _layout(circuit: Circuit) -> tuple[dict[str, tuple[float, float]], list[float]]:
@@ -76,21 +78,40 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
             continue
         (x0, y0), (x1, y1) = xy[e.source], xy[e.target]
         strength = abs(e.weight) / wmax
-        ax.plot([x0, x1], [y0, y1], color="#1f77b4" if e.weight > 0 else "#d62728",
-                alpha=0.15 + 0.75 * strength, linewidth=0.4 + 3.0 * strength, zorder=1)
+        ax.plot(
+            [x0, x1],
+            [y0, y1],
+            color="#1f77b4" if e.weight > 0 else "#d62728",
+            alpha=0.15 + 0.75 * strength,
+            linewidth=0.4 + 3.0 * strength,
+            zorder=1,
+        )
 
     amax = max((abs(n.attribution) for n in circuit.nodes), default=1.0) or 1.0
     for n in circuit.nodes:
         x, y = xy[n.id]
-        ax.scatter([x], [y], s=25 + 350 * abs(n.attribution) / amax, color=KIND_COLOURS.get(n.kind, "#8c564b"),
-                   edgecolors="white", linewidths=0.5, zorder=2)
+        ax.scatter(
+            [x],
+            [y],
+            s=25 + 350 * abs(n.attribution) / amax,
+            color=KIND_COLOURS.get(n.kind, "#8c564b"),
+            edgecolors="white",
+            linewidths=0.5,
+            zorder=2,
+        )
 
-    labelled = sorted((n for n in circuit.nodes if n.kind not in ("token",)), key=lambda n: -abs(n.attribution))
+    labelled = sorted(
+        (n for n in circuit.nodes if n.kind not in ("token",)), key=lambda n: -abs(n.attribution)
+    )
     features = {f.id: f for f in circuit.features}
     for n in labelled[:max_labels]:
         f = features.get(n.feature_id)
         hint = f"→{f.top_promoted[0]!r}" if f is not None and f.top_promoted else ""
-        text = "err" if n.kind == "error" else (repr(circuit.prompt.target) if n.kind == "logit" else f"{n.index}{hint}")
+        text = (
+            "err"
+            if n.kind == "error"
+            else (repr(circuit.prompt.target) if n.kind == "logit" else f"{n.index}{hint}")
+        )
         x, y = xy[n.id]
         ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=3)
 
@@ -104,7 +125,10 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
     hooks_by_rank = {}
     for n in circuit.nodes:
         if n.kind != "logit":
-            hooks_by_rank.setdefault(sublayer_rank(n), "tokens" if n.kind == "token" else n.hook.replace("blocks.", "").replace("hook_", ""))
+            hooks_by_rank.setdefault(
+                sublayer_rank(n),
+                "tokens" if n.kind == "token" else n.hook.replace("blocks.", "").replace("hook_", ""),
+            )
     ax.set_yticks(range(len(ranks) + 1))
     ax.set_yticklabels([hooks_by_rank[r] for r in ranks] + ["logit"], fontsize=7)
     ax.set_xlim(-0.6, n_pos - 0.4)
@@ -122,7 +146,9 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
     return path
 
 
-def draw_similarity(matrix: pd.DataFrame, path: str | Path, *, title: str = "Jaccard similarity of feature sets") -> Path:
+def draw_similarity(
+    matrix: pd.DataFrame, path: str | Path, *, title: str = "Jaccard similarity of feature sets"
+) -> Path:
     """Heatmap of a square similarity matrix whose index and columns are prompt labels."""
     path = Path(path)
     k = len(matrix)

@@ -159,7 +159,9 @@ def test_demeaned_logit_metric(demo):
     with torch.no_grad():
         last = demo.model(torch.tensor([c.prompt.token_ids]))[0, -1].double()
     assert c.metric_value == pytest.approx(float(last[c.prompt.target_id] - last.mean()), rel=1e-4)
-    assert c.id != discover("Copyright (C", model=demo, top_k=5).id, "the metric is part of the circuit's identity"
+    assert c.id != discover("Copyright (C", model=demo, top_k=5).id, (
+        "the metric is part of the circuit's identity"
+    )
     logit_node = next(n for n in c.nodes if n.kind == "logit")
     assert logit_node.attribution == pytest.approx(c.metric_value, rel=1e-5)
 
@@ -257,7 +259,9 @@ def test_cli_discover_prints_summary_and_writes_json(tmp_path):
         main, ["discover", "Copyright (C", "--model", "demo", "--top-k", "5", "--json", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("'Copyright (C' -> ')'"), "stdout holds the summary alone (no library chatter)"
+    assert result.stdout.startswith("'Copyright (C' -> ')'"), (
+        "stdout holds the summary alone (no library chatter)"
+    )
     assert "Strongest paths to the logit ')'" in result.stdout
     c = Circuit.from_json(out)
     assert c.prompt.target == ")" and c.params["top_k"] == 5

@@ -8,7 +8,9 @@ from scd.cli import main
 
 
 def test_doctor_reports_versions_and_a_live_neo4j(neo4j_config, tmp_path):
-    result = CliRunner().invoke(main, ["doctor", "--neo4j", neo4j_config.neo4j_uri, "--store", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        main, ["doctor", "--neo4j", neo4j_config.neo4j_uri, "--store", str(tmp_path / "s")]
+    )
     out = result.output
     assert f"torch             {version('torch')}" in out
     assert f"sae-lens          {version('sae-lens')}" in out

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from scd.circuit import Circuit
 from scd.cli import main
 from scd.config import StoreConfig
-from scd.errors import InputError, ModelError
+from scd.errors import InputError, ModelError, StoreError
 from scd.ingest.pipeline import ingest, request_key
 from scd.ingest.prompts import PromptSpec, read_prompts
 from scd.ingest.stores import open_store
@@ -126,6 +126,31 @@ def test_fail_fast_stops_at_the_bad_prompt(store_config, tmp_path):
         with pytest.raises(InputError, match="line 2: .*vocabulary lacks"):
             ingest(read_prompts(p), store, discover_fn=synthetic_discover, progress=False, fail_fast=True)
         assert store.stats()["Circuit"] == 1  # the first prompt was already complete; the third never started
+
+
+def test_a_write_error_stops_the_run_and_leaves_whole_circuits(store_config, tmp_path, monkeypatch):
+    """Circuits are written on a writer thread: its error must reach the caller, nothing may hang, and what was
+    written before it is complete; the rerun writes the rest and folds everything."""
+    specs = read_prompts(prompts_file(tmp_path, 6))
+    with open_store(store_config) as store:
+        real, calls = store.write_prepared, []
+
+        def failing(prepared):
+            calls.append(1)
+            if len(calls) == 3:
+                raise StoreError("the database went away")
+            return real(prepared)
+
+        monkeypatch.setattr(store, "write_prepared", failing)
+        with pytest.raises(StoreError, match="went away"):
+            ingest(specs, store, discover_fn=synthetic_discover, progress=False)
+        assert len(calls) == 3  # the writer stopped at its first error
+        assert store.stats()["Circuit"] == 2
+        monkeypatch.setattr(store, "write_prepared", real)
+        report = ingest(specs, store, discover_fn=synthetic_discover, progress=False)
+        assert (report.written, report.skipped) == (4, 2)
+        assert store.pending() == 0
+        assert same_aggregates(stored_aggregates(store), raw_aggregates(store))
 
 
 def test_dry_run_writes_nothing(store_config, tmp_path):

@@ -11,7 +11,10 @@ def _driver(config):
 def test_neo4j_round_trip(neo4j_config):
     with _driver(neo4j_config) as driver:
         driver.execute_query(
-            "CREATE (:Probe {name: $name, weights: $w})", name="x", w=[0.5, -1.0], database_=neo4j_config.neo4j_database
+            "CREATE (:Probe {name: $name, weights: $w})",
+            name="x",
+            w=[0.5, -1.0],
+            database_=neo4j_config.neo4j_database,
         )
         records, _, _ = driver.execute_query(
             "MATCH (p:Probe) RETURN p.name AS name, p.weights AS w", database_=neo4j_config.neo4j_database
@@ -23,5 +26,7 @@ def test_neo4j_round_trip(neo4j_config):
 
 def test_each_test_starts_clean(neo4j_config):
     with _driver(neo4j_config) as driver:
-        records, _, _ = driver.execute_query("MATCH (n) RETURN count(n) AS n", database_=neo4j_config.neo4j_database)
+        records, _, _ = driver.execute_query(
+            "MATCH (n) RETURN count(n) AS n", database_=neo4j_config.neo4j_database
+        )
         assert records[0]["n"] == 0

@@ -63,7 +63,9 @@ def test_aggregates_equal_the_feeds_edges(store_config):
         assert store.stats() == expected_counts(everything, folded=True)
         before = store_snapshot(store)
         store.clear()
-        for c in reversed(everything):  # another order, one fold per circuit: the very same store, sums included
+        for c in reversed(
+            everything
+        ):  # another order, one fold per circuit: the very same store, sums included
             assert store.write_circuit(c)
             assert store.fold().circuits == 1
         assert store_snapshot(store) == before
@@ -179,10 +181,14 @@ def test_properties_round_trip(store_config):
 def test_edge_share_is_weight_over_the_circuits_strongest(store_config):
     c = synthetic_circuit(5)
     strongest = max(abs(e.weight) for e in c.edges)
-    expected = sorted((f"{c.id}/{e.source}", f"{c.id}/{e.target}", abs(e.weight) / strongest) for e in c.edges)
+    expected = sorted(
+        (f"{c.id}/{e.source}", f"{c.id}/{e.target}", abs(e.weight) / strongest) for e in c.edges
+    )
     with open_store(store_config) as store:
         store.write_circuit(c)
-        df = store.read("MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a.id AS src, b.id AS dst, r.share AS s ORDER BY src, dst")
+        df = store.read(
+            "MATCH (a:Node)-[r:FEEDS]->(b:Node) RETURN a.id AS src, b.id AS dst, r.share AS s ORDER BY src, dst"
+        )
     got = [tuple(r) for r in df.itertuples(index=False)]
     assert [g[:2] for g in got] == [e[:2] for e in expected]
     assert [g[2] for g in got] == pytest.approx([e[2] for e in expected], rel=1e-12)
@@ -391,11 +397,10 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
     code = (
         "import time\n"
         "from scd.config import StoreConfig\n"
-        "from scd.ingest.rows import circuit_rows\n"
         "from scd.ingest.stores import open_store\n"
         "from tests.synthetic import synthetic_circuit\n"
         f"store = open_store(StoreConfig({target}))\n"
-        "rows = circuit_rows(synthetic_circuit(13))\n"
+        "rows = store.prepare(synthetic_circuit(13))\n"
         + _OPEN_TRANSACTION[store_config.kind]
         + "print('in transaction', flush=True)\n"
         "time.sleep(60)\n"

@@ -27,11 +27,21 @@ class Store(ABC):
     def has_request(self, request: str) -> bool:
         """True if a circuit written for this ingest request key (see scd.ingest.pipeline) is in the store."""
 
-    @abstractmethod
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
         """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
         Returns False (and writes nothing) if the circuit is already there. ``request`` is recorded on the
         Circuit (so a rerun can skip the prompt before discovering it)."""
+        return self.write_prepared(self.prepare(circuit, request=request))
+
+    @abstractmethod
+    def prepare(self, circuit: Circuit, *, request: str | None = None) -> Any:
+        """Everything a write needs that is not the database's work: rows, checks (InputError on a circuit that
+        contradicts itself), encodings. Split from ``write_prepared`` so a pipeline can prepare the next circuit
+        while the database writes this one."""
+
+    @abstractmethod
+    def write_prepared(self, prepared: Any) -> bool:
+        """``write_circuit`` for what ``prepare`` returned."""
 
     @abstractmethod
     def pending(self) -> int:

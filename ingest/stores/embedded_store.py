@@ -266,9 +266,12 @@ class EmbeddedStore(Store):
         with self._any() as conn:
             return _count(conn, "MATCH (c:Circuit) WHERE c.request = $r RETURN count(c)", {"r": request}) > 0
 
-    def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
+    def prepare(self, circuit: Circuit, *, request: str | None = None) -> CircuitRows:
         rows = circuit_rows(circuit, request)
         check_references(rows)
+        return rows
+
+    def write_prepared(self, rows: CircuitRows) -> bool:
         return self._transaction(
             lambda conn: self._write_rows(conn, rows), f"writing circuit {rows.circuit['id']}"
         )

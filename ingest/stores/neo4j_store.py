@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import neo4j
@@ -118,6 +119,27 @@ FOLD_LOCK = "MERGE (m:ScdMeta {id: 'store'}) SET m.folded_at = datetime()"
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
 
+@dataclass
+class Prepared:
+    """A circuit's rows in the shapes the write statements take, built before (and outside) the transaction."""
+
+    rows: CircuitRows
+    nodes: list[list[Any]]  # NODE_FIELDS order
+    node_ids: list[str]
+    first: list[list[Any]]  # the first EDGE_CHUNK edges: [src position, dst position, weight, share]
+
+
+def prepare(circuit: Circuit, request: str | None = None) -> Prepared:
+    rows = circuit_rows(circuit, request)
+    check_references(rows)
+    nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
+    position = {n[0]: i for i, n in enumerate(nodes)}
+    first = [
+        [position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]
+    ]
+    return Prepared(rows, nodes, [n[0] for n in nodes], first)
+
+
 class _OrderLost(Exception):
     """collect() did not keep the node order (never seen; handled by writing the circuit the slow way)."""
 
@@ -128,7 +150,8 @@ def _batches(rows: list, size: int | None = None) -> Iterator[list]:
         yield rows[i : i + size]
 
 
-def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = True) -> bool:
+def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = True) -> bool:
+    rows, nodes = prepared.rows, prepared.nodes
     cid = rows.circuit["id"]
     if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
         return False
@@ -141,15 +164,12 @@ def _write_rows(tx: neo4j.ManagedTransaction, rows: CircuitRows, fast: bool = Tr
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
-    nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
     if fast:
-        position = {n["id"]: i for i, n in enumerate(rows.nodes)}
-        first = [
-            [position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]
-        ]
-        node_ids = [n[0] for n in nodes]
+        first = prepared.first
         c = (
-            tx.run(CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=node_ids, edges=first)
+            tx.run(
+                CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=prepared.node_ids, edges=first
+            )
             .consume()
             .counters
         )
@@ -313,14 +333,16 @@ class Neo4jStore(Store):
     def has_request(self, request: str) -> bool:
         return self._count("MATCH (c:Circuit {request: $r}) RETURN count(c) AS n", r=request) > 0
 
-    def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
-        rows = circuit_rows(circuit, request)
-        check_references(rows)
+    def prepare(self, circuit: Circuit, *, request: str | None = None) -> Prepared:
+        return prepare(circuit, request)
+
+    def write_prepared(self, prepared: Prepared) -> bool:
+        rows = prepared.rows
         fast = True
         for attempt in range(CONSTRAINT_RETRIES + 1):
             try:
                 with self._session() as s:
-                    return s.execute_write(_write_rows, rows, fast)
+                    return s.execute_write(_write_rows, prepared, fast)
             except _OrderLost:
                 log.warning(
                     "circuit %s: node order lost in collect(); writing it with id lookups", rows.circuit["id"]

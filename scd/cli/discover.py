@@ -44,7 +44,9 @@ def discover(prompt, model, saes, device, target, contrast, discovery, json_path
     from scd.discovery import discover as run
     from scd.summary import summarize
 
-    circuit = run(prompt, model=model, saes=saes, device=device, target=target, contrast=contrast, **discovery)
+    circuit = run(
+        prompt, model=model, saes=saes, device=device, target=target, contrast=contrast, **discovery
+    )
     click.echo(summarize(circuit))
     if json_path is not None:
         circuit.to_json(json_path)

@@ -12,8 +12,13 @@ from scd.draw import draw_circuit
 
 @click.command()
 @click.argument("circuit_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output file; .png, .svg or .pdf (default: CIRCUIT_JSON with .png).")
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output file; .png, .svg or .pdf (default: CIRCUIT_JSON with .png).",
+)
 @click.option("--max-edges", default=80, show_default=True, help="Draw only the strongest edges.")
 def draw(circuit_json, out, max_edges):
     """Draw a circuit: positions left to right, sublayers bottom to top, strongest edges.

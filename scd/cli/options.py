@@ -81,7 +81,9 @@ _DISCOVERY_OPTIONS = [
         show_default=True,
         help="Downstream targets per backward pass (memory cap; results do not change).",
     ),
-    click.option("--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs)."),
+    click.option(
+        "--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs)."
+    ),
 ]
 
 
@@ -112,8 +114,19 @@ def discovery_options(f):
     """The discovery parameters, passed as one dict ``discovery`` of keyword arguments for scd.discover."""
 
     @functools.wraps(f)
-    def wrapper(*args, metric, last_token_target, method, ig_steps, top_k, node_threshold, edge_threshold,
-                batch_size, scores, **kwargs):
+    def wrapper(
+        *args,
+        metric,
+        last_token_target,
+        method,
+        ig_steps,
+        top_k,
+        node_threshold,
+        edge_threshold,
+        batch_size,
+        scores,
+        **kwargs,
+    ):
         discovery = {
             "metric": metric,
             "target_mode": "last-token" if last_token_target else "predicted",

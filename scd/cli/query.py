@@ -156,8 +156,13 @@ def compare(prompts, pattern, plot, fmt, limit, store_config):
     if plot is not None:
         from scd.draw import draw_similarity
 
-        named = g.similarity.set_axis(list(g.circuits["prompt"]), axis=0).set_axis(list(g.circuits["prompt"]), axis=1)
-        click.echo(f"wrote {draw_similarity(named, plot, title=f'Jaccard similarity of feature sets: {pattern}')}", err=True)
+        named = g.similarity.set_axis(list(g.circuits["prompt"]), axis=0).set_axis(
+            list(g.circuits["prompt"]), axis=1
+        )
+        click.echo(
+            f"wrote {draw_similarity(named, plot, title=f'Jaccard similarity of feature sets: {pattern}')}",
+            err=True,
+        )
 
 
 @click.command("cypher")
