@@ -194,17 +194,24 @@ def node_rows(circuit: Circuit) -> list[dict[str, Any]]:
     return list(rows.values())
 
 
-def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
-    """FEEDS rows; ``share`` = |weight| / the circuit's strongest |weight|, so queries can ask for "the strong
-    edges" of circuits whose weights live on different scales (metrics, models) with one parameter."""
-    cid = circuit.id
+def edge_tuples(circuit: Circuit) -> list[tuple[str, str, float, float]]:
+    """(source, target, weight, share) per distinct edge, with the circuit's own node ids; ``share`` = |weight| /
+    the circuit's strongest |weight|, so queries can ask for "the strong edges" of circuits whose weights live on
+    different scales (metrics, models) with one parameter."""
     strongest = max((abs(_f(e.weight) or 0.0) for e in circuit.edges), default=0.0) or 1.0
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    weights: dict[tuple[str, str], float] = {}
     for e in circuit.edges:
-        src, dst = node_key(cid, e.source), node_key(cid, e.target)
-        w = _f(e.weight) or 0.0
-        rows.setdefault((src, dst), {"src": src, "dst": dst, "weight": w, "share": abs(w) / strongest})
-    return list(rows.values())
+        weights.setdefault((e.source, e.target), _f(e.weight) or 0.0)
+    return [(s, t, w, abs(w) / strongest) for (s, t), w in weights.items()]
+
+
+def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
+    """FEEDS rows (``edge_tuples`` with store-wide node ids)."""
+    cid = circuit.id
+    return [
+        {"src": node_key(cid, s), "dst": node_key(cid, t), "weight": w, "share": share}
+        for s, t, w, share in edge_tuples(circuit)
+    ]
 
 
 def circuit_rows(circuit: Circuit, request: str | None = None) -> CircuitRows:
@@ -220,9 +227,16 @@ def circuit_rows(circuit: Circuit, request: str | None = None) -> CircuitRows:
 
 def check_references(rows: CircuitRows) -> None:
     """Raise InputError if an edge or a node points at something the circuit does not contain."""
+    check_node_features(rows)
+    node_ids = {n["id"] for n in rows.nodes}
+    for e in rows.edges:
+        if e["src"] not in node_ids or e["dst"] not in node_ids:
+            raise missing_node(rows.circuit["id"], e["src"], e["dst"])
+
+
+def check_node_features(rows: CircuitRows) -> None:
     from scd.errors import InputError
 
-    node_ids = {n["id"] for n in rows.nodes}
     feature_ids = {f["id"] for f in rows.features}
     for n in rows.nodes:
         if n["feature_id"] not in feature_ids:
@@ -231,9 +245,12 @@ def check_references(rows: CircuitRows) -> None:
                 "that the circuit does not list",
                 "regenerate the circuit with `scd discover`",
             )
-    for e in rows.edges:
-        if e["src"] not in node_ids or e["dst"] not in node_ids:
-            raise InputError(
-                f"circuit {rows.circuit['id']}: edge {e['src']} -> {e['dst']} names a node the circuit lacks",
-                "regenerate the circuit with `scd discover`",
-            )
+
+
+def missing_node(circuit_id: str, src: str, dst: str) -> Exception:
+    from scd.errors import InputError
+
+    return InputError(
+        f"circuit {circuit_id}: edge {src} -> {dst} names a node the circuit lacks",
+        "regenerate the circuit with `scd discover`",
+    )

@@ -53,7 +53,18 @@ from scd.config import StoreConfig
 from scd.errors import QueryError, StoreError
 
 from ..aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
-from ..rows import NODE_PROPS, CircuitRows, check_references, circuit_rows
+from ..rows import (
+    NODE_PROPS,
+    CircuitRows,
+    check_node_features,
+    circuit_row,
+    edge_tuples,
+    feature_rows,
+    missing_node,
+    node_key,
+    node_rows,
+    prompt_row,
+)
 from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
 
@@ -63,7 +74,8 @@ READ_TIMEOUT_S = 120.0
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
-EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id AS id"
+# one record back, not one per feature: each record is a Bolt message the client decodes on the write path
+EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN collect(f.id) AS ids"
 MERGE_FEATURES = """
 UNWIND $rows AS r
 MERGE (f:Feature {id: r.id})
@@ -121,23 +133,47 @@ NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
 @dataclass
 class Prepared:
-    """A circuit's rows in the shapes the write statements take, built before (and outside) the transaction."""
+    """A circuit's rows in the shapes the write statements take, built before (and outside) the transaction.
+    ``rows.edges`` stays empty: edges are ``edges`` (positions in ``nodes``), cheaper to build than per-edge dicts."""
 
     rows: CircuitRows
     nodes: list[list[Any]]  # NODE_FIELDS order
     node_ids: list[str]
-    first: list[list[Any]]  # the first EDGE_CHUNK edges: [src position, dst position, weight, share]
+    edges: list[list[Any]]  # [src position, dst position, weight, share]
+
+    def edges_by_id(self, start: int = 0) -> list[list[Any]]:
+        ids = self.node_ids
+        return [[ids[a], ids[b], w, share] for a, b, w, share in self.edges[start:]]
 
 
 def prepare(circuit: Circuit, request: str | None = None) -> Prepared:
-    rows = circuit_rows(circuit, request)
-    check_references(rows)
+    cid = circuit.id
+    rows = CircuitRows(
+        circuit=circuit_row(circuit, request),
+        prompt=prompt_row(circuit),
+        features=feature_rows(circuit),
+        nodes=node_rows(circuit),
+        edges=[],
+    )
+    check_node_features(rows)
     nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
-    position = {n[0]: i for i, n in enumerate(nodes)}
-    first = [
-        [position[e["src"]], position[e["dst"]], e["weight"], e["share"]] for e in rows.edges[:EDGE_CHUNK]
-    ]
-    return Prepared(rows, nodes, [n[0] for n in nodes], first)
+    node_ids = [n[0] for n in nodes]
+    position = {key[len(cid) + 1 :]: i for i, key in enumerate(node_ids)}  # circuit-local node id -> position
+    try:
+        edges = [[position[s], position[t], w, share] for s, t, w, share in edge_tuples(circuit)]
+    except KeyError:
+        bad = next(e for e in circuit.edges if e.source not in position or e.target not in position)
+        raise missing_node(cid, node_key(cid, bad.source), node_key(cid, bad.target)) from None
+    return Prepared(rows, nodes, node_ids, edges)
+
+
+class Rows(list):
+    """A statement's row parameter, with a short repr. The driver formats every RUN's parameters for a debug log
+    line even when debug logging is off (neo4j/_sync/io/_bolt/_bolt5.py, ``run``): for a 10k-edge circuit that is
+    ~13 ms of the write path, and a debug log with every row of it in."""
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} rows>"
 
 
 class _OrderLost(Exception):
@@ -157,7 +193,7 @@ def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = T
         return False
     existing: set[str] = set()
     for batch in _batches([f["id"] for f in rows.features]):
-        existing.update(r["id"] for r in tx.run(EXISTING_FEATURES, ids=batch))
+        existing.update(tx.run(EXISTING_FEATURES, ids=batch).single()["ids"])
     new = sorted((f for f in rows.features if f["id"] not in existing), key=lambda r: r["id"])
     for batch in _batches(new):
         tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
@@ -165,23 +201,27 @@ def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = T
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
     if fast:
-        first = prepared.first
+        first = prepared.edges[:EDGE_CHUNK]
         c = (
             tx.run(
-                CREATE_NODES_AND_EDGES, circuit_id=cid, nodes=nodes, node_ids=prepared.node_ids, edges=first
+                CREATE_NODES_AND_EDGES,
+                circuit_id=cid,
+                nodes=Rows(nodes),
+                node_ids=Rows(prepared.node_ids),
+                edges=Rows(first),
             )
             .consume()
             .counters
         )
         if c.nodes_created != len(nodes) or c.relationships_created != 2 * len(nodes) + len(first):
             raise _OrderLost(cid)
-        rest = rows.edges[EDGE_CHUNK:]
+        rest = prepared.edges_by_id(EDGE_CHUNK)
     else:
         for batch in _batches(nodes):
-            tx.run(CREATE_NODES, circuit_id=cid, nodes=batch).consume()
-        rest = rows.edges
+            tx.run(CREATE_NODES, circuit_id=cid, nodes=Rows(batch)).consume()
+        rest = prepared.edges_by_id()
     for batch in _batches(rest):
-        tx.run(CREATE_FEEDS, rows=[[e["src"], e["dst"], e["weight"], e["share"]] for e in batch]).consume()
+        tx.run(CREATE_FEEDS, rows=Rows(batch)).consume()
     return True
 
 
@@ -378,7 +418,12 @@ class Neo4jStore(Store):
                     tx.run(statement).consume()
                 return FoldReport()
             return fold_once(
-                lambda q, p: [r.values() for r in tx.run(q, p)], max_edges=max_edges, batch=BATCH
+                lambda q, p: [
+                    r.values()
+                    for r in tx.run(q, {k: Rows(v) if isinstance(v, list) else v for k, v in p.items()})
+                ],
+                max_edges=max_edges,
+                batch=BATCH,
             )
 
         try:
