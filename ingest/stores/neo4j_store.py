@@ -9,7 +9,8 @@ and a lookup is much cheaper than a MERGE), MERGE the Prompt, CREATE the Circuit
 EXPLAINS, then one statement that CREATEs the Nodes with HAS and OF and the first 50k FEEDS edges, which name
 their end nodes by position in the node list (no index lookups); further edges go in 10k batches by two MATCHes on
 constrained Node ids. A circuit is therefore in the store completely or not at all. Nodes and edges travel as
-lists rather than maps (less to encode). The pre-aggregated layer is not touched here: ``fold`` adds pending
+lists rather than maps (less to encode), built by ``prepare`` outside the transaction, so the ingest pipeline
+does that for the next circuit while this one is written. The pre-aggregated layer is not touched here: ``fold`` adds pending
 circuits to it later, many at once (scd.ingest.aggregates).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
