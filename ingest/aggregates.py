@@ -153,18 +153,9 @@ def group_edges(
                 example=("c", "min"),
             )
             .reset_index()
+            .rename(columns={a: "a", b: "b"})
         )
-        columns = {
-            "a": a,
-            "b": b,
-            "circuits": "circuits",
-            "n_edges": "n_edges",
-            "weight_sum": "weight_sum",
-            "abs_weight_sum": "abs_weight_sum",
-            "example": "example",
-        }
-        values = {k: total[col].tolist() for k, col in columns.items()}  # .tolist(): Python ints and floats
-        out.append([dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)])
+        out.append(total.to_dict("records"))  # Python ints, floats and strings, not numpy scalars
     return tuple(out)  # type: ignore[return-value]
 
 

@@ -214,14 +214,15 @@ def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:
     ]
 
 
-def circuit_rows(circuit: Circuit, request: str | None = None) -> CircuitRows:
-    """Every row one circuit writes, de-duplicated by key (a store write may rely on unique keys)."""
+def circuit_rows(circuit: Circuit, request: str | None = None, *, edges: bool = True) -> CircuitRows:
+    """Every row one circuit writes, de-duplicated by key (a store write may rely on unique keys). ``edges=False``
+    leaves ``edges`` empty, for a writer that builds its edges from ``edge_tuples`` in a shape of its own."""
     return CircuitRows(
         circuit=circuit_row(circuit, request),
         prompt=prompt_row(circuit),
         features=feature_rows(circuit),
         nodes=node_rows(circuit),
-        edges=edge_rows(circuit),
+        edges=edge_rows(circuit) if edges else [],
     )
 
 

@@ -58,13 +58,10 @@ from ..rows import (
     NODE_PROPS,
     CircuitRows,
     check_node_features,
-    circuit_row,
+    circuit_rows,
     edge_tuples,
-    feature_rows,
     missing_node,
     node_key,
-    node_rows,
-    prompt_row,
 )
 from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 from .base import Store
@@ -149,13 +146,7 @@ class Prepared:
 
 def prepare(circuit: Circuit, request: str | None = None) -> Prepared:
     cid = circuit.id
-    rows = CircuitRows(
-        circuit=circuit_row(circuit, request),
-        prompt=prompt_row(circuit),
-        features=feature_rows(circuit),
-        nodes=node_rows(circuit),
-        edges=[],
-    )
+    rows = circuit_rows(circuit, request, edges=False)
     check_node_features(rows)
     nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
     node_ids = [n[0] for n in nodes]
@@ -378,31 +369,26 @@ class Neo4jStore(Store):
         return prepare(circuit, request)
 
     def write_prepared(self, prepared: Prepared) -> bool:
-        rows = prepared.rows
-        fast = True
-        for attempt in range(CONSTRAINT_RETRIES + 1):
+        cid = prepared.rows.circuit["id"]
+
+        def write(fast: bool) -> bool:
+            # a constraint race: another writer created the same Feature / Prompt / Circuit between our check and
+            # our write; the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)
+            with self._session() as s:
+                return self._with_constraint_retries(
+                    lambda: s.execute_write(_write_rows, prepared, fast), f"circuit {cid}"
+                )
+
+        try:
             try:
-                with self._session() as s:
-                    return s.execute_write(_write_rows, prepared, fast)
-            except _OrderLost:
-                log.warning(
-                    "circuit %s: node order lost in collect(); writing it with id lookups", rows.circuit["id"]
-                )
-                fast = False  # rolled back; write it again with id lookups
-            except ConstraintError as e:
-                log.info(
-                    "circuit %s: constraint race (%s); running the transaction again",
-                    rows.circuit["id"],
-                    e.message,
-                )
-                # another writer created the same Feature / Prompt / Circuit between our check and our write;
-                # the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)
-                if attempt == CONSTRAINT_RETRIES:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-            except (Neo4jError, DriverError) as e:
-                raise self._guard(f"write of circuit {rows.circuit['id']}", e) from e
-        raise AssertionError("unreachable")
+                return write(True)
+            except _OrderLost:  # rolled back; write it again with id lookups
+                log.warning("circuit %s: node order lost in collect(); writing it with id lookups", cid)
+                return write(False)
+        except ConstraintError:
+            raise  # lost every retry: not a connection or server problem
+        except (Neo4jError, DriverError) as e:
+            raise self._guard(f"write of circuit {cid}", e) from e
 
     def pending(self) -> int:
         return self._count(COUNT_PENDING)
@@ -411,13 +397,14 @@ class Neo4jStore(Store):
         t0 = time.perf_counter()
         report = FoldReport()
 
-        def work(tx: neo4j.ManagedTransaction) -> FoldReport:
+        def drop(tx: neo4j.ManagedTransaction) -> None:
+            tx.run(FOLD_LOCK).consume()
+            for statement in DROP_LAYER:
+                tx.run(statement).consume()
+
+        def fold_tx(tx: neo4j.ManagedTransaction) -> FoldReport:
             # the fold lock: one fold at a time, and this one reads what the previous one committed
             tx.run(FOLD_LOCK).consume()
-            if rebuild:
-                for statement in DROP_LAYER:
-                    tx.run(statement).consume()
-                return FoldReport()
             return fold_once(
                 lambda q, p: [
                     r.values()
@@ -430,11 +417,12 @@ class Neo4jStore(Store):
         try:
             with self._session() as s:
                 if rebuild:
-                    self._with_constraint_retries(lambda: s.execute_write(work))
-                    rebuild = False
+                    self._with_constraint_retries(
+                        lambda: s.execute_write(drop), "dropping the aggregate layer"
+                    )
                 # each round folds at least one circuit; the bound stops a fold that races endless new writes
                 for _ in range(self.pending() + 1):
-                    done = self._with_constraint_retries(lambda: s.execute_write(work))
+                    done = self._with_constraint_retries(lambda: s.execute_write(fold_tx), "fold")
                     if not done.circuits:
                         break
                     report.add(done)
@@ -444,12 +432,14 @@ class Neo4jStore(Store):
         return report
 
     @staticmethod
-    def _with_constraint_retries(fn):
-        """Run ``fn`` again when it loses a uniqueness race (creating the same ScdMeta / Token as another writer)."""
+    def _with_constraint_retries(fn, what: str):
+        """Run ``fn`` again when it loses a uniqueness race (creating the same node as another writer: a Feature,
+        Prompt, Circuit, Token or the fold lock); the driver retries transient errors, not these."""
         for attempt in range(CONSTRAINT_RETRIES + 1):
             try:
                 return fn()
-            except ConstraintError:
+            except ConstraintError as e:
+                log.info("%s: constraint race (%s); running the transaction again", what, e.message)
                 if attempt == CONSTRAINT_RETRIES:
                     raise
                 time.sleep(0.05 * (attempt + 1))
