@@ -13,8 +13,8 @@ Phases (the progress bar and the summary use the same words):
                    predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
                    that a concurrent run wrote first is detected at write time instead and counted as skipped.
 4. **discover** -- ``scd.discovery.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
-5. **write**    -- one transaction per circuit (``store.prepare`` here, ``store.write_prepared`` on a writer
-                   thread, so the database writes one circuit while the next is discovered), so an interrupted
+5. **write**    -- one transaction per circuit (``store.prepare`` here, ``store.write_prepared`` on writer
+                   threads, so the database writes circuits while the next is discovered), so an interrupted
                    run (Ctrl-C, kill -9, a lost connection) leaves only complete circuits, and rerunning the same
                    command finishes the rest. ``dry_run`` discovers without writing.
 6. **fold**     -- add the written circuits to the pre-aggregated layer (scd.ingest.aggregates), every
@@ -74,6 +74,7 @@ class IngestReport:
     store: str = ""
     interrupted: bool = False
     fold: FoldReport = field(default_factory=FoldReport)
+    pending: int = 0  # circuits left out of the aggregate layer (ingest(fold=False))
 
     def lines(self) -> list[str]:
         done = "discovered (dry run, nothing written)" if self.dry_run else "written"
@@ -86,6 +87,10 @@ class IngestReport:
         ]
         if self.fold.circuits:
             out.append(self.fold.line())
+        if self.pending:
+            out.append(
+                f"{self.pending} circuits not yet in the aggregate layer: run `scd store fold` when done"
+            )
         out += [f"  failed {f.describe()}" for f in self.failed]
         if self.interrupted:
             out.append("interrupted: rerun the same command to finish (finished circuits are skipped)")
@@ -95,7 +100,10 @@ class IngestReport:
         d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
         d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
         d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
-        d |= {"folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)}}
+        d |= {
+            "folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)},
+            "pending": self.pending,
+        }
         return d
 
 
@@ -139,6 +147,8 @@ def ingest(
     fail_fast: bool = False,
     progress: bool = True,
     discover_fn: DiscoverFn | None = None,
+    writers: int | None = None,
+    fold: bool = True,
     **discover_kwargs: Any,
 ) -> IngestReport:
     """Discover every prompt's circuit and write it into ``store`` (None only with ``dry_run``).
@@ -147,6 +157,9 @@ def ingest(
     ``scd.discovery.discover`` (method, top_k, edge_threshold, ...). ``discover_fn`` replaces discovery (tests,
     benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **discover_kwargs)`` and no model is
     loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
+    ``writers``: how many circuits are written at once (default: what the store does best, ``store.writers``).
+    ``fold=False`` leaves the written circuits pending (queries stay exact; ``store.fold()``, ``scd store fold``
+    or the next ingest folds them): for bulk loads by several processes, which then fold once.
     """
     t0 = time.perf_counter()
     if store is None and not dry_run:
@@ -190,7 +203,7 @@ def ingest(
     bar = _progress(len(prompts), enabled=progress)
     bar.update(len(prompts) - len(todo))
     progress_ = _Progress(bar, report)
-    writer = None if dry_run else _Writer(store, progress_)
+    writer = None if dry_run else _Writer(store, progress_, writers or store.writers, fold=fold)
     try:
         for spec in todo:
             # 3. resume
@@ -216,7 +229,10 @@ def ingest(
         if writer is not None:
             writer.close()  # every circuit written (or the writer's error raised here)
             # 6. fold (what this run wrote, and what an interrupted earlier run left pending)
-            _fold(store, progress_)
+            if fold:
+                _fold(store, progress_)
+            else:
+                report.pending = store.pending()
     except KeyboardInterrupt:
         report.interrupted = True
         raise
@@ -252,36 +268,47 @@ class _Progress:
 
 
 class _Writer:
-    """Writes circuits on a thread of its own, in order, one transaction each, so the database works on one
-    circuit while the main thread discovers (and prepares) the next; at most one prepared circuit waits. Folds
-    every FOLD_EVERY_EDGES written edges. The first error stops it; ``submit`` / ``close`` raise it."""
+    """Writes circuits on threads of their own (``store.writers`` of them: Neo4j runs transactions in parallel,
+    the embedded store one at a time), one transaction each, so the database works on circuits while the main
+    thread discovers (and prepares) the next; at most one prepared circuit waits. Commit order does not matter:
+    each circuit is complete on its own and the fold is order-independent. Folds every FOLD_EVERY_EDGES written
+    edges. The first error stops it; ``submit`` / ``close`` raise it."""
 
-    def __init__(self, store: Store, progress: _Progress):
-        self.store, self.progress = store, progress
+    def __init__(self, store: Store, progress: _Progress, threads: int = 1, *, fold: bool = True):
+        self.store, self.progress, self.fold = store, progress, fold
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
+        self.lock = threading.Lock()
         self.unfolded = 0
-        self.thread = threading.Thread(target=self._run, name="scd-writer", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._run, name=f"scd-writer-{i}", daemon=True) for i in range(threads)
+        ]
+        for t in self.threads:
+            t.start()
 
     def submit(self, prepared: Any, circuit: Circuit) -> None:
         self._raise()
         self.queue.put((prepared, len(circuit.nodes), len(circuit.edges)))
 
     def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        self._join()
         self._raise()
 
     def stop(self) -> None:
-        if not self.thread.is_alive():
+        if not any(t.is_alive() for t in self.threads):
             return
         try:
-            self.queue.get_nowait()  # a circuit not yet started: the rerun writes it
+            while True:
+                self.queue.get_nowait()  # circuits not yet started: the rerun writes them
         except queue.Empty:
             pass
-        self.queue.put(None)
-        self.thread.join()
+        self._join()
+
+    def _join(self) -> None:
+        for _ in self.threads:
+            self.queue.put(None)
+        for t in self.threads:
+            t.join()
 
     def _raise(self) -> None:
         if self.error is not None:
@@ -295,14 +322,17 @@ class _Writer:
             try:
                 if self.store.write_prepared(prepared):
                     self.progress.done(written=1, nodes=n_nodes, edges=n_edges)
-                    self.unfolded += n_edges
+                    with self.lock:
+                        self.unfolded += n_edges
+                        fold_now = self.fold and self.unfolded >= FOLD_EVERY_EDGES
+                        if fold_now:
+                            self.unfolded = 0
+                    if fold_now:
+                        _fold(self.store, self.progress)
                 else:
                     self.progress.done(skipped=1)  # a concurrent run wrote it first
-                if self.unfolded >= FOLD_EVERY_EDGES:
-                    _fold(self.store, self.progress)
-                    self.unfolded = 0
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                self.error = e
+                self.error = self.error or e
 
 
 def _fold(store: Store, progress: _Progress) -> None:

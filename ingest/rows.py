@@ -24,7 +24,7 @@ def _f(x: Any) -> float | None:
 
 
 def _fl(xs: Any) -> list[float]:
-    return [float(x) if math.isfinite(float(x)) else 0.0 for x in (xs or [])]
+    return [x if math.isfinite(x) else 0.0 for x in map(float, xs or ())]
 
 
 def _i(x: Any) -> int | None:
@@ -198,11 +198,13 @@ def edge_tuples(circuit: Circuit) -> list[tuple[str, str, float, float]]:
     """(source, target, weight, share) per distinct edge, with the circuit's own node ids; ``share`` = |weight| /
     the circuit's strongest |weight|, so queries can ask for "the strong edges" of circuits whose weights live on
     different scales (metrics, models) with one parameter."""
-    strongest = max((abs(_f(e.weight) or 0.0) for e in circuit.edges), default=0.0) or 1.0
-    weights: dict[tuple[str, str], float] = {}
-    for e in circuit.edges:
-        weights.setdefault((e.source, e.target), _f(e.weight) or 0.0)
-    return [(s, t, w, abs(w) / strongest) for (s, t), w in weights.items()]
+    weights: dict[tuple[str, str], Any] = {}
+    for e in circuit.edges:  # the first of duplicate edges wins
+        if (key := (e.source, e.target)) not in weights:
+            weights[key] = e.weight
+    clean = [x if math.isfinite(x) else 0.0 for x in map(float, weights.values())]
+    strongest = max(map(abs, clean), default=0.0) or 1.0
+    return [(s, t, w, abs(w) / strongest) for (s, t), w in zip(weights, clean, strict=True)]
 
 
 def edge_rows(circuit: Circuit) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from scd.config import StoreConfig
 from scd.errors import InputError, ModelError, StoreError
 from scd.ingest.pipeline import ingest, request_key
 from scd.ingest.prompts import PromptSpec, read_prompts
+from scd.ingest.schema import AGGREGATES
 from scd.ingest.stores import open_store
 
 from .synthetic import (
@@ -128,27 +130,32 @@ def test_fail_fast_stops_at_the_bad_prompt(store_config, tmp_path):
         assert store.stats()["Circuit"] == 1  # the first prompt was already complete; the third never started
 
 
-def test_a_write_error_stops_the_run_and_leaves_whole_circuits(store_config, tmp_path, monkeypatch):
-    """Circuits are written on a writer thread: its error must reach the caller, nothing may hang, and what was
-    written before it is complete; the rerun writes the rest and folds everything."""
+@pytest.mark.parametrize("writers", [1, 2])
+def test_a_write_error_stops_the_run_and_leaves_whole_circuits(store_config, tmp_path, monkeypatch, writers):
+    """Circuits are written on writer threads: an error must reach the caller, nothing may hang, and what was
+    written is complete; the rerun writes the rest and folds everything."""
     specs = read_prompts(prompts_file(tmp_path, 6))
     with open_store(store_config) as store:
-        real, calls = store.write_prepared, []
+        real, calls, lock = store.write_prepared, [], threading.Lock()
 
         def failing(prepared):
-            calls.append(1)
-            if len(calls) == 3:
+            with lock:
+                calls.append(1)
+                fail = len(calls) == 3
+            if fail:
                 raise StoreError("the database went away")
             return real(prepared)
 
         monkeypatch.setattr(store, "write_prepared", failing)
         with pytest.raises(StoreError, match="went away"):
-            ingest(specs, store, discover_fn=synthetic_discover, progress=False)
-        assert len(calls) == 3  # the writer stopped at its first error
-        assert store.stats()["Circuit"] == 2
+            ingest(specs, store, discover_fn=synthetic_discover, progress=False, writers=writers)
+        # no circuit starts after the error; with two writers, the other one's circuit in flight may finish
+        assert 3 <= len(calls) <= 2 + writers
+        written = store.stats()["Circuit"]
+        assert written == len(calls) - 1
         monkeypatch.setattr(store, "write_prepared", real)
-        report = ingest(specs, store, discover_fn=synthetic_discover, progress=False)
-        assert (report.written, report.skipped) == (4, 2)
+        report = ingest(specs, store, discover_fn=synthetic_discover, progress=False, writers=writers)
+        assert (report.written, report.skipped) == (6 - written, written)
         assert store.pending() == 0
         assert same_aggregates(stored_aggregates(store), raw_aggregates(store))
 
@@ -539,3 +546,18 @@ def test_cli_prompts_path_is_a_folder(tmp_path):
     result = invoke("ingest", str(tmp_path), "--store", str(tmp_path / "store"))
     assert result.exit_code == 2 and "is a folder" in result.output
     assert not (tmp_path / "store").exists()
+
+
+def test_no_fold_leaves_circuits_pending_for_a_later_fold(store_config, tmp_path):
+    """``fold=False`` (scd ingest --no-fold): nothing in the aggregate layer yet, the summary says how to fold,
+    and a later fold gives the same layer as folding right away."""
+    specs = read_prompts(prompts_file(tmp_path, 5))
+    with open_store(store_config) as store:
+        report = ingest(specs, store, discover_fn=synthetic_discover, progress=False, fold=False)
+        assert report.written == 5 and report.fold.circuits == 0
+        assert report.pending == store.pending() == 5
+        assert any("scd store fold" in line for line in report.lines())
+        assert all(store.stats()[rel] == 0 for rel in AGGREGATES)
+        store.fold()
+        assert store.pending() == 0
+        assert same_aggregates(stored_aggregates(store), raw_aggregates(store))

@@ -14,6 +14,7 @@ from ..aggregates import FOLD_TX_EDGES, FoldReport
 
 class Store(ABC):
     kind: str  # "neo4j" | "embedded"
+    writers: int = 1  # circuits the ingest pipeline writes at once (threads calling write_prepared)
 
     @abstractmethod
     def ensure_schema(self) -> None:

@@ -2,15 +2,20 @@
 
 Writes
 ------
-``write_circuit`` runs ONE ``session.execute_write`` transaction: check the Circuit id (present -> write nothing),
-then ``UNWIND $rows`` batches: look up which Features exist and MERGE the others (ON CREATE SET metadata; rows
-sorted by id so concurrent writers take locks in the same order; most features of a circuit are already stored,
-and a lookup is much cheaper than a MERGE), MERGE the Prompt, CREATE the Circuit (``aggregated = false``) with
+``write_circuit`` first merges the circuit's Features in a short transaction of their own: look up which exist
+and MERGE the others (ON CREATE SET metadata; rows sorted by id so concurrent writers take locks in the same
+order; most features of a circuit are already stored, and a lookup is much cheaper than a MERGE). Features are
+global metadata shared by every circuit, not part of one; committing them first keeps a transaction that creates
+a Feature from holding its lock for a whole circuit, which would make parallel writers queue (measured: two
+writers were no faster than one). Then ONE ``session.execute_write`` transaction writes the circuit: check the
+Circuit id (present -> write nothing), MERGE the Prompt, CREATE the Circuit (``aggregated = false``) with
 EXPLAINS, then one statement that CREATEs the Nodes with HAS and OF and the first 50k FEEDS edges, which name
 their end nodes by position in the node list (no index lookups); further edges go in 10k batches by two MATCHes on
-constrained Node ids. A circuit is therefore in the store completely or not at all. Nodes and edges travel as
-lists rather than maps (less to encode), built by ``prepare`` outside the transaction, so the ingest pipeline
-does that for the next circuit while this one is written. The pre-aggregated layer is not touched here: ``fold`` adds pending
+constrained Node ids. A circuit is therefore in the store completely or not at all (should a Feature have been
+deleted in between, the node counts disagree, the transaction rolls back and the write starts over). Nodes and
+edges travel as tuples rather than maps (less to encode), built by ``prepare`` outside the transaction, so the
+ingest pipeline does that for the next circuit while this one is written; it runs two writers (``writers``), as
+one transaction keeps one server thread busy. The pre-aggregated layer is not touched here: ``fold`` adds pending
 circuits to it later, many at once (scd.ingest.aggregates).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
@@ -33,6 +38,7 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import neo4j
@@ -135,24 +141,26 @@ class Prepared:
     ``rows.edges`` stays empty: edges are ``edges`` (positions in ``nodes``), cheaper to build than per-edge dicts."""
 
     rows: CircuitRows
-    nodes: list[list[Any]]  # NODE_FIELDS order
+    nodes: list[tuple[Any, ...]]  # NODE_FIELDS order
     node_ids: list[str]
-    edges: list[list[Any]]  # [src position, dst position, weight, share]
+    edges: list[tuple[int, int, float, float]]  # (src position, dst position, weight, share)
 
-    def edges_by_id(self, start: int = 0) -> list[list[Any]]:
+    def edges_by_id(self, start: int = 0) -> list[tuple[str, str, float, float]]:
         ids = self.node_ids
-        return [[ids[a], ids[b], w, share] for a, b, w, share in self.edges[start:]]
+        return [(ids[a], ids[b], w, share) for a, b, w, share in self.edges[start:]]
 
 
 def prepare(circuit: Circuit, request: str | None = None) -> Prepared:
     cid = circuit.id
     rows = circuit_rows(circuit, request, edges=False)
     check_node_features(rows)
-    nodes = [[n[k] for k in NODE_FIELDS] for n in rows.nodes]
+    # tuples, not lists: a tuple of numbers and strings drops out of Python's cyclic GC once it has survived a
+    # collection, so 10k-edge circuits don't make every later collection slower (measured: half of prepare)
+    nodes = list(map(itemgetter(*NODE_FIELDS), rows.nodes))
     node_ids = [n[0] for n in nodes]
     position = {key[len(cid) + 1 :]: i for i, key in enumerate(node_ids)}  # circuit-local node id -> position
     try:
-        edges = [[position[s], position[t], w, share] for s, t, w, share in edge_tuples(circuit)]
+        edges = [(position[s], position[t], w, share) for s, t, w, share in edge_tuples(circuit)]
     except KeyError:
         bad = next(e for e in circuit.edges if e.source not in position or e.target not in position)
         raise missing_node(cid, node_key(cid, bad.source), node_key(cid, bad.target)) from None
@@ -172,10 +180,26 @@ class _OrderLost(Exception):
     """collect() did not keep the node order (never seen; handled by writing the circuit the slow way)."""
 
 
+class _FeaturesMissing(Exception):
+    """A node's Feature, merged in the transaction just before, was gone when the node was to be created (another
+    process cleared the store meanwhile): rolled back; the write starts over with the Features."""
+
+
 def _batches(rows: list, size: int | None = None) -> Iterator[list]:
     size = size or BATCH
     for i in range(0, len(rows), size):
         yield rows[i : i + size]
+
+
+def _merge_features(tx: neo4j.ManagedTransaction, features: list[dict[str, Any]]) -> int:
+    """MERGE the Features not yet stored (most of a circuit's are; a lookup is much cheaper than a MERGE)."""
+    existing: set[str] = set()
+    for batch in _batches([f["id"] for f in features]):
+        existing.update(tx.run(EXISTING_FEATURES, ids=batch).single()["ids"])
+    new = sorted((f for f in features if f["id"] not in existing), key=lambda r: r["id"])
+    for batch in _batches(new):
+        tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
+    return len(new)
 
 
 def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = True) -> bool:
@@ -183,12 +207,6 @@ def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = T
     cid = rows.circuit["id"]
     if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
         return False
-    existing: set[str] = set()
-    for batch in _batches([f["id"] for f in rows.features]):
-        existing.update(tx.run(EXISTING_FEATURES, ids=batch).single()["ids"])
-    new = sorted((f for f in rows.features if f["id"] not in existing), key=lambda r: r["id"])
-    for batch in _batches(new):
-        tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
     tx.run(CREATE_CIRCUIT, r=circuit).consume()
@@ -205,12 +223,19 @@ def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = T
             .consume()
             .counters
         )
-        if c.nodes_created != len(nodes) or c.relationships_created != 2 * len(nodes) + len(first):
+        if c.nodes_created != len(nodes):
+            raise _FeaturesMissing(cid)
+        if c.relationships_created != 2 * len(nodes) + len(first):
             raise _OrderLost(cid)
         rest = prepared.edges_by_id(EDGE_CHUNK)
     else:
+        created = 0
         for batch in _batches(nodes):
-            tx.run(CREATE_NODES, circuit_id=cid, nodes=Rows(batch)).consume()
+            created += (
+                tx.run(CREATE_NODES, circuit_id=cid, nodes=Rows(batch)).consume().counters.nodes_created
+            )
+        if created != len(nodes):
+            raise _FeaturesMissing(cid)
         rest = prepared.edges_by_id()
     for batch in _batches(rest):
         tx.run(CREATE_FEEDS, rows=Rows(batch)).consume()
@@ -269,6 +294,9 @@ def to_python(value: Any) -> Any:
 
 class Neo4jStore(Store):
     kind = "neo4j"
+    # two circuits in flight: one transaction runs on one server thread, and a 2-core server doubles its rate
+    # (bench/ingest.py); more only pays on a bigger server (scd ingest --writers)
+    writers = 2
 
     def __init__(self, driver: neo4j.Driver, config: StoreConfig):
         self.driver = driver
@@ -375,8 +403,23 @@ class Neo4jStore(Store):
             # a constraint race: another writer created the same Feature / Prompt / Circuit between our check and
             # our write; the re-run sees it (MERGE matches it; an existing circuit makes the re-run write nothing)
             with self._session() as s:
-                return self._with_constraint_retries(
-                    lambda: s.execute_write(_write_rows, prepared, fast), f"circuit {cid}"
+                for _ in range(CONSTRAINT_RETRIES):
+                    # new Features first, committed on their own: a transaction that creates a Feature holds
+                    # its index-entry lock until it commits, so writers whose circuits share new Features would
+                    # otherwise queue behind each other's whole circuit. Features are global metadata, not part
+                    # of a circuit: one without nodes (the circuit's transaction failed after) is harmless.
+                    self._with_constraint_retries(
+                        lambda: s.execute_write(_merge_features, prepared.rows.features), f"features of {cid}"
+                    )
+                    try:
+                        return self._with_constraint_retries(
+                            lambda: s.execute_write(_write_rows, prepared, fast), f"circuit {cid}"
+                        )
+                    except _FeaturesMissing:
+                        log.info("circuit %s: Features deleted during the write; writing them again", cid)
+                raise StoreError(
+                    f"circuit {cid}: its Features were deleted again and again while it was written",
+                    "is another process clearing the store (scd store clear)? rerun when it has finished",
                 )
 
         try:

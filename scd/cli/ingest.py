@@ -30,6 +30,20 @@ from .options import discovery_options, model_options
 @click.option(
     "--fail-fast", is_flag=True, help="Stop at the first bad prompt instead of reporting and skipping it."
 )
+@click.option(
+    "--writers",
+    type=click.IntRange(1, 32),
+    default=None,
+    metavar="N",
+    help="Circuits written at once, each in its own transaction [default: 2 for Neo4j, 1 for the embedded "
+    "store, which takes one writer at a time]. More pays only on a server with more cores.",
+)
+@click.option(
+    "--no-fold",
+    is_flag=True,
+    help="Leave the written circuits out of the pre-aggregated layer for now (queries stay exact, reading the "
+    "raw edges): for bulk loads by several processes, which then run `scd store fold` once.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @click.option(
     "--format",
@@ -49,6 +63,8 @@ def ingest(
     dry_run,
     json_out,
     fail_fast,
+    writers,
+    no_fold,
     no_progress,
     fmt,
 ):
@@ -82,6 +98,8 @@ def ingest(
                 dry_run=dry_run,
                 json_out=json_out,
                 fail_fast=fail_fast,
+                writers=writers,
+                fold=not no_fold,
                 progress=not no_progress,
                 **discovery,
             )
