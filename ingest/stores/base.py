@@ -29,8 +29,9 @@ class Store(ABC):
         """True if a circuit written for this ingest request key (see scd.ingest.pipeline) is in the store."""
 
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
-        """Write prompt, circuit, nodes, edges and features in ONE transaction, merging shared Features.
-        Returns False (and writes nothing) if the circuit is already there. ``request`` is recorded on the
+        """Write prompt, circuit, nodes and edges in ONE transaction, merging shared Features (Neo4j commits a
+        circuit's new Features just before, see neo4j_store). Returns False (and writes nothing) if the circuit is
+        already there. ``request`` is recorded on the
         Circuit (so a rerun can skip the prompt before discovering it)."""
         return self.write_prepared(self.prepare(circuit, request=request))
 
