@@ -221,7 +221,7 @@ def ingest(
             report.discovered += 1
             if out_dir is not None:
                 circuit.to_json(out_dir / f"{circuit.id}.json")
-            # 5. write (on the writer thread, while this one goes on with the next prompt)
+            # 5. write (on a writer thread, while this one goes on with the next prompt)
             if writer is None:
                 progress_.done(nodes=len(circuit.nodes), edges=len(circuit.edges))
             else:
@@ -245,7 +245,7 @@ def ingest(
 
 
 class _Progress:
-    """The report's counters and the progress bar, updated from the main thread and the writer thread."""
+    """The report's counters and the progress bar, updated from the main thread and the writer threads."""
 
     def __init__(self, bar: Any, report: IngestReport):
         self.bar, self.report, self.lock = bar, report, threading.Lock()

@@ -202,7 +202,7 @@ def edge_tuples(circuit: Circuit) -> list[tuple[str, str, float, float]]:
     for e in circuit.edges:  # the first of duplicate edges wins
         if (key := (e.source, e.target)) not in weights:
             weights[key] = e.weight
-    clean = [x if math.isfinite(x) else 0.0 for x in map(float, weights.values())]
+    clean = [_f(w) or 0.0 for w in weights.values()]  # None, NaN, inf -> 0.0
     strongest = max(map(abs, clean), default=0.0) or 1.0
     return [(s, t, w, abs(w) / strongest) for (s, t), w in zip(weights, clean, strict=True)]
 

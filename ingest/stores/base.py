@@ -31,8 +31,8 @@ class Store(ABC):
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
         """Write prompt, circuit, nodes and edges in ONE transaction, merging shared Features (Neo4j commits a
         circuit's new Features just before, see neo4j_store). Returns False (and writes nothing) if the circuit is
-        already there. ``request`` is recorded on the
-        Circuit (so a rerun can skip the prompt before discovering it)."""
+        already there. ``request`` is recorded on the Circuit (so a rerun can skip the prompt before discovering
+        it)."""
         return self.write_prepared(self.prepare(circuit, request=request))
 
     @abstractmethod
