@@ -6,8 +6,8 @@ sublayer, one torch thread. Two SAE layouts: 12 (resid_pre of every block) and 3
 Each layout runs in its own subprocess so that peak RSS is per layout.
 
 Printed per layout:
-  nodes      one spliced forward+backward with node attributions (scd.splice.run_spliced + backward)
-  circuit    scd.attribution.attribute(): nodes + error nodes + every edge, batched (batch_size 64)
+  nodes      one spliced forward+backward with node attributions (scd.discovery.discover.splice.run_spliced + backward)
+  circuit    scd.discovery.discover.attribution.attribute(): nodes + error nodes + every edge, batched (batch_size 64)
   ratio      circuit / nodes (target <= 2)
   baseline   the same circuit with one backward per downstream target (batch_size=1)
   peak RSS   of the layout's process (target <= 8 GiB for 36 SAEs)
@@ -42,9 +42,9 @@ def run_layout(n_saes: int, repeats: int, baseline: bool, n_active: int) -> dict
     sys.path.insert(0, str(ROOT))
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    from scd.attribution import attribute
-    from scd.metrics import log_prob
-    from scd.splice import run_spliced
+    from scd.discovery.discover.attribution import attribute
+    from scd.discovery.discover.metrics import log_prob
+    from scd.discovery.discover.splice import run_spliced
     from tests.tiny_models import hooks_for, random_saes
 
     t0 = time.perf_counter()

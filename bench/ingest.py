@@ -10,7 +10,7 @@ statement (one auto-commit transaction) per edge: MERGE both endpoint nodes, CRE
 warm-up rounds of its own until steady (it doubles its speed over the first ~20k statements). Printed per
 store: edges/s (and nodes/s) batched, edges/s naive, and the ratio. Targets: >= 50k edges/s into Neo4j, >= 100x
 naive. Then the written circuits are folded into the aggregate layer (FEEDS_FEATURE, FEEDS_TOKEN, TOKEN_FEEDS;
-scd.ingest.aggregates) as `scd ingest` does after writing, and that time is printed too, with the edges/s of write
+scd.store.aggregates) as `scd ingest` does after writing, and that time is printed too, with the edges/s of write
 and fold together: the naive baseline builds no aggregates, so the ratio compares the writes alone.
 Also printed: what else was using the CPU during the run (load average and the busiest other processes), because
 on a 2-core machine that changes the numbers a lot.
@@ -39,10 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scd.config import StoreConfig  # noqa: E402
+from scd.core.config import StoreConfig  # noqa: E402
 from scd.ingest.pipeline import ingest  # noqa: E402
 from scd.ingest.prompts import PromptSpec  # noqa: E402
-from scd.ingest.stores import open_store  # noqa: E402
+from scd.store import open_store  # noqa: E402
 from tests.synthetic import synthetic_circuit  # noqa: E402
 
 NAIVE_NEO4J = "MERGE (a:Node {id: $src}) MERGE (b:Node {id: $dst}) CREATE (a)-[:FEEDS {weight: $w}]->(b)"

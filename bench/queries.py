@@ -1,6 +1,6 @@
 """Benchmark: `feeders` on a Neo4j store of 10k synthetic circuits (~5M FEEDS edges); target p50 <= 50 ms.
 
-The store is generated directly in the graph schema of scd.ingest.schema, not through a model, with GPT-2-small
+The store is generated directly in the graph schema of scd.store.schema, not through a model, with GPT-2-small
 shapes: 12 layers x resid/attn/mlp SAEs of 24576 latents, token nodes at every position, SAE error nodes, one logit
 node; 160 nodes and 500 edges per circuit by default. Latent indices follow a Zipf law, so popular features recur
 across circuits; every latent's 10 promoted tokens come from a Zipf-weighted 5000-token vocabulary in which ")" is
@@ -178,7 +178,7 @@ def generate(folder: Path, n_circuits: int, n_nodes: int, n_edges: int, seed: in
 
 def aggregates(folder: Path, parts: list, fnum: dict[str, int], top_token: dict[str, str]) -> dict:
     """The pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships and the Token nodes, computed
-    from all FEEDS edges at once (what the store writers build circuit by circuit; see scd.ingest.schema)."""
+    from all FEEDS edges at once (what the store writers build circuit by circuit; see scd.store.schema)."""
     import pandas as pd
 
     circuit, u, d, weight = (np.concatenate(x) for x in zip(*parts, strict=True))
@@ -303,9 +303,9 @@ def percentiles(xs: list[float]) -> tuple[float, float]:
 def measure(uri: str, runs: int) -> dict:
     from neo4j import GraphDatabase
 
-    from scd.config import StoreConfig
-    from scd.ingest.stores import open_store
+    from scd.core.config import StoreConfig
     from scd.queries import runner
+    from scd.store import open_store
 
     res: dict = {}
     config = StoreConfig(neo4j_uri=uri)

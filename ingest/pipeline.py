@@ -2,7 +2,7 @@
 
 Phases (the progress bar and the summary use the same words):
 
-1. **load**     -- the model and SAE set, once (``scd.models.load_bundle``).
+1. **load**     -- the model and SAE set, once (``scd.models.bundle.load_bundle``).
 2. **check**    -- every prompt against the tokenizer before anything is written: characters the vocabulary
                    lacks, longer than the model's context, a target or contrast that is not exactly one token.
                    A bad prompt is reported and skipped (``fail_fast`` stops here, with the store untouched).
@@ -12,12 +12,12 @@ Phases (the progress bar and the summary use the same words):
                    and is skipped without being recomputed. (The circuit id itself depends on the target the model
                    predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
                    that a concurrent run wrote first is detected at write time instead and counted as skipped.
-4. **discover** -- ``scd.discovery.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
+4. **discover** -- ``scd.discovery.discover.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
 5. **write**    -- one transaction per circuit (``store.prepare`` here, ``store.write_prepared`` on writer
                    threads, so the database writes circuits while the next is discovered), so an interrupted
                    run (Ctrl-C, kill -9, a lost connection) leaves only complete circuits, and rerunning the same
                    command finishes the rest. ``dry_run`` discovers without writing.
-6. **fold**     -- add the written circuits to the pre-aggregated layer (scd.ingest.aggregates), every
+6. **fold**     -- add the written circuits to the pre-aggregated layer (scd.store.aggregates), every
                    ``FOLD_EVERY_EDGES`` written edges and at the end of the run, also circuits an interrupted
                    run left pending. Queries stay exact meanwhile: they read the FEEDS edges while any circuit
                    is pending.
@@ -36,12 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scd.circuit import Circuit
-from scd.errors import InputError
-
-from .aggregates import FOLD_EVERY_EDGES, FoldReport
-from .prompts import PromptSpec
-from .stores.base import Store
+from scd.core.circuit import Circuit
+from scd.core.errors import InputError
+from scd.ingest.prompts import PromptSpec
+from scd.store.aggregates import FOLD_EVERY_EDGES, FoldReport
+from scd.store.base import Store
 
 DiscoverFn = Callable[..., Circuit]
 # discovery options that do not change a circuit's identity (batch size, scores: stored, not part of the id)
@@ -119,7 +118,7 @@ def request_key(model: str, sae_set: Any, spec: PromptSpec, options: dict[str, A
 
 
 def check_prompt(bundle: Any, spec: PromptSpec) -> None:
-    """Raise InputError if the model cannot take this prompt (phase 2). ``bundle`` is a scd.models.ModelBundle."""
+    """Raise InputError if the model cannot take this prompt (phase 2). ``bundle`` is a scd.models.bundle.ModelBundle."""
     ids = bundle.tokenizer.encode(spec.text)  # names characters the vocabulary lacks
     n_ctx = bundle.n_ctx
     if len(ids) > n_ctx:
@@ -153,8 +152,8 @@ def ingest(
 ) -> IngestReport:
     """Discover every prompt's circuit and write it into ``store`` (None only with ``dry_run``).
 
-    ``model`` is a name for ``scd.models.load_bundle`` (or a loaded ModelBundle); ``discover_kwargs`` go to
-    ``scd.discovery.discover`` (method, top_k, edge_threshold, ...). ``discover_fn`` replaces discovery (tests,
+    ``model`` is a name for ``scd.models.bundle.load_bundle`` (or a loaded ModelBundle); ``discover_kwargs`` go to
+    ``scd.discovery.discover.discover`` (method, top_k, edge_threshold, ...). ``discover_fn`` replaces discovery (tests,
     benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **discover_kwargs)`` and no model is
     loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
     ``writers``: how many circuits are written at once (default: what the store does best, ``store.writers``).
@@ -173,8 +172,8 @@ def ingest(
 
     # 1. load
     if discover_fn is None:
-        from scd.discovery import discover
-        from scd.models import ModelBundle, load_bundle
+        from scd.discovery.discover import discover
+        from scd.models.bundle import ModelBundle, load_bundle
 
         bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
         model_key: Any = bundle.name

@@ -26,7 +26,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scd.errors import InputError
+from scd.core.errors import InputError
 
 
 @dataclass(frozen=True)

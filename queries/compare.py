@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.errors import QueryError
-
-from .runner import run
+from scd.core.errors import QueryError
+from scd.queries.runner import run
 
 if TYPE_CHECKING:
-    from scd.ingest.stores.base import Store
+    from scd.store.base import Store
 
 
 @dataclass(frozen=True)

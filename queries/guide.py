@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .runner import NamedQuery, get_query
+from scd.queries.runner import NamedQuery, get_query
 
 GUIDE_DIR = Path(__file__).resolve().parent / "browser"
 GUIDE_FILE = GUIDE_DIR / "scd.html"

@@ -12,11 +12,11 @@ Where LadybugDB's dialect differs, ``queries/ladybug/NAME.cypher`` holds a varia
 the same result columns; the header is read from the Neo4j file only.
 
 ``queries/aggregated/NAME.feature.cypher`` / ``NAME.token.cypher`` (feeders, consumers) answer the same query from
-the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.ingest.schema), on both
+the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.store.schema), on both
 engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
 feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
 is the token"); and only while no circuit is waiting to be folded into that layer (``Store.pending() == 0``, see
-scd.ingest.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
+scd.store.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
 Node-level FEEDS edges.
 
 Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from scd.errors import QueryError
+from scd.core.errors import QueryError
 
 if TYPE_CHECKING:
-    from scd.config import StoreConfig
-    from scd.ingest.stores.base import Store
+    from scd.core.config import StoreConfig
+    from scd.store.base import Store
 
 LIBRARY = Path(__file__).resolve().parent
 TYPES = ("string", "int", "float", "bool")
@@ -360,9 +360,9 @@ def query(name: str, store: Store | StoreConfig | None = None, **params: Any) ->
 
         >>> scd.query("feeders", token=")")                                       # doctest: +SKIP
     """
-    from scd.config import StoreConfig
-    from scd.ingest.stores import open_store
-    from scd.ingest.stores.base import Store
+    from scd.core.config import StoreConfig
+    from scd.store import open_store
+    from scd.store.base import Store
 
     q = get_query(name)
     q.bind(params)  # fail on bad parameters before opening anything

@@ -10,8 +10,8 @@ __version__ = "0.1.0"
 
 
 def discover(prompt, **kwargs):
-    """Discover one prompt's circuit; see scd.discovery.discover."""
-    from scd.discovery import discover as _discover
+    """Discover one prompt's circuit; see scd.discovery.discover.discover."""
+    from scd.discovery.discover import discover as _discover
 
     return _discover(prompt, **kwargs)
 
@@ -26,7 +26,7 @@ def query(name, store=None, **params):
     """
     import os
 
-    from scd.config import StoreConfig
+    from scd.core.config import StoreConfig
     from scd.queries.runner import query as _query
 
     if isinstance(store, str | os.PathLike):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
-from scd.config import StoreConfig
+from scd.core.config import StoreConfig
 
 PACKAGES = ("torch", "transformer-lens", "sae-lens", "neo4j", "ladybug")
 

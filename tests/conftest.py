@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from scd.config import StoreConfig
+from scd.core.config import StoreConfig
 
 from .neo4j_server import Unavailable, neo4j_server
 

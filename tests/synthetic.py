@@ -1,6 +1,6 @@
 """Seeded, realistic synthetic circuits: for store tests, query tests and benchmarks without a model.
 
-``synthetic_circuit(seed)`` returns a :class:`scd.circuit.Circuit` shaped like the demo model's: a character-level
+``synthetic_circuit(seed)`` returns a :class:`scd.core.circuit.Circuit` shaped like the demo model's: a character-level
 prompt, token nodes at every position, SAE feature and error nodes at ``resid_pre`` / ``attn_out`` / ``mlp_out`` of
 each layer, one logit node, and edges that always run upstream -> downstream (by layer and sublayer, never from a
 later position to an earlier one). Latent indices come from a small pool (``d_sae``), so different seeds share
@@ -22,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from scd.circuit import (
+from scd.core.circuit import (
     Circuit,
     Edge,
     Feature,
@@ -271,8 +271,8 @@ def synthetic_discover(
     delay: float = 0.0,
     **params: Any,
 ) -> Circuit:
-    """What ``scd.discovery.discover`` returns, made up: the circuit is a pure function of the arguments."""
-    from scd.errors import InputError
+    """What ``scd.discovery.discover.discover`` returns, made up: the circuit is a pure function of the arguments."""
+    from scd.core.errors import InputError
 
     if UNKNOWN_CHAR in text:
         raise InputError(f"the prompt has characters the vocabulary lacks: {UNKNOWN_CHAR!r}", "remove them")
@@ -375,7 +375,7 @@ def same_aggregates(x: dict, y: dict, tol: float = 1e-9) -> bool:
 def store_snapshot(store: Any) -> list[str]:
     """Every node and relationship of a store with all properties except ``created_at``, as sorted JSON lines.
     Two stores with equal snapshots hold the same graph."""
-    from scd.ingest.schema import LABELS, RELATIONSHIPS
+    from scd.store.schema import LABELS, RELATIONSHIPS
 
     out: list[str] = []
     for label in LABELS:
@@ -394,10 +394,10 @@ def main(argv: list[str] | None = None) -> int:
     ``scd ingest`` with synthetic discovery (a child process for the kill -9 and concurrency tests)."""
     import argparse
 
-    from scd.config import StoreConfig
+    from scd.core.config import StoreConfig
     from scd.ingest.pipeline import ingest
     from scd.ingest.prompts import read_prompts
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     ap = argparse.ArgumentParser()
     ap.add_argument("prompts")

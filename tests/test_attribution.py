@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scd.attribution import attribute
-from scd.metrics import log_prob, logit_diff
-from scd.splice import EMBED_HOOK, ordered_hooks, run_spliced
+from scd.discovery.attribution import attribute
+from scd.discovery.metrics import log_prob, logit_diff
+from scd.discovery.splice import EMBED_HOOK, ordered_hooks, run_spliced
 from tests.tiny_models import hooks_for, random_saes, tiny_model
 
 TOKENS = torch.tensor([[0, 5, 3, 7, 2, 9, 4, 11]])
@@ -67,7 +67,7 @@ def test_splice_backward_is_the_clean_gradient(model, saes):
         m = log_prob(3)(model.run_with_hooks(TOKENS, fwd_hooks=[(EMBED_HOOK, leaf)] + hooks))
         return torch.autograd.grad(m, store["e"])[0]
 
-    from scd.splice import splice_hook
+    from scd.discovery.splice import splice_hook
 
     store = {}
     spliced = grad_at_embedding([(h, splice_hook(saes[h], store)) for h in ordered_hooks(saes)])
@@ -449,22 +449,22 @@ def test_batched_edges_equal_one_backward_per_target(model, saes):
 # -- the small SAE copies used for decoder rows and encoder Jacobians ------------------------------------------------
 def test_sae_view_copies_agree_with_whole_saes(model, monkeypatch):
     """Wide SAEs (few latents active) go through small copies; the graph equals the one from the whole SAEs."""
-    import scd.edges
+    import scd.discovery.edges
 
     saes = random_saes(
         model, hooks_for(2, ["hook_resid_pre", "hook_attn_out", "hook_mlp_out"]), MIXED[:3] * 2, d_sae=512
     )
     views = []
-    original = scd.edges.SAEView.__init__
+    original = scd.discovery.edges.SAEView.__init__
 
     def spy(self, *args):
         original(self, *args)
         views.append(self)
 
-    monkeypatch.setattr(scd.edges.SAEView, "__init__", spy)
+    monkeypatch.setattr(scd.discovery.edges.SAEView, "__init__", spy)
     fast = attribute(model, saes, TOKENS, log_prob(3), top_k=15)
     assert views and all(v.is_copy and len(v.latents) < 512 for v in views)
-    monkeypatch.setattr(scd.edges, "_sub_sae", lambda *a: None)
+    monkeypatch.setattr(scd.discovery.edges, "_sub_sae", lambda *a: None)
     slow = attribute(model, saes, TOKENS, log_prob(3), top_k=15)
     assert fast.nodes == slow.nodes
     assert torch.equal(fast.edges, slow.edges)

@@ -8,9 +8,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from scd.config import StoreConfig
-from scd.ingest.schema import LABELS, RELATIONSHIPS
+from scd.core.config import StoreConfig
 from scd.queries import guide, runner
+from scd.store.schema import LABELS, RELATIONSHIPS
 
 from .test_queries import corpus, load
 

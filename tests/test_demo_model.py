@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 import scd.demo as demo
 from scd.cli import main
+from scd.core.errors import InputError, ModelError
 from scd.demo import corpus
 from scd.demo.evaluate import N_TEXTS, TEXT_LEN, closer_scores, next_logits, sae_scores, splice_hooks
 from scd.demo.tokenizer import CharTokenizer
 from scd.demo.train import hook_names
-from scd.errors import InputError, ModelError
 
 pytestmark = pytest.mark.skipif(not demo.is_present(), reason="the demo weights are not built")
 

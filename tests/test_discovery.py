@@ -13,13 +13,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from scd.circuit import Circuit
 from scd.cli import main
+from scd.core.circuit import Circuit
+from scd.core.errors import InputError, ModelError
 from scd.demo.corpus import expected_closer
-from scd.discovery import discover, prepare
-from scd.errors import InputError, ModelError
-from scd.models import load_bundle
-from scd.summary import strongest_paths, summarize
+from scd.discovery.discover import discover, prepare
+from scd.models.bundle import load_bundle
+from scd.report.summary import strongest_paths, summarize
 
 from .tiny_hf import save_sae, save_tiny_gpt2
 
@@ -124,7 +124,7 @@ def test_circuit_structure(copyright_circuit, demo):
 
 
 def test_direct_logit_effect_is_the_decoder_row_through_the_unembedding(copyright_circuit, demo):
-    from scd.features import unembed_directions
+    from scd.discovery.features import unembed_directions
 
     f = next(f for f in copyright_circuit.features if f.kind in ("resid", "attn", "mlp"))
     row = demo.saes[f.hook].W_dec[f.index].detach()
@@ -211,7 +211,7 @@ def test_input_errors(demo, kwargs, message):
 
 
 def test_zero_gradient_is_an_input_error(demo, monkeypatch):
-    import scd.attribution as attribution
+    import scd.discovery.attribution as attribution
 
     real = attribution.attribute
 

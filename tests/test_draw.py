@@ -4,7 +4,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from scd.cli import main
-from scd.draw import _layout, sublayer_rank
+from scd.report.draw import _layout, sublayer_rank
 
 from .synthetic import synthetic_circuit
 

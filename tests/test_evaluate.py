@@ -7,11 +7,11 @@ import dataclasses
 
 import pytest
 
-from scd.discovery import discover
-from scd.errors import InputError, ModelError
-from scd.evaluate import Ablator, circuit_metric, evaluate, faithfulness_curve
-from scd.models import load_bundle
-from scd.summary import summarize
+from scd.core.errors import InputError, ModelError
+from scd.discovery.discover import discover
+from scd.discovery.evaluate import Ablator, circuit_metric, evaluate, faithfulness_curve
+from scd.models.bundle import load_bundle
+from scd.report.summary import summarize
 
 PROMPT = "Copyright (C"
 

@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from scd.circuit import Circuit
 from scd.cli import main
-from scd.config import StoreConfig
-from scd.errors import InputError, ModelError, StoreError
+from scd.core.circuit import Circuit
+from scd.core.config import StoreConfig
+from scd.core.errors import InputError, ModelError, StoreError
 from scd.ingest.pipeline import ingest, request_key
 from scd.ingest.prompts import PromptSpec, read_prompts
-from scd.ingest.schema import AGGREGATES
-from scd.ingest.stores import open_store
+from scd.store import open_store
+from scd.store.schema import AGGREGATES
 
 from .synthetic import (
     UNKNOWN_CHAR,
@@ -433,7 +433,7 @@ def test_store_stats_on_a_missing_embedded_store(tmp_path):
 # -- the real engine on the demo model ---------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def demo_available():
-    from scd.models import load_bundle
+    from scd.models.bundle import load_bundle
 
     try:
         load_bundle("demo")
@@ -501,7 +501,7 @@ def test_cli_demo_bad_prompts(demo_available, store_config, tmp_path, line, mess
 
 
 def test_cli_demo_unknown_or_misfit_saes(demo_available, store_config, tmp_path):
-    from scd.models import load_bundle
+    from scd.models.bundle import load_bundle
 
     from .tiny_hf import save_sae
 
@@ -520,7 +520,7 @@ def test_cli_demo_zero_gradient(demo_available, store_config, tmp_path, monkeypa
     """A prompt whose metric has zero gradient (forced here as in test_discovery) is reported, nothing written."""
     import torch
 
-    import scd.attribution as attribution
+    import scd.discovery.attribution as attribution
 
     real = attribution.attribute
 

@@ -11,9 +11,9 @@ import textwrap
 import pytest
 import torch
 
-from scd.errors import InputError, ModelError
-from scd.models import load_bundle, load_hf_gpt2_folder
-from scd.presets import PRESETS, hook_sort_key, resolve_preset
+from scd.core.errors import InputError, ModelError
+from scd.models.bundle import load_bundle, load_hf_gpt2_folder
+from scd.models.presets import PRESETS, hook_sort_key, resolve_preset
 
 from .tiny_hf import D_MODEL, save_sae, save_tiny_gpt2
 
@@ -93,7 +93,7 @@ def test_hf_folder_without_tokenizer(tmp_path):
     # transformers itself builds a tokenizer holding only <|endoftext|> from such a folder: the adapter refuses it
     from transformers import AutoTokenizer
 
-    from scd.hf_tokenizer import HFTokenizer
+    from scd.models.hf_tokenizer import HFTokenizer
 
     with pytest.raises(ModelError, match="empty vocabulary"):
         HFTokenizer(AutoTokenizer.from_pretrained(folder, local_files_only=True))
@@ -172,8 +172,8 @@ def test_presets_resolve_against_shipped_yaml():
 def test_offline_hub_errors_are_one_clear_line(gpt2_folder):
     script = textwrap.dedent(
         f"""
-        from scd.errors import ModelError
-        from scd.models import load_bundle
+        from scd.core.errors import ModelError
+        from scd.models.bundle import load_bundle
         for model, saes in (("gpt2-small", None), ({str(gpt2_folder[0])!r}, "res-jb")):
             try:
                 load_bundle(model, saes=saes)

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from scd.errors import InputError
+from scd.core.errors import InputError
 from scd.ingest.prompts import PromptSpec, parse_prompts, read_prompts
 
 

@@ -12,8 +12,8 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-from scd.config import StoreConfig
-from scd.errors import QueryError
+from scd.core.config import StoreConfig
+from scd.core.errors import QueryError
 from scd.queries import runner
 from scd.queries.compare import compare_circuits, compare_group, jaccard_matrix
 
@@ -32,7 +32,7 @@ def corpus():
 
 
 def load(config: StoreConfig, circuits) -> None:
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     with open_store(config) as store:
         store.clear()
@@ -48,7 +48,7 @@ def circuits():
 
 @pytest.fixture(scope="module")
 def embedded_store(circuits, tmp_path_factory):
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     config = StoreConfig(path=tmp_path_factory.mktemp("queries") / "store")
     load(config, circuits)
@@ -58,7 +58,7 @@ def embedded_store(circuits, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def neo4j_store(circuits, neo4j_uri):
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     config = StoreConfig(neo4j_uri=neo4j_uri)
     load(config, circuits)
@@ -160,7 +160,7 @@ def test_unknown_query_suggests_the_nearest():
 
 
 def test_query_on_an_empty_store_says_so(tmp_path):
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     config = StoreConfig(path=tmp_path / "empty")
     open_store(config).close()  # creates the store with its schema, no data
@@ -385,9 +385,9 @@ def demo_circuits():
 
     if not demo.is_present():
         pytest.skip("the demo model's weights are not built (scd/demo/weights)")
-    from scd.discovery import discover
+    from scd.discovery.discover import discover
     from scd.ingest.prompts import read_prompts
-    from scd.models import load_bundle
+    from scd.models.bundle import load_bundle
 
     specs = [s for s in read_prompts(runner.LIBRARY.parent / "examples" / "prompts.txt") if "(" in s.text]
     assert len(specs) >= DEMO_PROMPTS
@@ -412,7 +412,7 @@ def test_demo_feeders_of_the_closing_paren(demo_circuits, tmp_path):
 @pytest.mark.neo4j
 def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
     """The issue's done-when: every named query, both stores, the same ingested demo circuits."""
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     emb, neo = StoreConfig(path=tmp_path / "demo"), StoreConfig(neo4j_uri=neo4j_uri)
     load(emb, demo_circuits)
@@ -431,7 +431,7 @@ def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
 def test_pending_circuits_route_to_the_feeds_edges(store_config):
     """While a circuit is not yet folded into the aggregate layer, feeders / consumers read the FEEDS edges, so
     the answer still counts it; after the fold they read the layer again, with the same rows."""
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     circuits = [synthetic_circuit(100 + i, text=t) for i, t in enumerate(NAMED_PROMPTS)]
     last = circuits[-1]

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from scd.cli import main
-from scd.config import StoreConfig
+from scd.core.config import StoreConfig
 
 from .test_queries import corpus, load
 
@@ -95,7 +95,7 @@ def test_errors_are_one_line_and_nonzero(scd, args, message):
 
 
 def test_query_on_an_empty_store(tmp_path, monkeypatch):
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     open_store(StoreConfig(path=tmp_path / "empty")).close()
     monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
@@ -167,7 +167,7 @@ def test_browser_guide_print_path(scd):
 
 @pytest.mark.neo4j
 def test_query_and_cypher_on_neo4j(neo4j_config):
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     with open_store(neo4j_config) as store:
         for c in corpus()[:6]:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from scd.config import StoreConfig
-from scd.errors import InputError, QueryError, StoreError
-from scd.ingest.schema import AGGREGATES
-from scd.ingest.stores import open_store
+from scd.core.config import StoreConfig
+from scd.core.errors import InputError, QueryError, StoreError
+from scd.store import open_store
+from scd.store.schema import AGGREGATES
 
 from .synthetic import (
     aggregate_counts,
@@ -79,7 +79,7 @@ def test_aggregates_equal_the_feeds_edges(store_config):
 def test_circuits_are_pending_until_folded(store_config):
     """A written circuit is pending (aggregated = false) until a fold; a fold that fails leaves everything as it
     was; a second fold finds nothing; --rebuild recomputes the same layer from the FEEDS edges."""
-    from scd.ingest import aggregates
+    from scd.store import aggregates
 
     circuits = synthetic_circuits(4, seed=20)
     with open_store(store_config) as store:
@@ -250,7 +250,8 @@ def test_clear_keeps_schema(store_config):
 def test_failed_write_leaves_nothing(store_config, monkeypatch):
     """A statement failing after Prompt, Circuit and Nodes were written rolls all of them back. Neo4j commits a
     circuit's new Features just before (global metadata, see neo4j_store): they may stay, without any node."""
-    from scd.ingest.stores import embedded_store, neo4j_store
+    from scd.store import embedded as embedded_store
+    from scd.store import neo4j as neo4j_store
 
     # the last statement of a circuit's transaction, made to fail
     module, name = (
@@ -292,8 +293,8 @@ def _writer_cmd(config: StoreConfig, seeds: list[int], **kw) -> list[str]:
     target = f"neo4j_uri={config.neo4j_uri!r}" if config.neo4j_uri else f"path={str(config.path)!r}"
     code = (
         "import sys\n"
-        "from scd.config import StoreConfig\n"
-        "from scd.ingest.stores import open_store\n"
+        "from scd.core.config import StoreConfig\n"
+        "from scd.store import open_store\n"
         "from tests.synthetic import synthetic_circuit\n"
         f"store = open_store(StoreConfig({target}))\n"
         f"for seed in {seeds!r}:\n"
@@ -325,7 +326,7 @@ def test_neo4j_concurrent_folds_count_each_circuit_once(neo4j_config, monkeypatc
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from scd.ingest import aggregates
+    from scd.store import aggregates
 
     group_edges = aggregates.group_edges
 
@@ -353,7 +354,7 @@ def test_neo4j_concurrent_folds_count_each_circuit_once(neo4j_config, monkeypatc
 
 def test_neo4j_slow_path_writes_the_same_graph(neo4j_config, monkeypatch):
     """If collect() ever lost the node order, the write falls back to id lookups and gives the same graph."""
-    from scd.ingest.stores import neo4j_store
+    from scd.store import neo4j as neo4j_store
 
     c = synthetic_circuit(11)
     with open_store(neo4j_config) as store:
@@ -368,7 +369,7 @@ def test_neo4j_slow_path_writes_the_same_graph(neo4j_config, monkeypatch):
 
 
 def test_neo4j_large_circuit_spills_edges_into_batches(neo4j_config, monkeypatch):
-    from scd.ingest.stores import neo4j_store
+    from scd.store import neo4j as neo4j_store
 
     monkeypatch.setattr(neo4j_store, "EDGE_CHUNK", 150)
     monkeypatch.setattr(neo4j_store, "BATCH", 40)
@@ -381,7 +382,7 @@ def test_neo4j_large_circuit_spills_edges_into_batches(neo4j_config, monkeypatch
 _OPEN_TRANSACTION = {
     # write a whole circuit inside one transaction, say so, and wait (to be killed) before committing
     "neo4j": (
-        "from scd.ingest.stores.neo4j_store import _write_rows\n"
+        "from scd.store.neo4j import _write_rows\n"
         "session = store.driver.session(database=store.database)\n"
         "tx = session.begin_transaction()\n"
         "assert _write_rows(tx, rows)\n"
@@ -404,8 +405,8 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
     )
     code = (
         "import time\n"
-        "from scd.config import StoreConfig\n"
-        "from scd.ingest.stores import open_store\n"
+        "from scd.core.config import StoreConfig\n"
+        "from scd.store import open_store\n"
         "from tests.synthetic import synthetic_circuit\n"
         f"store = open_store(StoreConfig({target}))\n"
         "rows = store.prepare(synthetic_circuit(13))\n"
@@ -418,7 +419,7 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
         if (
             store_config.kind == "neo4j"
         ):  # write_prepared commits the Features before the circuit's transaction
-            from scd.ingest.stores.neo4j_store import _merge_features
+            from scd.store.neo4j import _merge_features
 
             with store.driver.session(database=store.database) as s:
                 s.execute_write(_merge_features, store.prepare(synthetic_circuit(13)).rows.features)
@@ -440,7 +441,7 @@ def test_embedded_store_gains_new_schema_columns(embedded_config):
     """A store made before a column joined the schema gets it on the next open (ALTER TABLE ... ADD)."""
     import ladybug
 
-    from scd.ingest.schema import LADYBUG_SCHEMA
+    from scd.store.schema import LADYBUG_SCHEMA
 
     folder = Path(embedded_config.path)
     folder.mkdir(parents=True)
@@ -479,7 +480,7 @@ def test_embedded_store_opens_after_a_torn_wal_record(embedded_config, tmp_path)
 def test_neo4j_write_starts_over_when_a_feature_vanishes(neo4j_config, monkeypatch):
     """Features are committed before the circuit's transaction (neo4j_store); one deleted in between (a concurrent
     `scd store clear`) makes the node counts disagree: the transaction rolls back and the write starts over."""
-    from scd.ingest.stores import neo4j_store
+    from scd.store import neo4j as neo4j_store
 
     merge, calls = neo4j_store._merge_features, []
 

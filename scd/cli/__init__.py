@@ -11,7 +11,7 @@ import sys
 import click
 
 from scd import __version__
-from scd.errors import ScdError
+from scd.core.errors import ScdError
 
 
 class ScdGroup(click.Group):
@@ -42,7 +42,7 @@ def main():
 
 
 def _register() -> None:
-    from . import demo, discover, doctor, draw, ingest, query, store
+    from scd.cli import demo, discover, doctor, draw, ingest, query, store
 
     for module in (doctor, discover, draw, ingest, store, query, demo):
         for command in module.COMMANDS:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import discovery_options, model_options
+from scd.cli.options import discovery_options, model_options
 
 
 @click.command()
@@ -41,8 +41,8 @@ def discover(prompt, model, saes, device, target, contrast, discovery, json_path
       scd discover "Copyright (C" --model demo --json copyright.json
       scd discover "f(a [b (c" --target ")" --contrast "]" --scores
     """
-    from scd.discovery import discover as run
-    from scd.summary import summarize
+    from scd.discovery.discover import discover as run
+    from scd.report.summary import summarize
 
     circuit = run(
         prompt, model=model, saes=saes, device=device, target=target, contrast=contrast, **discovery

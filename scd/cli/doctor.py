@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from scd.config import store_options
+from scd.cli.options import store_options
 from scd.doctor import diagnose
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from scd.circuit import Circuit
-from scd.draw import draw_circuit
+from scd.core.circuit import Circuit
+from scd.report.draw import draw_circuit
 
 
 @click.command()

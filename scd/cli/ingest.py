@@ -9,9 +9,7 @@ from pathlib import Path
 
 import click
 
-from scd.config import store_options
-
-from .options import discovery_options, model_options
+from scd.cli.options import discovery_options, model_options, store_options
 
 
 @click.command()
@@ -82,7 +80,7 @@ def ingest(
     """
     from scd.ingest.pipeline import ingest as run_ingest
     from scd.ingest.prompts import read_prompts
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     specs = read_prompts(prompts)  # the whole file is checked before the store is touched
     store = None if dry_run else open_store(store_config)

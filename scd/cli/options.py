@@ -4,8 +4,11 @@ options of `scd discover` / `scd ingest`, and the one --format / --limit of ever
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import click
+
+from scd.core.config import DEFAULT_STORE, StoreConfig
 
 _MODEL_OPTIONS = [
     click.option(
@@ -141,3 +144,28 @@ def discovery_options(f):
         return f(*args, discovery=discovery, **kwargs)
 
     return _apply(_DISCOVERY_OPTIONS, wrapper)
+
+
+def store_options(f):
+    """Adds ``--neo4j`` and ``--store`` to a command and passes it a resolved ``store_config``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, neo4j_uri=None, store_path=None, **kwargs):
+        return f(*args, store_config=StoreConfig.resolve(neo4j_uri, store_path), **kwargs)
+
+    wrapper = click.option(
+        "--store",
+        "store_path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help=f"Embedded store folder (default ./{DEFAULT_STORE}; env SCD_STORE). Ignored with --neo4j.",
+    )(wrapper)
+    wrapper = click.option(
+        "--neo4j",
+        "neo4j_uri",
+        default=None,
+        metavar="URI",
+        help="Neo4j Bolt URI, e.g. neo4j://localhost:7687 (env SCD_NEO4J_URI; credentials from "
+        "SCD_NEO4J_USER / SCD_NEO4J_PASSWORD, database from SCD_NEO4J_DATABASE).",
+    )(wrapper)
+    return wrapper

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import click
 
-from scd.config import store_options
-
-from .options import FORMAT, LIMIT
+from scd.cli.options import FORMAT, LIMIT, store_options
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
-    from scd.errors import QueryError
+    from scd.core.errors import QueryError
 
     out = {}
     for item in values:
@@ -126,10 +124,10 @@ def compare(prompts, pattern, plot, fmt, limit, store_config):
       scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"
       scd compare --pattern ".*\\(.*" --plot similarity.png
     """
-    from scd.errors import InputError
-    from scd.ingest.stores import open_store
+    from scd.core.errors import InputError
     from scd.queries.compare import compare_circuits, compare_group
     from scd.queries.render import render_sections
+    from scd.store import open_store
 
     if (pattern is not None and prompts) or (pattern is None and len(prompts) != 2):
         raise InputError(
@@ -154,7 +152,7 @@ def compare(prompts, pattern, plot, fmt, limit, store_config):
     sections = {"prompts": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
     click.echo(render_sections(sections, fmt, summary=summary))
     if plot is not None:
-        from scd.draw import draw_similarity
+        from scd.report.draw import draw_similarity
 
         named = g.similarity.set_axis(list(g.circuits["prompt"]), axis=0).set_axis(
             list(g.circuits["prompt"]), axis=1
@@ -188,9 +186,9 @@ def cypher(text, params, fmt, limit, store_config):
       scd cypher "MATCH (f:Feature) RETURN f.kind AS kind, count(*) AS n ORDER BY n DESC"
       scd cypher "MATCH (p:Prompt) WHERE p.text CONTAINS \\$s RETURN p.text" -p s="("
     """
-    from scd.ingest.stores import open_store
     from scd.queries.render import render
     from scd.queries.runner import run_cypher
+    from scd.store import open_store
 
     if text == "-":
         text = sys.stdin.read()

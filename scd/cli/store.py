@@ -8,9 +8,7 @@ import json
 
 import click
 
-from scd.config import store_options
-
-from .options import FORMAT
+from scd.cli.options import FORMAT, store_options
 
 
 @click.group()
@@ -35,8 +33,8 @@ def stats(store_config, fmt):
     Example:
       scd store stats --format json
     """
-    from scd.ingest.schema import LABELS
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
+    from scd.store.schema import LABELS
 
     with open_store(store_config, read_only=True) as s:
         counts = s.stats()
@@ -81,7 +79,7 @@ def fold(store_config, rebuild):
       scd store fold
       scd store fold --rebuild --neo4j bolt://localhost:7687
     """
-    from scd.ingest.stores import open_store
+    from scd.store import open_store
 
     with open_store(store_config) as s:
         report = s.fold(rebuild=rebuild)
@@ -98,8 +96,8 @@ def clear(store_config, yes):
     Example:
       scd store clear --yes --store ./scd-store
     """
-    from scd.errors import InputError
-    from scd.ingest.stores import open_store
+    from scd.core.errors import InputError
+    from scd.store import open_store
 
     if not yes:
         raise InputError(

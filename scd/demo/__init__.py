@@ -18,8 +18,8 @@ import json
 import re
 from pathlib import Path
 
+from scd.core.errors import ModelError
 from scd.demo.tokenizer import CharTokenizer
-from scd.errors import ModelError
 
 WEIGHTS: Path = Path(__file__).parent / "weights"
 MODEL_CARD: Path = Path(__file__).parent / "MODEL_CARD.md"
@@ -80,7 +80,7 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
 
 
 def load_tokenizer(path: str | Path | None = None) -> CharTokenizer:
-    """The demo model's character tokenizer (implements scd.tokens.Tokenizer)."""
+    """The demo model's character tokenizer (implements scd.models.tokens.Tokenizer)."""
     path = _resolve(path)
     _require(path)
     return CharTokenizer.load(path / "vocab.json")

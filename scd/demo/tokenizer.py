@@ -1,6 +1,6 @@
 """The demo model's character-level tokenizer: one token per character, plus a BOS token.
 
-It implements :class:`scd.tokens.Tokenizer`. Its vocabulary is saved next to the weights as ``vocab.json``:
+It implements :class:`scd.models.tokens.Tokenizer`. Its vocabulary is saved next to the weights as ``vocab.json``:
 ``{"bos": "<bos>", "tokens": ["<bos>", " ", "!", ...]}`` -- the id of a token is its index in ``tokens``.
 """
 
@@ -10,7 +10,7 @@ import json
 import string
 from pathlib import Path
 
-from scd.errors import InputError, ModelError
+from scd.core.errors import InputError, ModelError
 
 BOS = "<bos>"
 #: letters, digits, space and common punctuation; the order fixes the token ids
@@ -33,7 +33,7 @@ class CharTokenizer:
     def chars(self) -> str:
         return "".join(self.tokens[1:])
 
-    # -- scd.tokens.Tokenizer ------------------------------------------------------------------------------------
+    # -- scd.models.tokens.Tokenizer ------------------------------------------------------------------------------------
 
     def encode(self, text: str) -> list[int]:
         """BOS, then one id per character of `text`."""

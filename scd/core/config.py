@@ -7,12 +7,9 @@ Secrets come from the environment only, never from flags that land in shell hist
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import click
 
 DEFAULT_STORE = "scd-store"
 
@@ -45,28 +42,3 @@ class StoreConfig:
             neo4j_database=env.get("SCD_NEO4J_DATABASE", "neo4j"),
             path=Path(store or env.get("SCD_STORE") or DEFAULT_STORE),
         )
-
-
-def store_options(f):
-    """Adds ``--neo4j`` and ``--store`` to a command and passes it a resolved ``store_config``."""
-
-    @functools.wraps(f)
-    def wrapper(*args, neo4j_uri=None, store_path=None, **kwargs):
-        return f(*args, store_config=StoreConfig.resolve(neo4j_uri, store_path), **kwargs)
-
-    wrapper = click.option(
-        "--store",
-        "store_path",
-        type=click.Path(path_type=Path),
-        default=None,
-        help=f"Embedded store folder (default ./{DEFAULT_STORE}; env SCD_STORE). Ignored with --neo4j.",
-    )(wrapper)
-    wrapper = click.option(
-        "--neo4j",
-        "neo4j_uri",
-        default=None,
-        metavar="URI",
-        help="Neo4j Bolt URI, e.g. neo4j://localhost:7687 (env SCD_NEO4J_URI; credentials from "
-        "SCD_NEO4J_USER / SCD_NEO4J_PASSWORD, database from SCD_NEO4J_DATABASE).",
-    )(wrapper)
-    return wrapper

@@ -1,4 +1,4 @@
-"""A Hugging Face tokenizer seen through scd's Tokenizer protocol (scd.tokens).
+"""A Hugging Face tokenizer seen through scd's Tokenizer protocol (scd.models.tokens).
 
 GPT-2's byte-level BPE can encode any text, so `encode` never refuses characters; `single_token_id` is where
 users trip ("Jordan" is two tokens, " Jordan" one), and its error says which spelling would work.
@@ -6,7 +6,7 @@ users trip ("Jordan" is two tokens, " Jordan" one), and its error says which spe
 
 from __future__ import annotations
 
-from scd.errors import InputError, ModelError
+from scd.core.errors import InputError, ModelError
 
 
 def _bytes_to_unicode() -> dict[int, str]:

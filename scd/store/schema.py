@@ -6,7 +6,7 @@
                                           (:Feature)-[:FEEDS_TOKEN {aggregate}]->(:Token)-[:TOKEN_FEEDS {aggregate}]->(:Feature)
 
 * ``Feature``  global, one per SAE latent (and per SAE error term, input token, logit token); shared by every
-  circuit. Key ``id`` = ``{model}/{sae_set}/{hook}/{idx}`` (see scd.circuit). Properties: model, sae, hook,
+  circuit. Key ``id`` = ``{model}/{sae_set}/{hook}/{idx}`` (see scd.core.circuit). Properties: model, sae, hook,
   layer, kind (token|resid|attn|mlp|transcoder|error|logit), idx (latent index; -1 for error terms; token id for
   token/logit), top_promoted / top_suppressed (token strings, most promoted first), top_promoted_logits /
   top_suppressed_logits, neuronpedia_url, label, and ``top_token`` = top_promoted[0] (unset where top_promoted is
@@ -31,7 +31,7 @@
   distinct count within its group, which is why the token groups are their own relationships and not a sum of
   FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum`` and ``example_circuit`` (the smallest circuit
   id). They are not written with the circuit but *folded* in afterwards, many circuits at once
-  (scd.ingest.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
+  (scd.store.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
   written before the fold existed, which were aggregated as they were written). Each circuit's group sums are
   exact sums rounded to multiples of 2**-36, so adding them up is exact and the store does not depend on ingest
   or fold order; the sums therefore differ from a sum over the FEEDS edges by at most 1.5e-11 per circuit. A
@@ -62,7 +62,7 @@ NEO4J_SCHEMA = [
     "CREATE CONSTRAINT token_id IF NOT EXISTS FOR (k:Token) REQUIRE k.id IS UNIQUE",
     "CREATE INDEX circuit_request IF NOT EXISTS FOR (c:Circuit) ON (c.request)",
     "CREATE INDEX circuit_aggregated IF NOT EXISTS FOR (c:Circuit) ON (c.aggregated)",
-    # the fold lock (scd.ingest.aggregates); not part of the graph model, so not in LABELS
+    # the fold lock (scd.store.aggregates); not part of the graph model, so not in LABELS
     "CREATE CONSTRAINT scd_meta_id IF NOT EXISTS FOR (m:ScdMeta) REQUIRE m.id IS UNIQUE",
     "CREATE INDEX feature_kind IF NOT EXISTS FOR (f:Feature) ON (f.kind)",
     "CREATE INDEX feature_hook IF NOT EXISTS FOR (f:Feature) ON (f.hook)",

@@ -1,10 +1,10 @@
 """Attribution graphs over SAE features: node attributions, error nodes and direct-effect edges.
 
 Method: Marks et al. 2024, "Sparse Feature Circuits" (https://arxiv.org/abs/2403.19647), formulas in
-FIELD-NOTES §1. `attribute` runs five phases; comments and log lines (logger ``scd.attribution``) use their names.
+FIELD-NOTES §1. `attribute` runs five phases; comments and log lines (logger ``scd.discovery.attribution``) use their names.
 
 1. **leaf forward** -- one forward pass in which the token embedding and every SAE sublayer's spliced output
-   are detached leaves carrying their clean values (`scd.splice.leaf_forward`). The logits are the clean
+   are detached leaves carrying their clean values (`scd.discovery.splice.leaf_forward`). The logits are the clean
    model's, bit for bit.
 2. **backward sweep** -- ∂m/∂leaf for every leaf: the direct gradient of m, then sublayer by sublayer from the
    last to the first, ∂m/∂x_D (= ∂m/∂s_D, the splice's backward is the identity) pushed to the leaves
@@ -19,7 +19,7 @@ FIELD-NOTES §1. `attribute` runs five phases; comments and log lines (logger ``
    uses ``node_threshold``, else the smallest kept feature |attribution| of the whole graph): it is kept exactly
    when it would have made the cut as a feature. Every token node and the logit node are always kept;
    ``all_nodes=True`` keeps every active feature and every error node.
-5. **edges** -- direct effects between kept nodes (`scd.edges`), batched many targets per backward.
+5. **edges** -- direct effects between kept nodes (`scd.discovery.edges`), batched many targets per backward.
 
 Conservation (tested): with ``all_nodes=True``, a node's edges to all its children plus its edge to the logit
 node sum to its (atp) attribution.
@@ -34,12 +34,12 @@ import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-from scd.edges import SAEView, Sources, Targets, edges_into, edges_into_metric, sublayer_targets
-from scd.metrics import Metric
-from scd.splice import LeafForward, leaf_forward, node_kind, node_layer
-from scd.timing import phase
+from scd.core.timing import phase
+from scd.discovery.edges import SAEView, Sources, Targets, edges_into, edges_into_metric, sublayer_targets
+from scd.discovery.metrics import Metric
+from scd.discovery.splice import LeafForward, leaf_forward, node_kind, node_layer
 
-log = logging.getLogger("scd.attribution")
+log = logging.getLogger("scd.discovery.attribution")
 
 NODE_KINDS = ("token", "resid", "attn", "mlp", "error", "logit")
 

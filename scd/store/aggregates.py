@@ -1,4 +1,4 @@
-"""Folding circuits into the pre-aggregated layer (FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS, see scd.ingest.schema).
+"""Folding circuits into the pre-aggregated layer (FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS, see scd.store.schema).
 
 Why a separate step: the aggregate layer makes ``feeders`` / ``consumers`` fast on a store of many circuits, but
 keeping it up to date costs about one relationship MERGE per FEEDS edge. Done inside each circuit's write
@@ -77,7 +77,7 @@ ON MATCH SET x.circuits = x.circuits + r.circuits, x.n_edges = x.n_edges + r.n_e
 """
 
 
-#: one statement per scd.ingest.schema.AGGREGATES relationship, in that order (group_edges yields groups likewise)
+#: one statement per scd.store.schema.AGGREGATES relationship, in that order (group_edges yields groups likewise)
 UPSERTS = (
     _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
     _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),

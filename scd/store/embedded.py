@@ -16,7 +16,7 @@ next open drops it -- also when the kill tore the WAL's last record (replay stop
 open the store). Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
 Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
 ``fold`` adds pending circuits to the pre-aggregated layer later, in transactions of its own
-(scd.ingest.aggregates); holding the only write handle, it needs no lock of its own.
+(scd.store.aggregates); holding the only write handle, it needs no lock of its own.
 """
 
 from __future__ import annotations
@@ -33,14 +33,13 @@ from typing import Any
 import ladybug
 import pandas as pd
 
-from scd.circuit import Circuit
-from scd.config import StoreConfig
-from scd.errors import QueryError, StoreError
-
-from ..aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
-from ..rows import CircuitRows, check_references, circuit_rows
-from ..schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
-from .base import Store
+from scd.core.circuit import Circuit
+from scd.core.config import StoreConfig
+from scd.core.errors import QueryError, StoreError
+from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from scd.store.base import Store
+from scd.store.rows import CircuitRows, check_references, circuit_rows
+from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
 
 DB_FILE = "graph.lbdb"
 BATCH = 20_000
@@ -94,7 +93,7 @@ def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dic
 
 
 def to_python(value: Any) -> Any:
-    """LadybugDB values -> the same plain shapes the Neo4j store returns (see neo4j_store.to_python)."""
+    """LadybugDB values -> the same plain shapes the Neo4j store returns (see scd.store.neo4j.to_python)."""
     if isinstance(value, dict):
         if "_NODES" in value and "_RELS" in value:  # a path (recursive relationship)
             return {

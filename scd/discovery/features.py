@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from scd.circuit import Feature, Node
-from scd.models import ModelBundle
+from scd.core.circuit import Feature, Node
+from scd.models.bundle import ModelBundle
 
 TOP_N = 10
 _CHUNK = 256

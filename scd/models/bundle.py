@@ -5,7 +5,7 @@
 * models: ``demo`` (bundled, offline), ``gpt2-small`` (TransformerLens, from the Hugging Face hub), or the path of
   a local Hugging Face GPT-2 folder (config.json + weights + tokenizer files; loaded offline through
   TransformerLens' own GPT-2 weight conversion, processed exactly as ``from_pretrained`` processes GPT-2).
-* SAE sets: a preset name (scd.presets: ``res-jb``, ``oai-v5-32k``, ``oai-v5-128k``), ``demo``, or local sae_lens
+* SAE sets: a preset name (scd.models.presets: ``res-jb``, ``oai-v5-32k``, ``oai-v5-128k``), ``demo``, or local sae_lens
   SAE folders (``cfg.json`` + ``sae_weights.safetensors``) given as a comma list, a list, or one parent folder
   holding one folder per SAE. ``None`` picks the model's own set (demo -> ``demo``, gpt2-small -> ``res-jb``).
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from transformer_lens import HookedTransformer
 
-from scd.errors import ModelError
-from scd.presets import PRESETS, hook_layer, hook_sort_key, resolve_preset
-from scd.tokens import Tokenizer
+from scd.core.errors import ModelError
+from scd.models.presets import PRESETS, hook_layer, hook_sort_key, resolve_preset
+from scd.models.tokens import Tokenizer
 
 #: model names load_bundle knows besides local folders
 MODEL_NAMES = ("demo", "gpt2-small")
@@ -151,7 +151,7 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
 
 
 def _load_gpt2_from_hub(device: str):
-    from scd.hf_tokenizer import HFTokenizer
+    from scd.models.hf_tokenizer import HFTokenizer
 
     try:
         with warnings.catch_warnings():
@@ -178,7 +178,7 @@ def load_hf_gpt2_folder(path: str | Path, device: str = "cpu") -> tuple[HookedTr
     from transformer_lens.pretrained.weight_conversions import convert_gpt2_weights
     from transformers import AutoConfig, AutoTokenizer, GPT2LMHeadModel
 
-    from scd.hf_tokenizer import HFTokenizer
+    from scd.models.hf_tokenizer import HFTokenizer
 
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -386,7 +386,7 @@ def hook_widths(model: HookedTransformer, hooks: Sequence[str]) -> dict[str, int
 
 def check_saes_fit(model: HookedTransformer, saes: dict, ids: dict[str, str], *, model_name: str) -> None:
     """Raise one ModelError naming every SAE whose hook is missing from `model` or whose d_in != the hook width."""
-    from scd.splice import SUBLAYER_RANK, parse_hook
+    from scd.discovery.splice import SUBLAYER_RANK, parse_hook
 
     widths = hook_widths(model, list(saes))
     misfits = []

@@ -13,8 +13,8 @@ import re
 from collections import defaultdict
 from typing import NamedTuple
 
-from scd import metrics
-from scd.circuit import Circuit, Node
+from scd.core.circuit import Circuit, Node
+from scd.discovery import metrics
 
 _MAX_EXPANSIONS = 200_000
 
@@ -113,7 +113,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
         out.append(
             "scores: "
             + ", ".join(f"{k} {v:.3f}" for k, v in circuit.scores.items())
-            + " (scd.evaluate: zero ablation, error nodes as circuit members)"
+            + " (scd.discovery.evaluate: zero ablation, error nodes as circuit members)"
         )
 
     out += [

@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from scd.circuit import Circuit, Node  # noqa: E402
+from scd.core.circuit import Circuit, Node  # noqa: E402
 
 KIND_COLOURS = {
     "token": "#7f7f7f",

@@ -1,6 +1,6 @@
 """Circuit -> typed rows for the store writers (the neutral layer between discovery and a database).
 
-Each function returns plain dicts whose keys are the property names of :mod:`scd.ingest.schema`, with values
+Each function returns plain dicts whose keys are the property names of :mod:`scd.store.schema`, with values
 cleaned for both databases: floats are Python floats (NaN and infinities become ``None``, i.e. "not set"), ints
 are Python ints, lists are homogeneous and never contain ``None``. Node rows carry ``feature_id`` (for the OF
 relationship) and edge rows ``src`` / ``dst`` (full Node ids); writers drop what they don't store.
@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scd.circuit import Circuit
+from scd.core.circuit import Circuit
 
 
 def _f(x: Any) -> float | None:
@@ -166,7 +166,7 @@ def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
         "n_edges": len(circuit.edges),
         "created_at": circuit.created_at,
         "request": request,
-        "aggregated": False,  # not yet folded into the aggregate layer (scd.ingest.aggregates)
+        "aggregated": False,  # not yet folded into the aggregate layer (scd.store.aggregates)
     }
 
 
@@ -238,7 +238,7 @@ def check_references(rows: CircuitRows) -> None:
 
 
 def check_node_features(rows: CircuitRows) -> None:
-    from scd.errors import InputError
+    from scd.core.errors import InputError
 
     feature_ids = {f["id"] for f in rows.features}
     for n in rows.nodes:
@@ -251,7 +251,7 @@ def check_node_features(rows: CircuitRows) -> None:
 
 
 def missing_node(circuit_id: str, src: str, dst: str) -> Exception:
-    from scd.errors import InputError
+    from scd.core.errors import InputError
 
     return InputError(
         f"circuit {circuit_id}: edge {src} -> {dst} names a node the circuit lacks",

@@ -1,4 +1,4 @@
-"""The small interface both graph stores implement. Only the classes under ingest/stores know a database."""
+"""The small interface both graph stores implement. Only the classes in scd/store know a database."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from scd.circuit import Circuit
-
-from ..aggregates import FOLD_TX_EDGES, FoldReport
+from scd.core.circuit import Circuit
+from scd.store.aggregates import FOLD_TX_EDGES, FoldReport
 
 
 class Store(ABC):
@@ -30,7 +29,7 @@ class Store(ABC):
 
     def write_circuit(self, circuit: Circuit, *, request: str | None = None) -> bool:
         """Write prompt, circuit, nodes and edges in ONE transaction, merging shared Features (Neo4j commits a
-        circuit's new Features just before, see neo4j_store). Returns False (and writes nothing) if the circuit is
+        circuit's new Features just before, see scd.store.neo4j). Returns False (and writes nothing) if the circuit is
         already there. ``request`` is recorded on the Circuit (so a rerun can skip the prompt before discovering
         it)."""
         return self.write_prepared(self.prepare(circuit, request=request))
@@ -47,7 +46,7 @@ class Store(ABC):
 
     @abstractmethod
     def pending(self) -> int:
-        """How many circuits are not yet folded into the pre-aggregated layer (scd.ingest.aggregates)."""
+        """How many circuits are not yet folded into the pre-aggregated layer (scd.store.aggregates)."""
 
     @abstractmethod
     def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:

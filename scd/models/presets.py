@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from scd.errors import ModelError
+from scd.core.errors import ModelError
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "res-jb": ("gpt2-small-res-jb",),

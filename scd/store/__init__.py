@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from scd.config import StoreConfig
-
-from .base import Store
+from scd.core.config import StoreConfig
+from scd.store.base import Store
 
 
 def open_store(config: StoreConfig, *, read_only: bool = False) -> Store:
@@ -14,10 +13,10 @@ def open_store(config: StoreConfig, *, read_only: bool = False) -> Store:
     StoreError, and the schema is left as it is. Otherwise the store is created if needed and its schema ensured.
     """
     if config.kind == "neo4j":
-        from .neo4j_store import Neo4jStore
+        from scd.store.neo4j import Neo4jStore
 
         return Neo4jStore.open(config, read_only=read_only)
-    from .embedded_store import EmbeddedStore
+    from scd.store.embedded import EmbeddedStore
 
     return EmbeddedStore.open(config, read_only=read_only)
 

@@ -1,8 +1,8 @@
 """`discover(prompt)`: one prompt in, one Circuit out.
 
-Phases (log lines of logger ``scd.discovery`` use these names):
+Phases (log lines of logger ``scd.discovery.discover`` use these names):
 
-1. **load** -- the model bundle (`scd.models.load_bundle`), unless a ModelBundle is passed in.
+1. **load** -- the model bundle (`scd.models.bundle.load_bundle`), unless a ModelBundle is passed in.
 2. **target** -- tokenise the prompt and pick what to explain (FIELD-NOTES section 1):
    * default (``target_mode="predicted"``): the model's top next-token prediction after the whole prompt --
      "Copyright (C" explains the predicted ")";
@@ -12,9 +12,9 @@ Phases (log lines of logger ``scd.discovery`` use these names):
    The metric (``metric=``) is the target's log-probability (minus its cross-entropy; the default), its
    demeaned logit (``"logit"``: does not saturate when the model is already sure), or with ``contrast`` the
    logit difference target - contrast (Marks et al.; the default when a contrast is given).
-3. **attribute** -- nodes and direct-effect edges (`scd.attribution.attribute`).
-4. **assemble** -- Nodes, Edges and Features (`scd.features`) into a `scd.circuit.Circuit`.
-5. **score** (``scores=True``) -- faithfulness and completeness by ablation (`scd.evaluate`).
+3. **attribute** -- nodes and direct-effect edges (`scd.discovery.attribution.attribute`).
+4. **assemble** -- Nodes, Edges and Features (`scd.discovery.features`) into a `scd.core.circuit.Circuit`.
+5. **score** (``scores=True``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
 
 Every expected problem is an InputError or ModelError with one line that says how to fix it.
 """
@@ -27,12 +27,12 @@ from dataclasses import dataclass
 
 import torch
 
-from scd.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
-from scd.errors import InputError, ModelError
-from scd.models import ModelBundle, load_bundle
-from scd.timing import phase
+from scd.core.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
+from scd.core.errors import InputError, ModelError
+from scd.core.timing import phase
+from scd.models.bundle import ModelBundle, load_bundle
 
-log = logging.getLogger("scd.discovery")
+log = logging.getLogger("scd.discovery.discover")
 
 
 def _phase(name: str):
@@ -89,7 +89,7 @@ def discover(
             _params(setup, method, ig_steps, top_k, node_threshold, edge_threshold, target_mode),
         )
     if scores:
-        from scd.evaluate import evaluate
+        from scd.discovery.evaluate import evaluate
 
         with _phase("score"):
             circuit.scores = evaluate(circuit, bundle).as_dict()
@@ -150,14 +150,14 @@ class Setup:
     contrast_id: int | None
     source: str  # predicted | explicit | last-token
     logits: torch.Tensor  # clean logits at the last position [d_vocab]
-    metric_name: str = "log_prob"  # log_prob | logit | logit_diff (scd.metrics.METRICS values)
+    metric_name: str = "log_prob"  # log_prob | logit | logit_diff (scd.discovery.metrics.METRICS values)
 
     @property
     def tokens(self) -> torch.Tensor:
         return torch.tensor([self.token_ids], dtype=torch.long, device=self.bundle.device)
 
     def metric(self):
-        from scd import metrics
+        from scd.discovery import metrics
 
         return metrics.build(self.metric_name, self.target_id, self.contrast_id)
 
@@ -217,7 +217,7 @@ def prepare(
 
 
 def _metric_name(metric: str | None, has_contrast: bool) -> str:
-    from scd.metrics import METRICS
+    from scd.discovery.metrics import METRICS
 
     if metric is None:
         return "logit_diff" if has_contrast else "log_prob"
@@ -236,7 +236,7 @@ def _metric_name(metric: str | None, has_contrast: bool) -> str:
 
 
 def _attribute(bundle, setup: Setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size):
-    from scd.attribution import attribute
+    from scd.discovery.attribution import attribute
 
     try:
         graph = attribute(
@@ -323,7 +323,7 @@ def node_id(kind: str, hook: str, index: int, pos: int) -> str:
 
 def assemble(bundle: ModelBundle, setup: Setup, graph, params: dict) -> Circuit:
     """Turn the engine's AttributionGraph into a Circuit (nodes, edges, features, prompt record)."""
-    from scd.features import build_features
+    from scd.discovery.features import build_features
 
     strs = [bundle.tokenizer.token_str(i) for i in setup.token_ids]
     acts = graph.activations.tolist()

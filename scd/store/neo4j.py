@@ -16,7 +16,7 @@ deleted in between, the node counts disagree, the transaction rolls back and the
 edges travel as tuples rather than maps (less to encode), built by ``prepare`` outside the transaction, so the
 ingest pipeline does that for the next circuit while this one is written; it runs two writers (``writers``), as
 one transaction keeps one server thread busy. The pre-aggregated layer is not touched here: ``fold`` adds pending
-circuits to it later, many at once (scd.ingest.aggregates).
+circuits to it later, many at once (scd.store.aggregates).
 
 Concurrency: the uniqueness constraints make MERGE take an index-entry lock, so two processes merging the same
 Feature serialise instead of duplicating it; lock-order cycles surface as ``DeadlockDetected`` (a transient error
@@ -55,12 +55,12 @@ from neo4j.exceptions import (
     SessionExpired,
 )
 
-from scd.circuit import Circuit
-from scd.config import StoreConfig
-from scd.errors import QueryError, StoreError
-
-from ..aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
-from ..rows import (
+from scd.core.circuit import Circuit
+from scd.core.config import StoreConfig
+from scd.core.errors import QueryError, StoreError
+from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from scd.store.base import Store
+from scd.store.rows import (
     NODE_PROPS,
     CircuitRows,
     check_node_features,
@@ -69,8 +69,7 @@ from ..rows import (
     missing_node,
     node_key,
 )
-from ..schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
-from .base import Store
+from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
@@ -129,7 +128,7 @@ MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
 EDGE_CHUNK = 50_000
-# the fold lock (see scd.ingest.aggregates): MERGE under a uniqueness constraint, then a write that locks the node
+# the fold lock (see scd.store.aggregates): MERGE under a uniqueness constraint, then a write that locks the node
 FOLD_LOCK = "MERGE (m:ScdMeta {id: 'store'}) SET m.folded_at = datetime()"
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")

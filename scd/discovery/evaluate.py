@@ -33,9 +33,9 @@ from typing import NamedTuple
 
 import torch
 
-from scd.circuit import Circuit
-from scd.errors import InputError, ModelError
-from scd.models import ModelBundle
+from scd.core.circuit import Circuit
+from scd.core.errors import InputError, ModelError
+from scd.models.bundle import ModelBundle
 
 ABLATIONS = ("zero", "mean")
 ERROR_MODES = ("circuit", "keep")
@@ -213,7 +213,7 @@ class Ablator:
 
 def circuit_metric(bundle: ModelBundle, circuit: Circuit):
     """The metric callable a circuit explains, rebuilt from its prompt record."""
-    from scd import metrics
+    from scd.discovery import metrics
 
     p = circuit.prompt
     contrast_id = None if p.contrast is None else bundle.tokenizer.single_token_id(p.contrast)
@@ -260,8 +260,8 @@ def faithfulness_curve(
     selection), taken from the circuit discovered at ``max(ks)``; error nodes follow the
     engine's rule: kept where |attribution| reaches the smallest kept feature's of their sublayer.
     """
-    from scd.discovery import discover
-    from scd.models import load_bundle
+    from scd.discovery.discover import discover
+    from scd.models.bundle import load_bundle
 
     if not ks or min(ks) < 1:
         raise InputError("ks must be a non-empty list of sizes >= 1", "e.g. ks=[1, 5, 20]")

@@ -156,7 +156,7 @@ class Circuit:
     def from_dict(cls, d: dict[str, Any]) -> Circuit:
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
-            from scd.errors import InputError
+            from scd.core.errors import InputError
 
             raise InputError(
                 f"circuit JSON has schema_version {version!r}; this scd reads {SCHEMA_VERSION}",
