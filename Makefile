@@ -2,6 +2,7 @@
 #   make demo  -- install, then ingest the example prompts with the bundled demo model into the embedded store
 #                 and print a cross-prompt query
 #   make test  -- install (Python packages + the Neo4j test harness jars), then run the whole test suite
+# For developers: make test-fast (no Neo4j, nothing marked slow: the inner loop), make lint (ruff + mypy).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 SCD := $(VENV)/bin/scd
 DEMO_STORE ?= demo-store
 
-.PHONY: install neo4j-jars demo test lint bench clean-demo
+.PHONY: install neo4j-jars demo test test-fast lint bench clean-demo
 
 install: $(VENV)/.installed
 
@@ -29,8 +30,13 @@ demo: install
 test: install neo4j-jars
 	$(PY) -m pytest
 
+test-fast: install
+	$(PY) -m pytest -m "not neo4j and not slow and not browser"
+
 lint: install
 	$(VENV)/bin/ruff check scd ingest queries tests bench
+	$(VENV)/bin/ruff format --check scd ingest queries tests bench
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/discovery.py

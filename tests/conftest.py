@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
 from scd.core.config import StoreConfig
 
-from .neo4j_server import Unavailable, neo4j_server
+from .neo4j_server import Unavailable, neo4j_server, unavailable
 
 # Two cores are shared with a Neo4j server during the suite; one torch thread each keeps both responsive.
 torch.set_num_threads(1)
+
+
+NEO4J_FIXTURES = {"neo4j_uri", "neo4j_config", "auth_neo4j_uri"}
+
+
+def _uses_neo4j(item: pytest.Item) -> bool:
+    """Statically (fixture closure) or through the store_config parametrisation."""
+    if NEO4J_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("store_config") == "neo4j"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The `neo4j` marker is true by construction: every test that reaches a Neo4j fixture carries it, so
+    `pytest -m "not neo4j"` (make test-fast) never starts a server. A test that reaches one dynamically
+    (getfixturevalue) without the marker fails in `neo4j_config` instead of silently lying."""
+    for item in items:
+        if _uses_neo4j(item):
+            item.add_marker(pytest.mark.neo4j)
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +40,7 @@ def neo4j_uri():
         with neo4j_server() as uri:
             yield uri
     except Unavailable as e:
-        reason = f"NO NEO4J: {e} -- Neo4j tests cannot run"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable(f"NO NEO4J: {e} -- Neo4j tests cannot run")
 
 
 def _clear_neo4j(config: StoreConfig) -> None:
@@ -38,8 +53,10 @@ def _clear_neo4j(config: StoreConfig) -> None:
 
 
 @pytest.fixture
-def neo4j_config(neo4j_uri, monkeypatch) -> StoreConfig:
+def neo4j_config(neo4j_uri, monkeypatch, request) -> StoreConfig:
     """A StoreConfig for the session's Neo4j, emptied before the test (schema kept)."""
+    if request.node.get_closest_marker("neo4j") is None:
+        pytest.fail(f"{request.node.nodeid} uses Neo4j but is not marked neo4j", pytrace=False)
     monkeypatch.setenv("SCD_NEO4J_URI", neo4j_uri)
     config = StoreConfig.resolve(neo4j=neo4j_uri)
     _clear_neo4j(config)

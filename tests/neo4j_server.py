@@ -13,6 +13,9 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_SCRIPT = REPO / "scripts" / "neo4j" / "neo4j-local"
@@ -96,3 +99,10 @@ def neo4j_server():
         return
     with _local_harness() as uri:
         yield uri
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A server a test needs cannot start: skip loudly on a developer's machine, fail under CI=true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)

@@ -28,6 +28,7 @@ from scd.ingest.prompts import PromptSpec, read_prompts
 from scd.store import open_store
 from scd.store.schema import AGGREGATES
 
+from .neo4j_server import unavailable
 from .synthetic import (
     UNKNOWN_CHAR,
     aggregate_counts,
@@ -320,24 +321,18 @@ def test_wrong_credentials_name_the_fix(monkeypatch):
 @pytest.fixture(scope="module")
 def auth_neo4j_uri(tmp_path_factory):
     """A second, throwaway Neo4j with authentication on (user neo4j, initial password neo4j, not yet changed):
-    the launcher of scripts/neo4j with auth_enabled flipped to true."""
-    source = (REPO / "scripts" / "neo4j" / "Launcher.java").read_text(encoding="utf-8")
-    patched = source.replace("public class Launcher", "public class AuthLauncher").replace(
-        "GraphDatabaseSettings.auth_enabled, false", "GraphDatabaseSettings.auth_enabled, true"
-    )
-    if "auth_enabled, true" not in patched or "class AuthLauncher" not in patched:
-        pytest.skip("scripts/neo4j/Launcher.java changed shape: cannot derive an auth-enabled launcher")
+    the launcher of scripts/neo4j with --auth."""
     fetch = subprocess.run(
         [str(REPO / "scripts" / "neo4j" / "neo4j-local"), "fetch"], capture_output=True, text=True
     )
     if fetch.returncode != 0:
-        pytest.skip(f"no Neo4j harness jars: {fetch.stderr.strip()[-300:]}")
+        unavailable(f"no Neo4j harness jars: {fetch.stderr.strip()[-300:]}")
     lib = fetch.stdout.strip().splitlines()[-1]
     folder = tmp_path_factory.mktemp("neo4j-auth")
-    (folder / "AuthLauncher.java").write_text(patched, encoding="utf-8")
-    cmd = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", f"{lib}/*", str(folder / "AuthLauncher.java")]
+    launcher = REPO / "scripts" / "neo4j" / "Launcher.java"
+    cmd = ["java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", f"{lib}/*", str(launcher)]
     proc = subprocess.Popen(
-        [*cmd, str(folder / "db"), "0", "--stdin"],
+        [*cmd, str(folder / "db"), "0", "--stdin", "--auth"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -350,7 +345,7 @@ def auth_neo4j_uri(tmp_path_factory):
             break
     if uri is None:
         proc.kill()
-        pytest.skip("the auth-enabled Neo4j did not start")
+        unavailable("the auth-enabled Neo4j did not start")
     try:
         yield uri
     finally:

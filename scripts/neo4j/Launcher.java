@@ -1,11 +1,12 @@
 // A real Neo4j 5.26 server for tests and local use, without Docker.
 //
 // Runs Neo4j's own test harness (org.neo4j.test:neo4j-harness, fetched by Maven into lib/) in-process,
-// with Bolt on a loopback port (0 = pick a free one), auth disabled, HTTP off. Prints the Bolt URI once the
+// with Bolt on a loopback port (0 = pick a free one), auth disabled (--auth: enabled, user neo4j with the
+// initial password neo4j that must be changed, as a fresh server has), HTTP off. Prints the Bolt URI once the
 // server accepts connections, then waits until it is killed (SIGTERM/SIGINT shut it down cleanly) or until
 // its standard input closes when started with --stdin (so a parent that dies takes the server with it).
 //
-//   java -Xmx1g -cp 'lib/*' Launcher.java DATA_DIR [PORT] [--stdin]
+//   java -Xmx1g -cp 'lib/*' Launcher.java DATA_DIR [PORT] [--stdin] [--auth]
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.file.Path;
@@ -21,19 +22,20 @@ import org.neo4j.harness.Neo4jBuilders;
 public class Launcher {
     public static void main(String[] args) throws Exception {
         if (args.length < 1) {
-            System.err.println("usage: Launcher DATA_DIR [PORT] [--stdin]");
+            System.err.println("usage: Launcher DATA_DIR [PORT] [--stdin] [--auth]");
             System.exit(2);
         }
         Path dir = Path.of(args[0]);
         int port = args.length > 1 && !args[1].startsWith("--") ? Integer.parseInt(args[1]) : 0;
         boolean watchStdin = Arrays.asList(args).contains("--stdin");
+        boolean auth = Arrays.asList(args).contains("--auth");
 
         Neo4j neo4j = Neo4jBuilders.newInProcessBuilder(dir)
                 .withDisabledServer()
                 .withConfig(BoltConnector.enabled, true)
                 .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .withConfig(HttpConnector.enabled, false)
-                .withConfig(GraphDatabaseSettings.auth_enabled, false)
+                .withConfig(GraphDatabaseSettings.auth_enabled, auth)
                 .build();
 
         CountDownLatch stopped = new CountDownLatch(1);
