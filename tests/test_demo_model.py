@@ -180,6 +180,7 @@ def test_cli_help():
         assert result.exit_code == 0 and "Example" in result.output
 
 
+@pytest.mark.slow
 def test_cli_train_writes_a_loadable_folder(tmp_path):
     """A 2-step smoke run of the training command (the shipped weights are never retrained here)."""
     out = tmp_path / "weights"

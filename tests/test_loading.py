@@ -169,6 +169,7 @@ def test_presets_resolve_against_shipped_yaml():
 # -- no hub ---------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_offline_hub_errors_are_one_clear_line(gpt2_folder):
     script = textwrap.dedent(
         f"""

@@ -395,6 +395,7 @@ def demo_circuits():
     return [discover(s.text, model=bundle, target=s.target) for s in specs[:DEMO_PROMPTS]]
 
 
+@pytest.mark.slow
 def test_demo_feeders_of_the_closing_paren(demo_circuits, tmp_path):
     """The issue's question on real circuits: which upstream features feed the ")" features, across prompts."""
     config = StoreConfig(path=tmp_path / "demo")
@@ -462,6 +463,7 @@ def test_pending_circuits_route_to_the_feeds_edges(store_config):
             assert x == (pytest.approx(y, abs=1e-9) if isinstance(x[0], float) else y), col
 
 
+@pytest.mark.slow
 def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):
     """feeders / consumers answered from the pre-aggregated layer = the library text over the FEEDS edges (sums to
     1e-9: the layer rounds each circuit's sums), for every feature and token of some circuits; and the differential
