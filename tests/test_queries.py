@@ -79,6 +79,7 @@ EXPECTED = {
     "compare",
     "compare-group",
     "circuits",
+    "top-proximal-causes",
 }
 
 
@@ -217,6 +218,8 @@ def _cases(circuits):
         ("compare", {"a": c0.prompt.text, "b": c1.prompt.text}, ["status"]),
         ("compare", {"a": big.id, "b": big.id}, ["status"]),
         ("compare-group", {"pattern": r".*\(.*"}, ["prompt", "circuit", "feature"]),
+        ("top-proximal-causes", {}, ["prompt", "circuit", "feature", "pos"]),
+        ("top-proximal-causes", {"prompt": c0.prompt.text}, ["prompt", "circuit", "feature", "pos"]),
     ]
 
 
@@ -323,6 +326,39 @@ def test_threads_are_consecutive_resid_chains_sharing_a_token(circuits, embedded
         feats = {f.id: f for f in c.features}
         common = set.intersection(*(set(feats[n.feature_id].top_promoted[:5]) for n in nodes))
         assert set(row.shared) == common and common
+
+
+def expected_proximal_causes(circuits) -> list[tuple]:
+    """The top proximal cause of each circuit, from the Circuit objects: (prompt, feature, pos, weight, url)."""
+    rows = []
+    for c in circuits:
+        feats = {f.id: f for f in c.features}
+        logit = next(n.id for n in c.nodes if n.kind == "logit")
+        into = [(e.weight, c.node(e.source)) for e in c.edges if e.target == logit]
+        into = [(w, n) for w, n in into if n.kind not in ("token", "error", "logit")]
+        if not into:
+            continue
+        best = max(w for w, _ in into)
+        for w, n in into:
+            if w == best:
+                f = feats[n.feature_id]
+                rows.append((c.prompt.text, f.id, n.pos, w, f.top_promoted, f.neuronpedia_url))
+    return sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+
+
+def test_top_proximal_causes_match_the_circuits(circuits, embedded_store):
+    df = runner.run(embedded_store, "top-proximal-causes", {"limit": BIG})
+    expected = expected_proximal_causes(circuits)
+    assert len(expected) >= len(circuits) - 2  # nearly every synthetic circuit has a feature feeding its logit
+    got = [
+        (r.prompt, r.feature, r.pos, r.weight, list(r.promotes), r.neuronpedia_url)
+        for r in df.itertuples(index=False)
+    ]
+    assert [g[:3] for g in got] == [e[:3] for e in expected]
+    for g, e in zip(got, expected, strict=True):
+        assert g[3] == pytest.approx(e[3], rel=1e-12) and g[4] == list(e[4]) and g[5] == e[5]
+    one = runner.run(embedded_store, "top-proximal-causes", {"prompt": circuits[0].prompt.text})
+    assert set(one["prompt"]) == {circuits[0].prompt.text}
 
 
 def test_compare_and_jaccard(circuits, embedded_store):

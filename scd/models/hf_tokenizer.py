@@ -1,7 +1,8 @@
 """A Hugging Face tokenizer seen through scd's Tokenizer protocol (scd.models.tokens).
 
 GPT-2's byte-level BPE can encode any text, so `encode` never refuses characters; `single_token_id` is where
-users trip ("Jordan" is two tokens, " Jordan" one), and its error says which spelling would work.
+users trip (" Jordan" and "Jordan" are different tokens; " starshine" is three), and its error says which spelling
+would work.
 """
 
 from __future__ import annotations

