@@ -74,8 +74,31 @@ def neo4j_check(config: StoreConfig) -> Check:
         )
 
 
+def gpt2_cache_checks(cache_dir=None) -> list[Check]:
+    """Which GPT-2-small presets would load offline from the Hugging Face cache (informational: never fails)."""
+    from scd.models.fetch import cached_presets, model_cached
+
+    fix = "`scd fetch gpt2-small --saes {}` on a machine with internet"
+    checks = [
+        Check(
+            "gpt2-small model",
+            True,
+            "cached"
+            if model_cached(cache_dir)
+            else "not cached -- `scd fetch gpt2-small` on a machine with internet",
+        )
+    ]
+    for preset, (have, total) in cached_presets(cache_dir).items():
+        if have == total:
+            detail = f"cached ({total} SAEs)"
+        else:
+            detail = f"not cached ({have}/{total} SAEs) -- {fix.format(preset)}"
+        checks.append(Check(f"SAEs {preset}", True, detail))
+    return checks
+
+
 def diagnose(config: StoreConfig) -> list[Check]:
-    checks = package_checks() + [demo_check()]
+    checks = package_checks() + [demo_check()] + gpt2_cache_checks()
     if config.neo4j_uri:
         checks.append(neo4j_check(config))
     else:

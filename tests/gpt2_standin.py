@@ -28,6 +28,7 @@ ids of the same shape a preset run writes (``gpt2-small/res-jb/blocks.3.hook_res
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -175,3 +176,49 @@ def standin_saes(layout: str, root: Path | None = None, *, n_active: int = 40, s
     del model, cache
     _mark(folder)
     return folder
+
+
+# -- a hand-built Hugging Face hub cache --------------------------------------------------------------------------
+
+#: the snapshot "commit" of every hand-built cache repo (any 40 hex digits do; this one says what it is)
+STANDIN_REVISION = hashlib.sha1(b"scd gpt2-small stand-in").hexdigest()
+_MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "vocab.json", "merges.txt",
+                "tokenizer_config.json")  # fmt: skip
+
+
+def _link(repo_dir: Path, filename: str, target: Path) -> None:
+    dest = repo_dir / "snapshots" / STANDIN_REVISION / filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.symlink_to(target.resolve())
+
+
+def hub_cache(hf_home: Path, presets: tuple[str, ...] = ("res-jb",), root: Path | None = None) -> Path:
+    """Lay the stand-in out as the Hugging Face hub cache the real downloads fill (``HF_HOME/hub``), so that
+    ``--model gpt2-small --saes PRESET`` loads it with ``HF_HUB_OFFLINE=1`` through TransformerLens' and sae_lens'
+    own ``from_pretrained``: ``models--gpt2`` for the model and, per preset, the repositories and paths that
+    sae_lens' shipped ``pretrained_saes.yaml`` names. Files are symlinks to the stand-in (the hub cache itself links
+    snapshots to blobs). Returns `hf_home`."""
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    from scd.models.presets import PRESETS
+
+    hub = hf_home / "hub"
+    model = standin_model(root)
+    repo = hub / "models--gpt2"
+    for name in _MODEL_FILES:
+        _link(repo, name, model / name)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(STANDIN_REVISION)
+    directory = get_pretrained_saes_directory()
+    for preset in presets:
+        saes = standin_saes(preset, root)
+        for release in PRESETS[preset]:
+            lookup = directory[release]
+            repo = hub / ("models--" + lookup.repo_id.replace("/", "--"))
+            for hook, path in lookup.saes_map.items():
+                for name in ("cfg.json", "sae_weights.safetensors"):
+                    _link(repo, f"{path}/{name}", saes / hook / name)
+            (repo / "refs").mkdir(parents=True, exist_ok=True)
+            (repo / "refs" / "main").write_text(STANDIN_REVISION)
+    return hf_home
