@@ -14,6 +14,14 @@ Printed per layout:
 
     python bench/discovery.py                 # both layouts
     python bench/discovery.py --layouts 12 --repeats 1 --no-baseline
+
+``--standin`` measures instead what a GPT-2 user's ingest costs: `scd.discover` end to end (tokenize, splice,
+nodes, edges, feature metadata) on the full-size GPT-2-small stand-in (tests/gpt2_standin.py: random weights, real
+tokenizer, 50257 vocabulary) loaded through `load_bundle` from folders, for the real SAE layouts -- 12+1 res-jb
+(standard, 24576 latents) and 36 oai-v5-32k (TopK, 32768) -- over the seed article's five prompts, top-20. Printed
+per layout: load time, wall time per circuit, circuits/minute, peak RSS (the layout's own process).
+
+    python bench/discovery.py --standin res-jb,oai-v5-32k
 """
 
 from __future__ import annotations
@@ -42,9 +50,9 @@ def run_layout(n_saes: int, repeats: int, baseline: bool, n_active: int) -> dict
     sys.path.insert(0, str(ROOT))
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    from scd.discovery.discover.attribution import attribute
-    from scd.discovery.discover.metrics import log_prob
-    from scd.discovery.discover.splice import run_spliced
+    from scd.discovery.attribution import attribute
+    from scd.discovery.metrics import log_prob
+    from scd.discovery.splice import run_spliced
     from tests.tiny_models import hooks_for, random_saes
 
     t0 = time.perf_counter()
@@ -109,6 +117,63 @@ def run_layout(n_saes: int, repeats: int, baseline: bool, n_active: int) -> dict
     return result
 
 
+def run_standin(layout: str, top_k: int) -> dict:
+    """One stand-in layout: load it as `scd ingest --model PATH --saes DIR` does, then discover the seed prompts."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, str(ROOT))
+    from scd.discovery.discover import discover
+    from scd.ingest.prompts import read_prompts
+    from scd.models.bundle import load_bundle
+    from tests.gpt2_standin import standin_model, standin_saes
+
+    model, saes = standin_model(), standin_saes(layout)  # built once into the cache (minutes), then reused
+    t0 = time.perf_counter()
+    bundle = load_bundle(str(model), saes=str(saes))
+    load_s = time.perf_counter() - t0
+    prompts = read_prompts(ROOT / "examples" / "seed-prompts.txt")
+    per_circuit = []
+    nodes = edges = 0
+    for spec in prompts:
+        t = time.perf_counter()
+        c = discover(spec.text, model=bundle, top_k=top_k)
+        per_circuit.append(time.perf_counter() - t)
+        nodes, edges = nodes + len(c.nodes), edges + len(c.edges)
+    return {
+        "layout": layout,
+        "n_saes": len(bundle.saes),
+        "load_s": load_s,
+        "circuit_s": per_circuit,
+        "circuits_per_min": 60 * len(per_circuit) / sum(per_circuit),
+        "nodes": nodes,
+        "edges": edges,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    }
+
+
+def main_standin(layouts: list[str], top_k: int) -> None:
+    print(f"scd stand-in discovery benchmark -- torch threads 1, host cores {os.cpu_count()}, "
+          f"load avg {os.getloadavg()}")  # fmt: skip
+    rows = []
+    for layout in layouts:
+        cmd = [sys.executable, __file__, "--standin-one", layout, "--top-k", str(top_k)]
+        out = subprocess.run(
+            cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        times = ", ".join(f"{s:.1f}" for s in row["circuit_s"])
+        print(
+            f"{layout} ({row['n_saes']} SAEs): load {row['load_s']:.1f} s | per circuit {times} s"
+            f" | {row['circuits_per_min']:.2f} circuits/min | peak RSS {row['peak_rss_gib']:.2f} GiB"
+            f" | {row['nodes']} nodes, {row['edges']} edges over {len(row['circuit_s'])} prompts",
+            flush=True,
+        )
+    print(f"load avg after: {os.getloadavg()}")
+    print(json.dumps(rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--layouts", default="12,36", help="comma-separated SAE counts: 12, 36")
@@ -118,7 +183,18 @@ def main() -> None:
     ap.add_argument("--no-baseline", action="store_true", help="skip the one-backward-per-target baseline")
     ap.add_argument("--n-active", type=int, default=40, help="target active latents per position")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one layout, print JSON
+    ap.add_argument(
+        "--standin", help="stand-in SAE layouts to run instead: res-jb, oai-v5-32k (comma-separated)"
+    )
+    ap.add_argument("--top-k", type=int, default=20, help="--standin: features kept per sublayer")
+    ap.add_argument("--standin-one", help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
+    if args.standin_one:
+        print(json.dumps(run_standin(args.standin_one, args.top_k)))
+        return
+    if args.standin:
+        main_standin(args.standin.split(","), args.top_k)
+        return
     if args.one:
         print(json.dumps(run_layout(args.one, args.repeats, not args.no_baseline, args.n_active)))
         return

@@ -139,7 +139,9 @@ def standin_model(root: Path | None = None, seed: int = 0) -> Path:
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(GPT2Config()).eval()  # GPT2Config() *is* GPT-2-small's configuration
+    # GPT2Config() *is* GPT-2-small's configuration; the hub's config.json also carries the legacy n_ctx, which
+    # TransformerLens' from_pretrained("gpt2") reads
+    model = GPT2LMHeadModel(GPT2Config(n_ctx=1024)).eval()
     model.save_pretrained(folder)
     write_gpt2_tokenizer(folder)
     _mark(folder)
