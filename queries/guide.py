@@ -31,16 +31,19 @@ STYLE_FILE = GUIDE_DIR / "scd.grass"
 
 # Graph-view variants: the same match as the library query, returning paths so Browser draws them.
 VARIANTS = {
+    # the strongest edges with their prompt, circuit and features, so the picture shows every label
     "circuit-graph": (
         "circuit",
-        """MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
+        """MATCH (c:Circuit)-[x:EXPLAINS]->(p:Prompt)
 WHERE c.id = $prompt OR p.id = $prompt OR p.text = $prompt
-MATCH (c)-[:HAS]->(a:Node)
-MATCH g = (a)-[e:FEEDS]->(b:Node)
+MATCH (c)-[:HAS]->(a:Node)-[e:FEEDS]->(b:Node)
 WHERE abs(e.weight) >= $min_weight
-RETURN g
+WITH c, x, p, a, e, b
 ORDER BY abs(e.weight) DESC
-LIMIT $limit""",
+LIMIT $limit
+MATCH (a)-[oa:OF]->(fa:Feature)
+MATCH (b)-[ob:OF]->(fb:Feature)
+RETURN c, x, p, a, e, b, oa, fa, ob, fb""",
     ),
     "feeders-graph": (
         "feeders",
@@ -106,7 +109,7 @@ narrow it: kinds are resid, attn, mlp, transcoder, error, token, logit).</p>""",
         """<p>Set <code>prompt</code> to a prompt text (or a prompt id or circuit id, from the first slide).
 The graph view shows the strongest edges; the table lists every edge above <code>min_weight</code>.</p>""",
         [
-            ("circuit-graph", {"limit": 60}, "The circuit's strongest edges, drawn."),
+            ("circuit-graph", {"limit": 12}, "The circuit's strongest edges with their features, drawn."),
             ("circuit", {"limit": 50}, "The same edges as a table."),
         ],
     ),
@@ -210,7 +213,7 @@ def build_guide() -> str:
     return "\n".join(out)
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
+class CorsHandler(http.server.SimpleHTTPRequestHandler):
     """Static files with CORS (Browser fetches guides cross-origin), no directory listings, no logging."""
 
     def end_headers(self) -> None:
@@ -229,7 +232,7 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 @contextlib.contextmanager
 def serve(port: int = 0, directory: Path = GUIDE_DIR) -> Iterator[str]:
     """Serve ``directory`` on 127.0.0.1:port (0 = a free port) in a thread; yields the base URL."""
-    handler = functools.partial(_Handler, directory=str(directory))
+    handler = functools.partial(CorsHandler, directory=str(directory))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
