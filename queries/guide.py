@@ -109,7 +109,7 @@ narrow it: kinds are resid, attn, mlp, transcoder, error, token, logit).</p>""",
         """<p>Set <code>prompt</code> to a prompt text (or a prompt id or circuit id, from the first slide).
 The graph view shows the strongest edges; the table lists every edge above <code>min_weight</code>.</p>""",
         [
-            ("circuit-graph", {"limit": 12}, "The circuit's strongest edges with their features, drawn."),
+            ("circuit-graph", {"limit": 8}, "The circuit's strongest edges with their features, drawn."),
             ("circuit", {"limit": 50}, "The same edges as a table."),
         ],
     ),

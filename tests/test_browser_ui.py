@@ -126,6 +126,11 @@ class Page:
         self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
         element.click()
 
+    def script_click(self, element) -> None:
+        """Browser's own controls (slide arrows, fullscreen): clicked by script, as the stream may still be
+        reflowing around them; the guide's blocks get a real click."""
+        self.d.execute_script("arguments[0].click()", element)
+
     def clear(self):
         """``:clear``: an empty stream, so each test reads only its own frames."""
         self._submit(":clear")
@@ -135,8 +140,7 @@ class Page:
         frame = self.run(":play " + browser_app.guide_url(self.base))
         self.wait.until(lambda d: self.find("pre.runnable", frame))
         for shown in range(2, slide + 2):  # one slide at a time: a click during the slide animation is lost
-            # the arrow under the slides, clicked by script: the stream may still be reflowing around it
-            self.d.execute_script("arguments[0].click()", self.find("button.next-slide:not(.rounded)", frame)[0])
+            self.script_click(self.find("button.next-slide:not(.rounded)", frame)[0])  # the arrow under the slides
             self.wait.until(lambda d, n=shown: f"{n} / " in self.find("[data-testid=carousel]", frame)[0].text)
         return [b for b in self.find("pre.runnable", frame) if b.is_displayed()]
 
@@ -332,10 +336,18 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
             caption.endswith("…") and any(s.startswith(caption[:-1]) for s in shown)
         ), r
 
+    # the picture: the frame full-window, once the layout has settled at that size
+    small = frame.rect["height"]
+    page.script_click(page.find("button[title=Fullscreen]", frame)[0])
+    page.wait.until(lambda d: frame.rect["height"] > small + 200)
+    page.script_click(page.find("[aria-label=zoom-to-fit]", frame)[0])
+    last[0] = None
+    page.wait.until(settled)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "neo4j-browser-circuit.png"
     frame.screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+    page.script_click(page.find("button[title='Close fullscreen']", frame)[0])
 
 
 def test_favorites_zip_imports_the_query_library(page, tmp_path):
@@ -356,6 +368,7 @@ def test_favorites_zip_imports_the_query_library(page, tmp_path):
     page.find("[data-testid=navigationFavorites]")[0].click()
     page.wait.until(lambda d: "scd" in _text(page.find("[data-testid=savedScriptsFolder-scd]")))
     folder = page.find("[data-testid=savedScriptsFolder-scd]")[0]
+    page.click(page.find("[data-testid=expandFolder-scd]", folder)[0])
     page.wait.until(lambda d: len(page.find("[data-testid=savedScriptListItem]", folder)) == len(names))
     titles = {item.text.strip() for item in page.find("[data-testid=savedScriptListItem]", folder)}
     assert {t.split(":")[0] for t in titles} == set(names)
