@@ -1,4 +1,4 @@
-"""Neo4j Browser itself, for users without Docker: fetched from Maven Central, served on loopback with the guide.
+"""Neo4j Browser itself for users without Docker: fetched from Maven Central, served on loopback with the guide.
 
 Neo4j Browser is a static single-page app (``org.neo4j.client:neo4j-browser``, a jar holding ``browser/``) that
 talks to Neo4j over Bolt on a WebSocket, which the Bolt port accepts as well as plain Bolt. So a local Neo4j
@@ -9,9 +9,9 @@ Browser. ``serve()`` serves the app at ``/`` and the scd guide and style at ``/s
 Method (``browser_dir``):
 1. Look for ``$SCD_CACHE/neo4j-browser-VERSION/index.html`` (``SCD_CACHE`` defaults to ``~/.cache/scd``, where
    ``neo4j-local`` keeps the server jars); done if present.
-2. Otherwise fetch the jar with Maven (``mvn dependency:copy``: the same client, local repository and mirror
-   settings ``neo4j-local fetch`` uses) into a temporary folder, unpack its ``browser/`` folder next to the final
-   one and rename it into place, so an interrupted fetch never leaves a half-unpacked Browser behind.
+2. Otherwise fetch the jar with Maven (``mvn dependency:copy``: the client, local repository and mirror
+   settings ``neo4j-local fetch`` uses) into a temporary folder, unpack its ``browser/`` folder next to the
+   final one and rename it into place, so an interrupted fetch never leaves a half-unpacked Browser behind.
 
 ``favorites_zip()`` writes the named query library as a zip of ``.cypher`` files in one folder: dropped onto
 Browser 5 (one ``.zip`` file), it becomes a "scd" folder of favorites.
@@ -39,7 +39,7 @@ from scd.queries.runner import list_queries
 #: the newest Neo4j Browser on Maven Central (the 5.26 server line ships Browser 5.x); connects to 4.4 to 2025.x
 BROWSER_VERSION = "5.24.0"
 ARTIFACT = f"org.neo4j.client:neo4j-browser:{BROWSER_VERSION}"
-#: where the guide and style are served next to the app (a path, so one port and one allow-listed host serve both)
+#: where the guide and style are served next to the app: one port and one allow-listed host serve both
 GUIDE_PATH = "scd/"
 FAVORITES_FOLDER = "scd"
 
@@ -54,7 +54,9 @@ def browser_dir(fetch: bool = True) -> Path:
     if (target / "index.html").is_file():
         return target
     if not fetch:
-        raise ScdError(f"Neo4j Browser {BROWSER_VERSION} is not in {target}", "run `scd browser` once to fetch it")
+        raise ScdError(
+            f"Neo4j Browser {BROWSER_VERSION} is not in {target}", "run `scd browser` once to fetch it"
+        )
     if shutil.which("mvn") is None:
         raise ScdError(
             f"cannot fetch Neo4j Browser ({ARTIFACT}): mvn not found",
@@ -81,7 +83,9 @@ def browser_dir(fetch: bool = True) -> Path:
                 if member.startswith("browser/") and ".." not in Path(member).parts:
                     z.extract(member, unpacked)
         if not (unpacked / "browser" / "index.html").is_file():
-            raise ScdError(f"{jar.name} holds no browser/index.html", "report this Browser version as unusable")
+            raise ScdError(
+                f"{jar.name} holds no browser/index.html", "report this Browser version as unusable"
+            )
         with contextlib.suppress(FileExistsError, OSError):
             # a concurrent fetch may have won the race; its copy is as good as ours
             (unpacked / "browser").rename(target)

@@ -153,3 +153,65 @@ def test_every_guide_query_runs_on_neo4j(neo4j_uri):
             assert isinstance(params.get("limit", 0), int), "limits must reach the server as integers"
             records = driver.execute_query(query, params, database_="neo4j").records
             assert records, f"no rows for guide query with {params}:\n{query}"
+
+
+def test_app_server_serves_browser_at_root_and_the_guide_under_scd(tmp_path):
+    from scd.queries import browser_app
+
+    (tmp_path / "index.html").write_text("<html>browser</html>", encoding="utf-8")
+    with browser_app.serve(0, app=tmp_path) as base:
+        assert base.startswith("http://localhost:")  # the host Browser's default allow-list names
+        with urllib.request.urlopen(base, timeout=10) as r:
+            assert r.read() == b"<html>browser</html>"
+        with urllib.request.urlopen(browser_app.guide_url(base), timeout=10) as r:
+            assert r.headers["Access-Control-Allow-Origin"] == "*"
+            assert r.read().decode("utf-8") == guide.GUIDE_FILE.read_text(encoding="utf-8")
+        with urllib.request.urlopen(browser_app.style_url(base), timeout=10) as r:
+            assert r.read().decode("utf-8") == guide.STYLE_FILE.read_text(encoding="utf-8")
+        for missing in ("scd/", "scd/../index.html.bak", "nope.js"):
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(base + missing, timeout=10)
+
+
+def test_browser_url_connects_and_plays_the_guide():
+    from urllib.parse import parse_qs, urlsplit
+
+    from scd.queries import browser_app
+
+    url = browser_app.browser_url("http://localhost:9/", "bolt://127.0.0.1:7687")
+    query = parse_qs(urlsplit(url).query)
+    assert query == {
+        "dbms": ["bolt://127.0.0.1:7687"],
+        "preselectAuthMethod": ["NO_AUTH"],
+        "cmd": ["play"],
+        "arg": ["http://localhost:9/scd/scd.html"],
+    }
+    plain = browser_app.browser_url("http://h:1/", "neo4j://x:1", play=False, no_auth=False)
+    plain = parse_qs(urlsplit(plain).query)
+    assert plain == {"dbms": ["neo4j://x:1"]}
+
+
+def test_favorites_zip_holds_every_library_query(tmp_path):
+    import zipfile
+
+    from scd.queries import browser_app
+
+    names = browser_app.favorites_zip(tmp_path / "f.zip")
+    with zipfile.ZipFile(tmp_path / "f.zip") as z:
+        files = {n: z.read(n).decode("utf-8") for n in z.namelist()}
+    assert set(files) == {f"scd/{q.name}.cypher" for q in runner.list_queries()}
+    assert set(files) == {f"scd/{n}.cypher" for n in names}
+    for q in runner.list_queries():
+        first, rest = files[f"scd/{q.name}.cypher"].split("\n", 1)
+        assert first == f"// {q.name}: {q.description}" and rest == q.text
+
+
+def test_scd_browser_without_a_neo4j_says_how_to_start_one(monkeypatch):
+    from click.testing import CliRunner
+
+    from scd.cli import main
+
+    monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
+    result = CliRunner().invoke(main, ["browser"])
+    assert result.exit_code != 0
+    assert "no Neo4j to connect Browser to" in result.output and "neo4j-local start" in result.output

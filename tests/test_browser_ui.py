@@ -88,7 +88,12 @@ def demo_neo4j(neo4j_uri) -> StoreConfig:
     with open_store(config) as store:
         store.clear()
         report = ingest(
-            parse_prompts("\n".join(DEMO_PROMPTS)), store, model="demo", metric="logit", top_k=8, progress=False
+            parse_prompts("\n".join(DEMO_PROMPTS)),
+            store,
+            model="demo",
+            metric="logit",
+            top_k=8,
+            progress=False,
         )
     assert report.written == len(DEMO_PROMPTS), report
     return config
@@ -140,8 +145,12 @@ class Page:
         frame = self.run(":play " + browser_app.guide_url(self.base))
         self.wait.until(lambda d: self.find("pre.runnable", frame))
         for shown in range(2, slide + 2):  # one slide at a time: a click during the slide animation is lost
-            self.script_click(self.find("button.next-slide:not(.rounded)", frame)[0])  # the arrow under the slides
-            self.wait.until(lambda d, n=shown: f"{n} / " in self.find("[data-testid=carousel]", frame)[0].text)
+            self.script_click(
+                self.find("button.next-slide:not(.rounded)", frame)[0]
+            )  # the arrow under the slides
+            self.wait.until(
+                lambda d, n=shown: f"{n} / " in self.find("[data-testid=carousel]", frame)[0].text
+            )
         return [b for b in self.find("pre.runnable", frame) if b.is_displayed()]
 
     def run_block(self, block):
@@ -215,6 +224,13 @@ def test_connects_over_bolt_websocket(page, demo_neo4j):
     assert demo_neo4j.neo4j_uri in frame.text
 
 
+def test_scd_browser_url_opens_connected_with_the_guide_playing(driver, page, demo_neo4j):
+    """The address `scd browser` prints: connected, and the guide's first slide showing."""
+    driver.get(browser_app.browser_url(page.base, demo_neo4j.neo4j_uri))
+    page.wait.until(lambda d: "Sparse feature circuits" in _text(page.find("[data-testid=stream]")))
+    page.wait.until(lambda d: "Connected to Neo4j" in _text(page.find("[data-testid=stream]")))
+
+
 def test_guide_feeders_block_gives_the_rows_scd_query_prints(page, demo_neo4j):
     from scd.cli import main
 
@@ -283,9 +299,13 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
     last: list = [None]
 
     def settled(_d):
-        now = [n["id"] for n in _node_styles(page, frame)], page.d.execute_script(
-            "return Array.from(arguments[0].querySelectorAll('svg g.node')).map(g => g.getAttribute('transform'))",
-            frame,
+        now = (
+            [n["id"] for n in _node_styles(page, frame)],
+            page.d.execute_script(
+                "return Array.from(arguments[0].querySelectorAll('svg g.node'))"
+                ".map(g => g.getAttribute('transform'))",
+                frame,
+            ),
         )
         same, last[0] = now == last[0], now
         return same
@@ -299,7 +319,8 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
         stored = {
             r["id"]: (r["labels"], r["props"])
             for r in db.execute_query(
-                "MATCH (n) WHERE id(n) IN $ids RETURN id(n) AS id, labels(n) AS labels, properties(n) AS props",
+                "MATCH (n) WHERE id(n) IN $ids "
+                "RETURN id(n) AS id, labels(n) AS labels, properties(n) AS props",
                 {"ids": ids},
                 database_="neo4j",
             ).records
@@ -326,7 +347,11 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
         seen.add(label)
     assert {"Prompt", "Circuit", "Node", "Feature"} <= seen
 
-    feeds = [r for r in _relationship_styles(page, frame) if r["fill"].upper() == rules["relationship.FEEDS"]["color"]]
+    feeds = [
+        r
+        for r in _relationship_styles(page, frame)
+        if r["fill"].upper() == rules["relationship.FEEDS"]["color"]
+    ]
     assert feeds, "FEEDS edges are drawn in their colour"
     shown = {_js_number(w) for w in weights}
     for r in feeds:
@@ -361,7 +386,8 @@ def test_favorites_zip_imports_the_query_library(page, tmp_path):
            const dt = new DataTransfer();
            dt.items.add(new File([bytes], 'scd-queries.zip', {type: 'application/zip'}));
            for (const type of ['dragenter', 'dragover', 'drop'])
-             arguments[0].dispatchEvent(new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));""",
+             arguments[0].dispatchEvent(
+                 new DragEvent(type, {bubbles: true, cancelable: true, dataTransfer: dt}));""",
         page.find("[data-testid=stream]")[0],
         data,
     )

@@ -211,7 +211,14 @@ def cypher(text, params, fmt, limit, store_config):
 @click.option(
     "--print-path", is_flag=True, help="Print where the static guide and style files are, and exit."
 )
-def browser_guide(port, print_path):
+@click.option(
+    "--favorites",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="ZIP",
+    help="Write the named query library as a Browser favorites import (drop the .zip onto Browser), and exit.",
+)
+def browser_guide(port, print_path, favorites):
     """Serve the Neo4j Browser guide (and the GraSS style) on loopback until Ctrl-C.
 
     Paste the printed `:play` line into Neo4j Browser; drag scd.grass onto it for the style.
@@ -220,9 +227,17 @@ def browser_guide(port, print_path):
     Example:
       scd browser-guide
       scd browser-guide --print-path
+      scd browser-guide --favorites scd-queries.zip
     """
     from scd.queries.guide import GUIDE_DIR, serve
 
+    if favorites is not None:
+        from scd.queries.browser_app import FAVORITES_FOLDER, favorites_zip
+
+        names = favorites_zip(favorites)
+        click.echo(f"wrote {favorites}: {len(names)} queries in a '{FAVORITES_FOLDER}' folder of favorites")
+        click.echo("Drop it onto the Neo4j Browser window (Favorites > scd); set each query's :param first.")
+        return
     if print_path:
         click.echo(GUIDE_DIR / "scd.html")
         click.echo(GUIDE_DIR / "scd.grass")
