@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from scd.core.config import StoreConfig
 from scd.core.errors import ScdError
-from scd.queries import browser_app
+from scd.queries import browser_app, guide
 from scd.queries.runner import list_queries
 
 from .test_browser import parse_grass
@@ -84,7 +84,9 @@ def demo_neo4j(neo4j_uri) -> StoreConfig:
     from scd.ingest.prompts import parse_prompts
     from scd.store import open_store
 
-    config = StoreConfig(neo4j_uri=neo4j_uri)
+    config = StoreConfig.resolve(
+        neo4j=neo4j_uri
+    )  # credentials from the environment, as the fixture left them
     with open_store(config) as store:
         store.clear()
         report = ingest(
@@ -108,6 +110,20 @@ class Page:
         self.d, self.base = d, base
         self.wait = WebDriverWait(d, WAIT_S)
 
+    def until(self, condition, what: str):
+        """Wait for a DOM condition; on timeout keep a screenshot in the artefacts and say what was awaited."""
+        from selenium.common.exceptions import TimeoutException
+
+        try:
+            return self.wait.until(condition)
+        except TimeoutException:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shot = ARTIFACTS / f"timeout-{_slug(what)}.png"
+            self.d.save_screenshot(str(shot))
+            raise AssertionError(
+                f"timed out after {WAIT_S} s waiting for {what} (screenshot: {shot})"
+            ) from None
+
     def find(self, css, root=None):
         from selenium.webdriver.common.by import By
 
@@ -117,13 +133,13 @@ class Page:
         """Type ``command`` (or keep what a guide block put in the editor), run it; the new frame."""
         before = len(self.find("[data-testid=frame]"))
         self._submit(command)
-        self.wait.until(lambda d: len(self.find("[data-testid=frame]")) > before)
+        self.until(lambda d: len(self.find("[data-testid=frame]")) > before, "a new frame")
         return self.find("[data-testid=frame]")[0]  # newest first
 
     def _submit(self, command: str | None) -> None:
         if command is not None:
             self.find("[data-testid=activeEditor] textarea")[0].send_keys(command)
-            self.wait.until(lambda d: self._editor_holds(command))
+            self.until(lambda d: self._editor_holds(command), f"the editor to hold {command!r}")
         self.find("[data-testid=editor-Run]")[0].click()
 
     def click(self, element) -> None:
@@ -139,25 +155,34 @@ class Page:
     def clear(self):
         """``:clear``: an empty stream, so each test reads only its own frames."""
         self._submit(":clear")
-        self.wait.until(lambda d: not self.find("[data-testid=frame]"))
+        self.until(lambda d: not self.find("[data-testid=frame]"), "an empty stream")
 
-    def play_guide(self, slide: int):
+    def play_guide(self, name: str):
+        """``:play`` the guide, go to the slide holding query ``name``; its parameter and query blocks."""
+        slide = next(k for k, (*_, items) in enumerate(guide.SLIDES) if name in [i[0] for i in items])
+        _name, params, query = next(b for b in guide.guide_blocks() if b[0] == name)
         frame = self.run(":play " + browser_app.guide_url(self.base))
-        self.wait.until(lambda d: self.find("pre.runnable", frame))
+        self.until(lambda d: self.find("pre.runnable", frame), "the guide")
+        arrow, carousel = (
+            "button.next-slide:not(.rounded)",
+            "[data-testid=carousel]",
+        )  # the arrow under the slides
         for shown in range(2, slide + 2):  # one slide at a time: a click during the slide animation is lost
-            self.script_click(
-                self.find("button.next-slide:not(.rounded)", frame)[0]
-            )  # the arrow under the slides
-            self.wait.until(
-                lambda d, n=shown: f"{n} / " in self.find("[data-testid=carousel]", frame)[0].text
-            )
-        return [b for b in self.find("pre.runnable", frame) if b.is_displayed()]
+            self.script_click(self.find(arrow, frame)[0])
+            self.until(lambda d, n=shown: f"{n} / " in self.find(carousel, frame)[0].text, "a slide")
+
+        def block(text):  # the carousel renders the slides near the current one only
+            want = _squash(text)
+            return next((b for b in self.find("pre.runnable", frame) if _squash(b.text) == want), None)
+
+        self.until(lambda d: all(b and b.is_displayed() for b in (block(params), block(query))), name)
+        return block(params), block(query)
 
     def run_block(self, block):
         """Click a guide block (Browser copies it into the editor), then run it."""
         text = block.text
         self.click(block)
-        self.wait.until(lambda d: self._editor_holds(text))
+        self.until(lambda d: self._editor_holds(text), "the editor to hold the block")
         return self.run()
 
     def _editor_holds(self, text: str) -> bool:
@@ -168,13 +193,13 @@ class Page:
 
     def params(self, frame) -> dict:
         """The parameters a :param frame shows, as Browser holds them."""
-        self.wait.until(lambda d: "\n{\n" in frame.text)  # the command line holds braces too
+        self.until(lambda d: "\n{\n" in frame.text, "the parameters")  # the command line holds braces too
         text = frame.text
         return json.loads(text[text.index("\n{\n") : text.index("\n}", text.index("\n{\n")) + 2])
 
     def table(self, frame) -> tuple[list[str], list[list[str]]]:
         """Header and rows of a result frame's table view, cells as the text Browser shows."""
-        self.wait.until(lambda d: "records" in _text(self.find("[data-testid=frameStatusbar]", frame)))
+        self.until(lambda d: "records" in _text(self.find("[data-testid=frameStatusbar]", frame)), "a result")
         header = [th.text for th in self.find("thead th", frame) if th.text]
         rows = []
         for tr in self.find("tbody tr", frame):
@@ -198,6 +223,14 @@ def _shown(value) -> str:
     return str(value)
 
 
+def _auth(config: StoreConfig):
+    return (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text)[:60]
+
+
 def _js_number(x: float) -> str:
     """JavaScript's Number#toString for a double: the shortest round-trip digits, as Python's repr."""
     text = repr(float(x))
@@ -211,31 +244,44 @@ def _squash(text: str) -> str:
 @pytest.fixture(scope="module")
 def page(driver, app_dir, demo_neo4j):
     with browser_app.serve(0, app=app_dir) as base:
-        driver.get(browser_app.browser_url(base, demo_neo4j.neo4j_uri, play=False))
+        no_auth = demo_neo4j.neo4j_password is None
+        driver.get(browser_app.browser_url(base, demo_neo4j.neo4j_uri, play=False, no_auth=no_auth))
         p = Page(driver, base)
-        p.wait.until(lambda d: "Connected to Neo4j" in _text(p.find("[data-testid=stream]")))
+        if not no_auth:  # testcontainers' server has a password: the connect form, as a user fills it in
+            p.until(lambda d: p.find("[data-testid=password]"), "the connect form")
+            p.find("[data-testid=username]")[0].send_keys(demo_neo4j.neo4j_user)
+            p.find("[data-testid=password]")[0].send_keys(demo_neo4j.neo4j_password)
+            p.find("[data-testid=connect]")[0].click()
+        p.until(lambda d: "Connected to Neo4j" in _text(p.find("[data-testid=stream]")), "a connection")
         yield p
 
 
 def test_connects_over_bolt_websocket(page, demo_neo4j):
+    """A query answered in Browser: Bolt over a WebSocket works, to the server the fixture started."""
+    from neo4j import GraphDatabase
+
+    with GraphDatabase.driver(demo_neo4j.neo4j_uri, auth=_auth(demo_neo4j)) as db:
+        version = db.get_server_info().agent.split("/")[1]
     page.clear()
-    frame = page.run(":server status")
-    page.wait.until(lambda d: "You are connected" in frame.text)
-    assert demo_neo4j.neo4j_uri in frame.text
+    header, rows = page.table(page.run("CALL dbms.components()"))
+    assert header == ["name", "versions", "edition"]
+    assert rows == [['"Neo4j Kernel"', f'["{version}"]', '"community"']]
 
 
 def test_scd_browser_url_opens_connected_with_the_guide_playing(driver, page, demo_neo4j):
     """The address `scd browser` prints: connected, and the guide's first slide showing."""
-    driver.get(browser_app.browser_url(page.base, demo_neo4j.neo4j_uri))
-    page.wait.until(lambda d: "Sparse feature circuits" in _text(page.find("[data-testid=stream]")))
-    page.wait.until(lambda d: "Connected to Neo4j" in _text(page.find("[data-testid=stream]")))
+    driver.get(
+        browser_app.browser_url(page.base, demo_neo4j.neo4j_uri, no_auth=demo_neo4j.neo4j_password is None)
+    )
+    page.until(lambda d: "Sparse feature circuits" in _text(page.find("[data-testid=stream]")), "the guide")
+    page.until(lambda d: "Connected to Neo4j" in _text(page.find("[data-testid=stream]")), "a connection")
 
 
 def test_guide_feeders_block_gives_the_rows_scd_query_prints(page, demo_neo4j):
     from scd.cli import main
 
     page.clear()
-    blocks = page.play_guide(slide=1)  # "Who feeds the closing bracket?"
+    blocks = page.play_guide("feeders")
     assert "$token" in blocks[1].text and blocks[0].text.startswith(":param")
     params = page.params(page.run_block(blocks[0]))
     header, rows = page.table(page.run_block(blocks[1]))
@@ -287,15 +333,17 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
     rules = parse_grass(browser_app.GUIDE_DIR.joinpath("scd.grass").read_text(encoding="utf-8"))
     page.clear()
     style = page.run(":style " + browser_app.style_url(page.base))
-    page.wait.until(lambda d: "node.Feature" in style.text)
+    page.until(lambda d: "node.Feature" in style.text, "the style")
 
-    blocks = page.play_guide(slide=4)  # "One prompt's circuit"
+    blocks = page.play_guide("circuit-graph")
     assert "RETURN c, x, p" in blocks[1].text
     params = page.params(page.run_block(blocks[0]))
     frame = page.run_block(blocks[1])
     # drawn when the overview's count and the SVG agree, and the layout has stopped moving
-    page.wait.until(lambda d: "Displaying" in frame.text)
-    page.wait.until(lambda d: f"Displaying {len(page.find('svg g.node', frame))} nodes" in frame.text)
+    page.until(lambda d: "Displaying" in frame.text, "a graph")
+    page.until(
+        lambda d: f"Displaying {len(page.find('svg g.node', frame))} nodes" in frame.text, "every node"
+    )
     last: list = [None]
 
     def settled(_d):
@@ -310,12 +358,13 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
         same, last[0] = now == last[0], now
         return same
 
-    page.wait.until(settled)
+    page.until(settled, "the layout to settle")
 
     nodes = _node_styles(page, frame)
     ids = [n["id"] for n in nodes]
-    auth = (demo_neo4j.neo4j_user, demo_neo4j.neo4j_password) if demo_neo4j.neo4j_password else None
-    with GraphDatabase.driver(demo_neo4j.neo4j_uri, auth=auth, notifications_min_severity="OFF") as db:
+    with GraphDatabase.driver(
+        demo_neo4j.neo4j_uri, auth=_auth(demo_neo4j), notifications_min_severity="OFF"
+    ) as db:
         stored = {
             r["id"]: (r["labels"], r["props"])
             for r in db.execute_query(
@@ -362,12 +411,11 @@ def test_circuit_graph_is_drawn_in_the_grass_style(page, demo_neo4j):
         ), r
 
     # the picture: the frame full-window, once the layout has settled at that size
-    small = frame.rect["height"]
     page.script_click(page.find("button[title=Fullscreen]", frame)[0])
-    page.wait.until(lambda d: frame.rect["height"] > small + 200)
+    page.until(lambda d: page.find("button[title='Close fullscreen']", frame), "full screen")
     page.script_click(page.find("[aria-label=zoom-to-fit]", frame)[0])
     last[0] = None
-    page.wait.until(settled)
+    page.until(settled, "the layout to settle")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "neo4j-browser-circuit.png"
     frame.screenshot(str(shot))
@@ -392,9 +440,11 @@ def test_favorites_zip_imports_the_query_library(page, tmp_path):
         data,
     )
     page.find("[data-testid=navigationFavorites]")[0].click()
-    page.wait.until(lambda d: "scd" in _text(page.find("[data-testid=savedScriptsFolder-scd]")))
+    page.until(lambda d: page.find("[data-testid=savedScriptsFolder-scd]"), "the scd favorites folder")
     folder = page.find("[data-testid=savedScriptsFolder-scd]")[0]
     page.click(page.find("[data-testid=expandFolder-scd]", folder)[0])
-    page.wait.until(lambda d: len(page.find("[data-testid=savedScriptListItem]", folder)) == len(names))
+    page.until(
+        lambda d: len(page.find("[data-testid=savedScriptListItem]", folder)) == len(names), "every query"
+    )
     titles = {item.text.strip() for item in page.find("[data-testid=savedScriptListItem]", folder)}
     assert {t.split(":")[0] for t in titles} == set(names)
