@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from click.testing import CliRunner
@@ -28,6 +29,7 @@ from scd.core.errors import ScdError
 from scd.queries import browser_app, guide
 from scd.queries.runner import list_queries
 
+from .neo4j_server import unavailable
 from .test_browser import parse_grass
 
 pytestmark = [pytest.mark.browser, pytest.mark.neo4j, pytest.mark.slow]
@@ -39,11 +41,8 @@ DEMO_PROMPTS = ["f(a [b (c", "ab (cd [e {fg", "x = [1, 2, [3, 4", "Copyright (C"
 WAIT_S = 120  # a loaded 2-core machine renders slowly; a quiet one needs a few seconds
 
 
-def _unavailable(reason: str):
-    reason = f"NO BROWSER: {reason} -- Neo4j Browser tests cannot run"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
+def _unavailable(reason: str) -> NoReturn:
+    unavailable(f"NO BROWSER: {reason} -- Neo4j Browser tests cannot run")
 
 
 @pytest.fixture(scope="module")
