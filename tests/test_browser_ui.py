@@ -445,5 +445,14 @@ def test_favorites_zip_imports_the_query_library(page, tmp_path):
     page.until(
         lambda d: len(page.find("[data-testid=savedScriptListItem]", folder)) == len(names), "every query"
     )
-    titles = {item.text.strip() for item in page.find("[data-testid=savedScriptListItem]", folder)}
-    assert {t.split(":")[0] for t in titles} == set(names)
+    items = {
+        item.text.strip().split(":")[0]: item
+        for item in page.find("[data-testid=savedScriptListItem]", folder)
+    }
+    assert set(items) == set(names)  # each titled "NAME: description", its first line
+    # a favorite clicked fills the editor with the library's text
+    feeders = next(q for q in list_queries() if q.name == "feeders")
+    page.click(items["feeders"])
+    page.until(
+        lambda d: page._editor_holds(f"// feeders: {feeders.description}\n{feeders.text}"), "the favorite"
+    )
