@@ -388,7 +388,8 @@ _OPEN_TRANSACTION = {
         "assert _write_rows(tx, rows)\n"
     ),
     "embedded": (
-        "conn = store._writer().__enter__()\n"
+        "writer = store._writer()  # keep a reference: a dropped context manager would release the handle\n"
+        "conn = writer.__enter__()\n"
         "conn.execute('BEGIN TRANSACTION')\n"
         "assert store._write_rows(conn, rows)\n"
     ),
@@ -432,6 +433,8 @@ def test_kill_inside_an_open_transaction_leaves_nothing(store_config):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+    with open_store(store_config, read_only=True) as store:  # a reader first, right after the kill
+        assert store_snapshot(store) == before
     with open_store(store_config) as store:
         assert store_snapshot(store) == before
         assert store.write_circuit(synthetic_circuit(13))  # and the circuit can be written afterwards

@@ -13,7 +13,13 @@ opens the database read-only for each call, so the engine itself refuses any wri
 Atomicity: ``write_circuit`` runs inside ``BEGIN TRANSACTION`` ... ``COMMIT`` (``ROLLBACK`` on error). A process
 killed mid-transaction leaves nothing visible: uncommitted work never reaches the file, and the WAL replay on the
 next open drops it -- also when the kill tore the WAL's last record (replay stops there instead of refusing to
-open the store). Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
+open the store).
+
+Recovery: a checkpoint that stopped half way (process killed, disk full) leaves LadybugDB's shadow file behind,
+and a read-only open then refuses the store. scd completes the recovery itself: a reader that meets it opens the
+store read-write once (waiting while another process holds the write lock: that process is writing or
+checkpointing), which replays the checkpoint and keeps every committed transaction, then reads. No message ever
+suggests deleting a store; one that cannot be read is copied first. Writes use ``UNWIND $rows`` batches: new Features (looked up first, then CREATEd), MERGE the
 Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicate primary key in LadybugDB 0.22.
 ``fold`` adds pending circuits to the pre-aggregated layer later, in transactions of its own
 (scd.store.aggregates); holding the only write handle, it needs no lock of its own.
@@ -21,8 +27,10 @@ Prompt, CREATE the rest; never ``COPY``, which crashes the process on a duplicat
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +93,13 @@ CREATE (a)-[:FEEDS {weight: r.weight, share: r.share}]->(b)
 """
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
+# A read-only open that meets an unfinished checkpoint (LadybugDB 0.22's wording, and newer releases'), or a
+# WAL/header another process is rewriting at that moment (a checkpoint truncating the WAL under the open)
+_RECOVERY_PENDING = re.compile(
+    r"checkpoint recovery is pending|checkpoint is in progress|replay shadow pages under read-only"
+    r"|Reading past the end of the file .*\.wal\b|may be checkpointing",
+    re.I,
+)
 
 
 def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
@@ -160,32 +175,74 @@ class EmbeddedStore(Store):
             raise StoreError(f"store file {self.db_path.resolve()} is not writable", fix)
 
     def _open(self, *, read_only: bool) -> ladybug.Database:
-        """Open the database file; while another process holds the write lock, wait with backoff."""
+        """Open the database file, waiting (with backoff, up to ``lock_timeout``) while another process holds the
+        write lock, and completing any recovery the store needs first.
+
+        1. Open. A process killed while appending to the WAL leaves a torn last record, and LadybugDB 0.22 then
+           refuses to open the store at all; replaying up to the torn record keeps every committed transaction
+           and drops only the one that never committed -- what kill -9 should mean.
+        2. A read-only open that finds a checkpoint unfinished (a shadow file or a frozen WAL: another process is
+           checkpointing right now, or one died or failed half way) is refused by LadybugDB, and one that races
+           a checkpoint truncating the WAL reads past its end. Then take the write
+           lock and open read-write once, which completes the recovery, and open read-only again
+           (``_recover``). While another process holds the write lock it is writing or checkpointing: wait.
+        3. Anything else is a store scd cannot read: say so, and how to keep the data, never to delete it.
+        """
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.02
         while True:
             try:
-                # A process killed while appending to the WAL leaves a torn last record, and LadybugDB 0.22 then
-                # refuses to open the store at all. Replaying up to the torn record keeps every committed
-                # transaction and drops only the one that never committed -- what kill -9 should mean.
                 return ladybug.Database(
                     str(self.db_path), read_only=read_only, throw_on_wal_replay_failure=False
                 )
             except RuntimeError as e:
-                if not _LOCKED.search(str(e)):
-                    raise StoreError(
-                        f"cannot open the embedded store at {self.folder.resolve()}: {str(e).splitlines()[0]}",
-                        "check the path; if the file is damaged, move it away and ingest again",
-                    ) from e
+                if read_only and _RECOVERY_PENDING.search(str(e)):
+                    if self._recover():
+                        continue  # recovered: open read-only again at once
+                elif not _LOCKED.search(str(e)):
+                    raise self._unreadable(e) from e
                 if time.monotonic() >= deadline:
                     raise StoreError(
                         f"the embedded store at {self.folder.resolve()} stayed locked by another process for "
-                        f"{self.lock_timeout:g} s ({str(e).splitlines()[0]})",
+                        f"{self.lock_timeout:g} s ({_first_line(e)})",
                         "wait for the other `scd ingest` to finish (or raise SCD_STORE_LOCK_TIMEOUT); for many "
                         "concurrent writers use a Neo4j server (--neo4j)",
                     ) from e
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.25)
+
+    def _recover(self) -> bool:
+        """Complete an unfinished checkpoint under the store's write lock: one read-write open replays (or drops)
+        the shadow pages and the WAL, keeping every committed transaction, and closing checkpoints the file.
+        False while another process holds the write lock (it is writing or checkpointing; the caller waits)."""
+        with self._lock:
+            if (
+                self._rw is not None
+            ):  # this process is the writer; its handle already holds the recovered state
+                return False
+            try:
+                db = ladybug.Database(str(self.db_path), read_only=False, throw_on_wal_replay_failure=False)
+            except RuntimeError as e:
+                if _LOCKED.search(str(e)):
+                    return False
+                raise StoreError(
+                    f"the embedded store at {self.folder.resolve()} needs recovery (a process stopped in the "
+                    f"middle of a checkpoint) and it could not be completed here: {_first_line(e)}",
+                    "the data is intact: first keep a copy of the whole folder (cp -a), then run any scd command "
+                    "on it as a user who can write the folder (e.g. `scd store stats --store PATH`), which "
+                    "completes the recovery",
+                ) from e
+            db.close()
+            return True
+
+    def _unreadable(self, e: BaseException) -> StoreError:
+        """A store LadybugDB cannot open: keep the data first, then look for the cause."""
+        folder = self.folder.resolve()
+        return StoreError(
+            f"cannot open the embedded store at {folder}: {_first_line(e)}",
+            f"keep the data before anything else: copy the whole folder (cp -a {folder} {folder}.copy); then "
+            "check the path and that this scd's LadybugDB version (`scd doctor`) is the one that wrote it",
+        )
 
     @contextmanager
     def _reader(self) -> Iterator[ladybug.Connection]:
@@ -212,8 +269,15 @@ class EmbeddedStore(Store):
                 self._rw = (db, ladybug.Connection(db))
             try:
                 yield self._rw[1]
+            except BaseException as e:
+                if _write_failed(e):
+                    self._abandon()
+                    raise self._disk_error(e) from e
+                raise
             finally:
-                if self.hold_s > 0:
+                if self._rw is None:  # abandoned after a failed write
+                    pass
+                elif self.hold_s > 0:
                     self._timer = threading.Timer(self.hold_s, self._release)
                     self._timer.daemon = True
                     self._timer.start()
@@ -230,6 +294,30 @@ class EmbeddedStore(Store):
                 self._rw = None
                 conn.close()
                 db.close()
+
+    def _abandon(self) -> None:
+        """Give up the write handle after a write to disk failed, without closing it.
+
+        LadybugDB 0.22 cannot close a database whose WAL write failed (a full disk): the close retries the write,
+        the destructor rethrows, and std::terminate aborts the process with no message (exit 134). So the handle
+        is parked, never closed, and the process ends without running destructors (``_exit_without_closing``),
+        as kill -9 would. The store recovers from that on its next open: every committed transaction is in the
+        WAL, the failed one is dropped."""
+        if self._rw is None:
+            return
+        _ABANDONED.append(self._rw)
+        self._rw = None
+        if len(_ABANDONED) == 1:
+            atexit.register(_exit_without_closing)
+
+    def _disk_error(self, e: BaseException) -> StoreError:
+        cause = _write_failed(e) or "a write failed"
+        return StoreError(
+            f"the disk under the embedded store at {self.folder.resolve()} is full ({cause}): the write in "
+            "progress was not kept; everything committed before it is safe",
+            "free space on that disk (or copy the store folder to a bigger one with cp -a and point --store at "
+            "it), then run the same command again: it resumes",
+        )
 
     @contextmanager
     def _any(self) -> Iterator[ladybug.Connection]:
@@ -399,6 +487,40 @@ def _schema_columns() -> dict[str, list[tuple[str, str]]]:
                 cols.append((words[0], words[1]))
         out[m.group(1)] = cols
     return out
+
+
+# A write the file system refused: full disk, quota, file size limit (LadybugDB raises these as IO exceptions)
+_WRITE_FAILED = re.compile(
+    r"Cannot write to file.*?Error: ([^\n.]+)|(No space left on device|Disk quota exceeded|File too large)",
+    re.S,
+)
+_ABANDONED: list[tuple[ladybug.Database, ladybug.Connection]] = []  # handles that must never be closed
+
+
+def _write_failed(e: BaseException | None) -> str | None:
+    """The reason when ``e`` (or an exception it was raised from) is a write the file system refused."""
+    seen = 0
+    while e is not None and seen < 10:
+        m = _WRITE_FAILED.search(str(e))
+        if m:
+            return (m.group(1) or m.group(2)).strip()
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def _exit_without_closing() -> None:
+    """At exit, after a write failed: end the process without closing the parked handles (see _abandon)."""
+    if _ABANDONED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(1)
+
+
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def _count(conn: ladybug.Connection, query: str, params: dict[str, Any] | None = None) -> int:
