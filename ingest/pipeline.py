@@ -72,6 +72,8 @@ class IngestReport:
     dry_run: bool = False
     store: str = ""
     interrupted: bool = False
+    phase: str = ""  # the phase running when the run ended (load, check, discover, write, fold, done)
+    checked: int = 0  # prompts checked against the model so far (phase 2)
     fold: FoldReport = field(default_factory=FoldReport)
     pending: int = 0  # circuits left out of the aggregate layer (ingest(fold=False))
 
@@ -90,20 +92,51 @@ class IngestReport:
             out.append(
                 f"{self.pending} circuits not yet in the aggregate layer: run `scd store fold` when done"
             )
-        out += [f"  failed {f.describe()}" for f in self.failed]
+        out += self.failure_lines()
         if self.interrupted:
-            out.append("interrupted: rerun the same command to finish (finished circuits are skipped)")
+            where = f" while {_PHASE_WORDS.get(self.phase, self.phase)}" if self.phase else ""
+            if self.phase == "check":
+                where += f" ({self.checked} of {self.total} prompts checked)"
+            out.append(
+                f"interrupted{where}: rerun the same command to finish (finished circuits are skipped)"
+            )
         return out
+
+    def summary_lines(self) -> list[str]:
+        """lines() without the failed prompts (the CLI prints those on stderr)."""
+        failures = set(self.failure_lines())
+        return [line for line in self.lines() if line not in failures]
+
+    def failure_lines(self) -> list[str]:
+        return [f"  failed {f.describe()}" for f in self.failed]
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
         d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
         d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
+        d |= {"phase": self.phase, "checked": self.checked}
         d |= {
             "folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)},
             "pending": self.pending,
         }
         return d
+
+
+_PHASE_WORDS = {
+    "load": "loading the model",
+    "check": "checking prompts",
+    "discover": "discovering",
+    "write": "writing",
+    "fold": "folding",
+}
+
+
+class IngestInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during an ingest; ``report`` says what was written before it (``report.interrupted``)."""
+
+    def __init__(self, report: IngestReport):
+        super().__init__("ingest interrupted")
+        self.report = report
 
 
 def request_key(model: str, sae_set: Any, spec: PromptSpec, options: dict[str, Any]) -> str:
@@ -170,40 +203,54 @@ def ingest(
     key_options = {k: v for k, v in options.items() if k not in NOT_IN_KEY}
     out_dir = _prepare_json_out(json_out)
 
-    # 1. load
-    if discover_fn is None:
-        from scd.discovery.discover import discover
-        from scd.models.bundle import ModelBundle, load_bundle
-
-        bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
-        model_key: Any = bundle.name
-        sae_key: Any = [bundle.sae_set, bundle.sae_ids]
-
-        def run(spec: PromptSpec) -> Circuit:
-            return discover(spec.text, model=bundle, target=spec.target, contrast=spec.contrast, **options)
-
-    else:
-        bundle = None
-        model_key, sae_key = str(model), saes
-
-        def run(spec: PromptSpec) -> Circuit:
-            return discover_fn(spec.text, target=spec.target, contrast=spec.contrast, **options)
-
-    # 2. check
-    todo: list[PromptSpec] = []
-    for spec in prompts:
-        try:
-            if bundle is not None:
-                check_prompt(bundle, spec)
-            todo.append(spec)
-        except InputError as e:
-            _fail(report, spec, e, fail_fast)
-
-    bar = _progress(len(prompts), enabled=progress)
-    bar.update(len(prompts) - len(todo))
-    progress_ = _Progress(bar, report)
-    writer = None if dry_run else _Writer(store, progress_, writers or store.writers, fold=fold)
+    bar: Any = _NoBar()
+    writer = None
     try:
+        # 1. load
+        report.phase = "load"
+        if discover_fn is None:
+            from scd.discovery.discover import discover
+            from scd.models.bundle import ModelBundle, load_bundle
+
+            bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
+            model_key: Any = bundle.name
+            sae_key: Any = [bundle.sae_set, bundle.sae_ids]
+
+            def run(spec: PromptSpec) -> Circuit:
+                return discover(
+                    spec.text, model=bundle, target=spec.target, contrast=spec.contrast, **options
+                )
+
+        else:
+            bundle = None
+            model_key, sae_key = str(model), saes
+
+            def run(spec: PromptSpec) -> Circuit:
+                return discover_fn(spec.text, target=spec.target, contrast=spec.contrast, **options)
+
+        # 2. check
+        report.phase = "check"
+        todo: list[PromptSpec] = []
+        if bundle is not None and progress:
+            print(
+                f"checking {len(prompts)} prompts against model {bundle.name} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+        for spec in prompts:
+            try:
+                if bundle is not None:
+                    check_prompt(bundle, spec)
+                todo.append(spec)
+            except InputError as e:
+                _fail(report, spec, e, fail_fast)
+            report.checked += 1
+
+        bar = _progress(len(prompts), enabled=progress)
+        bar.update(len(prompts) - len(todo))
+        progress_ = _Progress(bar, report)
+        writer = None if dry_run else _Writer(store, progress_, writers or store.writers, fold=fold)
+        report.phase = "discover"
         for spec in todo:
             # 3. resume
             key = request_key(model_key, sae_key, spec, key_options)
@@ -226,18 +273,25 @@ def ingest(
             else:
                 writer.submit(store.prepare(circuit, request=key), circuit)
         if writer is not None:
+            report.phase = "write"
             writer.close()  # every circuit written (or the writer's error raised here)
-            # 6. fold (what this run wrote, and what an interrupted earlier run left pending)
-            if fold:
+            # 6. fold (what this run wrote, and what an interrupted earlier run left pending); a run that
+            # wrote nothing into a store that does not exist yet creates nothing
+            report.phase = "fold"
+            if fold and (report.written or store.pending()):
                 _fold(store, progress_)
-            else:
+            elif not fold:
                 report.pending = store.pending()
-    except KeyboardInterrupt:
+        report.phase = "done"
+    except KeyboardInterrupt as e:
         report.interrupted = True
-        raise
+        if writer is not None:
+            writer.stop()  # drop what waits, let the transaction in flight end: it is counted below
+            writer = None
+        raise IngestInterrupted(report) from e
     finally:
         if writer is not None:
-            writer.stop()  # after an error or Ctrl-C: drop what waits, let the transaction in flight end
+            writer.stop()  # after an error: drop what waits, let the transaction in flight end
         bar.close()
         report.elapsed = time.perf_counter() - t0
     return report

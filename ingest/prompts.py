@@ -14,7 +14,9 @@ Plain text (any name but ``*.jsonl``), UTF-8:
 JSON Lines (``*.jsonl``): one object per line, ``{"prompt": "...", "target": "..."}``; ``target`` (and an
 optional ``contrast`` token for a logit-difference metric) may be missing or null; blank lines are skipped.
 
-``-`` reads standard input (plain text, or JSON Lines when the first non-blank line starts with ``{``).
+``-`` reads standard input (plain text, or JSON Lines when the first non-blank line starts with ``{``): the one way
+to stream prompts from a pipe. A path that is not a regular file (a FIFO, socket or device) is refused, since
+reading it could block forever.
 
 The whole file is read and checked before anything is written; problems raise InputError with the line number.
 """
@@ -57,6 +59,12 @@ def read_prompts(path: str | Path) -> list[PromptSpec]:
             )
         if p.is_dir():
             raise InputError(f"prompts file {label} is a folder", "pass a text file with one prompt per line")
+        if not p.is_file():  # a FIFO, socket or device: reading it could block forever or never end
+            raise InputError(
+                f"prompts file {label} is not a regular file (a pipe, socket or device)",
+                "save the prompts to a file, or pipe them into `scd ingest -` (standard input is read as a "
+                "stream on purpose)",
+            )
         try:
             data = p.read_bytes()
         except OSError as e:

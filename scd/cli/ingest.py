@@ -11,6 +11,8 @@ import click
 
 from scd.cli.options import discovery_options, model_options, store_options
 
+EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model error 1, Ctrl-C 130)
+
 
 @click.command()
 @click.argument("prompts", metavar="PROMPTS")
@@ -42,6 +44,12 @@ from scd.cli.options import discovery_options, model_options, store_options
     help="Leave the written circuits out of the pre-aggregated layer for now (queries stay exact, reading the "
     "raw edges): for bulk loads by several processes, which then run `scd store fold` once.",
 )
+@click.option(
+    "--allow-failures",
+    is_flag=True,
+    help=f"Exit 0 even when some prompts failed (they are reported on stderr). Without it such a run exits "
+    f"{EXIT_FAILED_PROMPTS}, distinct from bad usage (2) and store or model errors (1).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @click.option(
     "--format",
@@ -63,6 +71,7 @@ def ingest(
     fail_fast,
     writers,
     no_fold,
+    allow_failures,
     no_progress,
     fmt,
 ):
@@ -73,17 +82,27 @@ def ingest(
     or - for standard input. Each circuit is written in one transaction, whole or not at all, so rerunning the
     same command after an interruption skips the finished prompts and completes the rest.
 
+    Exit status: 0 when every prompt was ingested (or skipped as already stored); 3 when some prompts failed
+    (listed on stderr; --allow-failures makes that 0); 2 for bad usage or a bad prompts file; 1 when the store
+    or the model fails; 130 on Ctrl-C, after a summary of what was written. No store folder is created until a
+    circuit is written.
+
     \b
     Example:
       scd ingest examples/prompts.txt --model demo
       scd ingest prompts.txt --neo4j bolt://localhost:7687 --top-k 10
     """
+    from scd.ingest.pipeline import IngestInterrupted
     from scd.ingest.pipeline import ingest as run_ingest
     from scd.ingest.prompts import read_prompts
     from scd.store import open_store
 
-    specs = read_prompts(prompts)  # the whole file is checked before the store is touched
-    store = None if dry_run else open_store(store_config)
+    try:
+        specs = read_prompts(prompts)  # the whole file is checked before the store is touched
+    except KeyboardInterrupt:
+        click.echo("Interrupted while reading the prompts file: nothing was written.", err=True)
+        sys.exit(130)
+    store = None if dry_run else open_store(store_config)  # creates nothing until the first write
     try:
         # libraries print while loading models ("Moving model to device"): keep stdout for the summary alone
         with contextlib.redirect_stdout(sys.stderr):
@@ -101,19 +120,30 @@ def ingest(
                 progress=not no_progress,
                 **discovery,
             )
+    except IngestInterrupted as e:
+        _summary(e.report, fmt)
+        click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
+        sys.exit(130)
     except KeyboardInterrupt:
         click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
         sys.exit(130)
     finally:
         if store is not None:
             store.close()
+    _summary(report, fmt)
+    if report.failed and not allow_failures:
+        sys.exit(EXIT_FAILED_PROMPTS)
+
+
+def _summary(report, fmt: str) -> None:
+    """The summary on stdout; the prompts that failed (errors) on stderr."""
+    for line in report.failure_lines():
+        click.echo(line.strip(), err=True)
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=1))
     else:
-        for line in report.lines():
+        for line in report.summary_lines():
             click.echo(line)
-    if report.failed and not (report.written or report.skipped or report.discovered):
-        sys.exit(1)  # nothing could be ingested
 
 
 COMMANDS = [ingest]

@@ -140,6 +140,8 @@ class EmbeddedStore(Store):
         self._lock = threading.RLock()
         self._rw: tuple[ladybug.Database, ladybug.Connection] | None = None
         self._timer: threading.Timer | None = None
+        self._schema_ready = False  # tables created or checked by this object's first write handle
+        self._writable = False  # opened for writing (open(read_only=False))
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -148,16 +150,34 @@ class EmbeddedStore(Store):
         if read_only:
             store._require_existing()
         else:
-            store._prepare_folder()
-            store.ensure_schema()
+            store._writable = True
+            store._check_writable()  # the folder itself appears with the first write (see _writer)
         return store
 
     def _require_existing(self) -> None:
+        if not self.db_path.is_file() and self._writable:
+            self.ensure_schema()  # opened for writing: a read makes the (empty) store, as a write would
         if not self.db_path.is_file():
             raise StoreError(
                 f"no embedded store at {self.folder.resolve()}",
                 "ingest into it first (`scd ingest PROMPTS --store PATH`) or point --store / SCD_STORE at an existing one",
             )
+
+    def _check_writable(self) -> None:
+        """Fail early, before any discovery, when the store could not be written; create nothing."""
+        fix = "choose a writable folder with --store PATH (or SCD_STORE), or fix its permissions"
+        folder = self.folder
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"store path {folder.resolve()} is a file, not a folder", fix)
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StoreError(f"store path {folder.resolve()} is not writable ({existing} is a file)", fix)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StoreError(f"store path {folder.resolve()} is not writable (Permission denied)", fix)
+        if self.db_path.exists() and not os.access(self.db_path, os.W_OK):
+            raise StoreError(f"store file {self.db_path.resolve()} is not writable", fix)
 
     def _prepare_folder(self) -> None:
         folder = self.folder
@@ -265,8 +285,13 @@ class EmbeddedStore(Store):
                 self._timer.cancel()
                 self._timer = None
             if self._rw is None:
+                if not self._schema_ready:  # the first write: only now does the store folder appear
+                    self._prepare_folder()
                 db = self._open(read_only=False)
                 self._rw = (db, ladybug.Connection(db))
+                if not self._schema_ready:
+                    self._create_schema(self._rw[1])
+                    self._schema_ready = True
             try:
                 yield self._rw[1]
             except BaseException as e:
@@ -330,15 +355,21 @@ class EmbeddedStore(Store):
             yield conn
 
     def ensure_schema(self) -> None:
-        """Create the tables, and add any column the schema has gained since the store was created."""
-        with self._writer() as conn:
-            for stmt in LADYBUG_SCHEMA:
-                conn.execute(stmt)
-            for table, columns in _schema_columns().items():
-                have = {r[0] for r in conn.execute(f"CALL table_info('{table}') RETURN name").get_all()}
-                for name, type_ in columns:
-                    if name not in have:
-                        conn.execute(f"ALTER TABLE {table} ADD {name} {type_}")
+        """Create the store (folder, file, tables) now rather than with the first write."""
+        with self._writer():
+            pass
+
+    @staticmethod
+    def _create_schema(conn: ladybug.Connection) -> None:
+        """Create the tables, and add any column the schema has gained since the store was created. Runs under
+        the store's write lock, so processes starting at once on a fresh store take turns."""
+        for stmt in LADYBUG_SCHEMA:
+            conn.execute(stmt)
+        for table, columns in _schema_columns().items():
+            have = {r[0] for r in conn.execute(f"CALL table_info('{table}') RETURN name").get_all()}
+            for name, type_ in columns:
+                if name not in have:
+                    conn.execute(f"ALTER TABLE {table} ADD {name} {type_}")
 
     # -- writes ---------------------------------------------------------------------------------------------
     def has_circuit(self, circuit_id: str) -> bool:
