@@ -407,19 +407,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--edges", type=int, default=150)
     ap.add_argument("--delay", type=float, default=0.0)
     a = ap.parse_args(argv)
+    from scd.ingest.pipeline import IngestInterrupted
+
     specs = read_prompts(a.prompts)
+    code = 0
     with open_store(StoreConfig.resolve(neo4j=a.neo4j, store=a.store)) as store:
-        report = ingest(
-            specs,
-            store,
-            progress=False,
-            discover_fn=synthetic_discover,
-            n_nodes=a.nodes,
-            n_edges=a.edges,
-            delay=a.delay,
-        )
+        try:
+            report = ingest(
+                specs,
+                store,
+                progress=False,
+                discover_fn=synthetic_discover,
+                n_nodes=a.nodes,
+                n_edges=a.edges,
+                delay=a.delay,
+            )
+        except IngestInterrupted as e:  # Ctrl-C: the summary of what was written, as `scd ingest` prints it
+            report, code = e.report, 130
     print(json.dumps(report.to_dict()), flush=True)
-    return 0
+    return code
 
 
 if __name__ == "__main__":
