@@ -51,7 +51,9 @@ def test_dev_null_as_prompts_file_is_refused(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-def _stderr_reader(proc: subprocess.Popen, wanted: str) -> tuple[threading.Event, list[str]]:
+def _stderr_reader(
+    proc: subprocess.Popen, wanted: str
+) -> tuple[threading.Event, list[str], threading.Thread]:
     """Collect the child's stderr on a thread; the event is set when a line containing ``wanted`` arrives."""
     seen = threading.Event()
     lines: list[str] = []
@@ -63,8 +65,9 @@ def _stderr_reader(proc: subprocess.Popen, wanted: str) -> tuple[threading.Event
                 seen.set()
         seen.set()  # EOF: let the waiter look at what came
 
-    threading.Thread(target=pump, daemon=True).start()
-    return seen, lines
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return seen, lines, thread
 
 
 @pytest.mark.slow
@@ -92,13 +95,15 @@ def test_sigint_while_checking_a_large_prompts_file(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    seen, err = _stderr_reader(proc, f"checking {n} prompts")
+    seen, err, pump = _stderr_reader(proc, f"checking {n} prompts")
     try:
         assert seen.wait(timeout=600) and any("checking" in line for line in err), "".join(err)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
+        out = proc.stdout.read()  # until the child closes it (stderr goes on being read by the pump)
+        proc.wait(timeout=120)
         latency = time.monotonic() - t0
+        pump.join(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
