@@ -56,7 +56,7 @@ def _local_harness():
     log = open(Path(data) / "launcher.log", "w")  # noqa: SIM115 - closed below
     # --stdin: the server stops when this pipe closes, so a crashed pytest never leaves it running.
     proc = subprocess.Popen(
-        [str(LOCAL_SCRIPT), "run", str(Path(data) / "db"), "--stdin"],
+        [str(LOCAL_SCRIPT), "run", str(Path(data) / "db"), "--stdin", "--fresh"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=log,

@@ -53,6 +53,7 @@ from neo4j.exceptions import (
     Neo4jError,
     ServiceUnavailable,
     SessionExpired,
+    TransientError,
 )
 
 from scd.core.circuit import Circuit
@@ -267,6 +268,23 @@ def _auth_failed(uri: str, user: str, e: Exception, password_given: bool = True)
     )
 
 
+SCHEMA_RETRIES = 12  # ~20 s of backoff in all
+
+
+def _schema_race(e: Neo4jError) -> bool:
+    """A schema statement lost a race with another process creating the same schema (worth a retry)."""
+    code, message = e.code or "", str(e.message or e)
+    return (
+        isinstance(e, TransientError)
+        or "Transient" in code
+        or "EquivalentSchemaRuleAlreadyExists" in code
+        or "AlreadyExists" in code
+        or "ConstraintCreationFailed" in code
+        or "UpdateLock" in message
+        or "deadlock" in message.lower()
+    )
+
+
 def to_python(value: Any) -> Any:
     """Driver values -> plain Python: nodes and relationships to dicts, paths to {nodes, relationships}."""
     if isinstance(value, neo4j.graph.Node):
@@ -369,10 +387,22 @@ class Neo4jStore(Store):
         return StoreError(f"Neo4j {what} failed: {msg}", "check the server's log; rerun to resume")
 
     def ensure_schema(self) -> None:
+        """Create the constraints and indexes (idempotent: IF NOT EXISTS). Several processes starting at once on a
+        fresh database race for the schema lock: one can lose with a deadlock ("can't acquire UpdateLock") or
+        meet the constraint another just created; the statement is then retried with backoff, and being
+        idempotent, the retry is a no-op where the other process won."""
         try:
             with self._session() as s:
                 for stmt in NEO4J_SCHEMA:
-                    s.run(stmt).consume()
+                    for attempt in range(SCHEMA_RETRIES):
+                        try:
+                            s.run(stmt).consume()
+                            break
+                        except Neo4jError as e:
+                            if attempt == SCHEMA_RETRIES - 1 or not _schema_race(e):
+                                raise
+                            log.info("schema setup raced another process (%s); retrying", e.code)
+                            time.sleep(min(0.05 * 2**attempt, 2.0))
         except (Neo4jError, DriverError) as e:
             raise self._guard("schema setup", e) from e
 

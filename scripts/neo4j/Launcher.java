@@ -2,7 +2,8 @@
 //
 // Runs Neo4j's own test harness (org.neo4j.test:neo4j-harness, fetched by Maven into lib/) in-process,
 // with Bolt on a loopback port (0 = pick a free one), auth disabled (--auth: enabled, user neo4j with the
-// initial password neo4j that must be changed, as a fresh server has), HTTP off. Prints the Bolt URI once the
+// initial password neo4j that must be changed, as a fresh server has), HTTP off. The databases are kept in
+// DATA_DIR/data across restarts. Prints the Bolt URI once the
 // server accepts connections, then waits until it is killed (SIGTERM/SIGINT shut it down cleanly) or until
 // its standard input closes when started with --stdin (so a parent that dies takes the server with it).
 //
@@ -30,7 +31,10 @@ public class Launcher {
         boolean watchStdin = Arrays.asList(args).contains("--stdin");
         boolean auth = Arrays.asList(args).contains("--auth");
 
-        Neo4j neo4j = Neo4jBuilders.newInProcessBuilder(dir)
+        // The harness runs in a fresh random subfolder of its working folder and deletes it on close; the
+        // databases live in DATA_DIR/data instead, so they survive a stop and a start (neo4j-local keeps them).
+        Neo4j neo4j = Neo4jBuilders.newInProcessBuilder(dir.resolve("harness"))
+                .withConfig(GraphDatabaseSettings.data_directory, dir.resolve("data").toAbsolutePath())
                 .withDisabledServer()
                 .withConfig(BoltConnector.enabled, true)
                 .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
