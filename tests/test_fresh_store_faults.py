@@ -65,9 +65,9 @@ def _drop_neo4j_schema(config: StoreConfig) -> None:
         assert not left
 
 
-def _one_run_snapshot(config: StoreConfig, prompts: Path) -> list[str]:
+def _one_run_snapshot(config: StoreConfig, prompts: Path, *extra: str) -> list[str]:
     r = subprocess.run(
-        [sys.executable, "-m", "tests.synthetic", str(prompts), *_store_args(config)],
+        [sys.executable, "-m", "tests.synthetic", str(prompts), *_store_args(config), *extra],
         cwd=REPO,
         env=ENV,
         capture_output=True,
@@ -159,12 +159,13 @@ def test_neo4j_local_restart_mid_ingest_keeps_data_and_resumes(neo4j_config, tmp
     if subprocess.run([str(LOCAL_SCRIPT), "fetch"], capture_output=True).returncode:
         pytest.skip("no local Neo4j harness")
     prompts = _prompts(tmp_path, 10)
-    expected = _one_run_snapshot(neo4j_config, prompts)
+    slow = ("--delay", "0.5")  # a discovery option: the same in every run (it is part of the request key)
+    expected = _one_run_snapshot(neo4j_config, prompts, *slow)
     data = Path(tempfile.mkdtemp(prefix="scd-neo4j-restart-"))
     server = _Server(data, "--fresh")
     config = StoreConfig(neo4j_uri=server.uri)
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", server.uri, "--delay", "0.5"],
+        [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", server.uri, *slow],
         cwd=REPO,
         env=ENV,
         stdout=subprocess.PIPE,
@@ -186,8 +187,8 @@ def test_neo4j_local_restart_mid_ingest_keeps_data_and_resumes(neo4j_config, tmp
         with open_store(config, read_only=True) as store:
             kept = store.stats()["Circuit"]
         assert 1 <= kept < 10
-        r = subprocess.run(
-            [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", server.uri],
+        r = subprocess.run(  # the same command again
+            [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", server.uri, *slow],
             cwd=REPO,
             env=ENV,
             capture_output=True,
