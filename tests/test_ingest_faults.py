@@ -152,6 +152,7 @@ def test_sigint_while_writing_reports_what_was_written(embedded_config, tmp_path
     assert again["skipped"] == report["written"] and again["written"] == n - report["written"]
 
 
+@pytest.mark.slow
 def test_failed_prompts_exit_3_unless_allowed_and_fail_fast_leaves_no_folder(tmp_path):
     """5 bad prompts of 9: exit 3 (not 0, not usage's 2), the bad ones on stderr, the good ones written;
     --allow-failures exits 0; --fail-fast on a fresh store stops at check time and leaves no folder."""
