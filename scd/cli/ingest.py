@@ -144,7 +144,8 @@ def _exit_now(code: int) -> None:
     if sys.stdout is not sys.__stdout__ or sys.stderr is not sys.__stderr__:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        if stream is not None:
+            stream.flush()
     os._exit(code)
 
 
