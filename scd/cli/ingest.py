@@ -99,7 +99,7 @@ def ingest(
                 writers=writers,
                 fold=not no_fold,
                 progress=not no_progress,
-                **discovery,
+                config=discovery,
             )
     except KeyboardInterrupt:
         click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)

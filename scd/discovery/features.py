@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from scd.core.circuit import Feature, Node
+from scd.core.hooks import TOKEN_HOOK
 from scd.models.bundle import ModelBundle
 
 TOP_N = 10
@@ -68,9 +69,9 @@ def build_features(bundle: ModelBundle, nodes: list[Node]) -> list[Feature]:
         if n.kind in ("resid", "attn", "mlp", "transcoder"):
             rows.setdefault(n.hook, []).append(n)
         elif n.kind == "token":
-            rows.setdefault("hook_embed", []).append(n)
+            rows.setdefault(TOKEN_HOOK, []).append(n)
     for hook, group in rows.items():
-        if hook == "hook_embed":
+        if hook == TOKEN_HOOK:
             matrix = bundle.model.W_E
         else:
             matrix = bundle.saes[hook].W_dec
