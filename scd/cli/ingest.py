@@ -42,6 +42,14 @@ from scd.cli.options import discovery_options, model_options, store_options
     help="Leave the written circuits out of the pre-aggregated layer for now (queries stay exact, reading the "
     "raw edges): for bulk loads by several processes, which then run `scd store fold` once.",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Ingest only shard I of N (0 <= I < N): a fixed 1/N of the prompts, chosen by a hash of each prompt, "
+    "so N workers (a Slurm array, a Kubernetes indexed Job) together fill one store exactly as one process "
+    "would. Use with --neo4j; see README 'Many machines'.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @click.option(
     "--format",
@@ -63,6 +71,7 @@ def ingest(
     fail_fast,
     writers,
     no_fold,
+    shard,
     no_progress,
     fmt,
 ):
@@ -77,12 +86,15 @@ def ingest(
     Example:
       scd ingest examples/prompts.txt --model demo
       scd ingest prompts.txt --neo4j bolt://localhost:7687 --top-k 10
+      scd ingest prompts.txt --neo4j neo4j://db:7687 --shard 2/8 --no-fold   # worker 2 of 8
     """
     from scd.ingest.pipeline import ingest as run_ingest
-    from scd.ingest.prompts import read_prompts
+    from scd.ingest.prompts import parse_shard, read_prompts, select_shard
     from scd.store import open_store
 
     specs = read_prompts(prompts)  # the whole file is checked before the store is touched
+    if shard is not None:
+        specs = select_shard(specs, *parse_shard(shard))
     store = None if dry_run else open_store(store_config)
     try:
         # libraries print while loading models ("Moving model to device"): keep stdout for the summary alone

@@ -26,7 +26,12 @@ _MODEL_OPTIONS = [
         help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
         "or one folder of such folders. Default: the model's own set (demo; res-jb for gpt2-small).",
     ),
-    click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda."),
+    click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="Torch device: auto (cuda when torch sees a GPU, else cpu), cpu, cuda, cuda:1, ...",
+    ),
 ]
 
 _DISCOVERY_OPTIONS = [
