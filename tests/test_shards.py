@@ -1,5 +1,6 @@
 """`scd ingest --shard I/N`: N workers, each a fixed 1/N of the prompts, fill one store exactly as one process does."""
 
+import json
 import random
 import subprocess
 
@@ -90,6 +91,10 @@ def test_four_concurrent_shards_make_the_store_of_one_process(neo4j_config, tmp_
     ]
     outs = [proc.communicate(timeout=300) for proc in procs]
     assert [proc.returncode for proc in procs] == [0] * 4, [o[1][-2000:] for o in outs]
+    reports = [json.loads(o[0].strip().splitlines()[-1]) for o in outs]
+    assert sum(r["total"] for r in reports) == sum(r["written"] for r in reports) == 24, (
+        "the shards split the prompts: each written by exactly one worker, none skipped as another's"
+    )
     if fold == "once at the end":
         with open_store(neo4j_config) as store:
             assert store.pending() == 24, "--no-fold left every circuit for the one fold"
