@@ -189,4 +189,3 @@ def select_shard(specs: list[PromptSpec], index: int, count: int) -> list[Prompt
     """The prompts of shard `index` of `count`, in file order. The N shards partition the prompts: each prompt is
     in exactly one, so N workers together ingest every prompt once."""
     return [s for s in specs if shard_of(s, count) == index]
-

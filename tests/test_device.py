@@ -10,7 +10,9 @@ def test_auto_picks_cuda_only_when_torch_sees_one(monkeypatch):
     assert resolve_device("auto") == "cuda" and resolve_device(None) == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_device("auto") == "cpu"
-    assert resolve_device("cuda:1") == "cuda:1" and resolve_device("cpu") == "cpu", "explicit names pass through"
+    assert resolve_device("cuda:1") == "cuda:1" and resolve_device("cpu") == "cpu", (
+        "explicit names pass through"
+    )
 
 
 def test_auto_loads_the_bundle_where_torch_can_run_it():

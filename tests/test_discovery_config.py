@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"top_k": 2.5}, "top_k must be >= 1 (a whole number), got 2.5"),
         ({"ig_steps": 0}, "ig_steps must be >= 1"),
         ({"batch_size": -3}, "batch_size must be >= 1"),
-        ({"prompt_batch": 0}, "prompt_batch must be >= 1"),
         ({"top_k": None}, "neither top_k nor node_threshold is set"),
         ({"node_threshold": -1.0}, "node_threshold must be a finite number >= 0"),
         ({"edge_threshold": float("nan")}, "edge_threshold must be a finite number >= 0"),
@@ -54,7 +53,13 @@ def test_request_key_is_what_the_cli_always_hashed():
     """Stores written before DiscoveryConfig must resume: the key options equal the dict the old CLI passed
     (its non-None discovery options minus batch_size and scores), written out here by hand."""
     spec = PromptSpec("f(x", target=")")
-    old_default = {"target_mode": "predicted", "method": "atp", "ig_steps": 10, "top_k": 20, "edge_threshold": 0.0}
+    old_default = {
+        "target_mode": "predicted",
+        "method": "atp",
+        "ig_steps": 10,
+        "top_k": 20,
+        "edge_threshold": 0.0,
+    }
     assert DiscoveryConfig().key_options() == old_default
     assert request_key("demo", "demo", spec, DiscoveryConfig(batch_size=7, scores=True).key_options()) == (
         request_key("demo", "demo", spec, old_default)
@@ -69,8 +74,14 @@ def test_request_key_is_what_the_cli_always_hashed():
         "edge_threshold": 0.01,
     }
     new = DiscoveryConfig(
-        metric="logit", target_mode="last-token", method="ig", ig_steps=3, top_k=5, node_threshold=0.5,
-        edge_threshold=0.01, prompt_batch=4,
+        metric="logit",
+        target_mode="last-token",
+        method="ig",
+        ig_steps=3,
+        top_k=5,
+        node_threshold=0.5,
+        edge_threshold=0.01,
+        batch_size=4,
     )
     assert new.key_options() == old_custom
 
@@ -89,7 +100,11 @@ def _imports(path: Path) -> set[str]:
 def test_no_import_cycles_in_scd():
     """Every import (lazy ones inside functions too) between scd modules, as a graph: it has no cycle."""
     modules = {}
-    for folder, prefix in ((ROOT / "scd", "scd"), (ROOT / "ingest", "scd.ingest"), (ROOT / "queries", "scd.queries")):
+    for folder, prefix in (
+        (ROOT / "scd", "scd"),
+        (ROOT / "ingest", "scd.ingest"),
+        (ROOT / "queries", "scd.queries"),
+    ):
         for p in folder.rglob("*.py"):
             rel = p.relative_to(folder).with_suffix("").parts
             if folder.name == "scd" and rel[0] in ("ingest", "queries"):

@@ -25,7 +25,9 @@ SIZES = {"n_nodes": 120, "n_edges": 500}
 def test_shards_partition_the_prompts_whatever_their_order():
     specs = [PromptSpec(f"prompt {i} (", target=")" if i % 3 == 0 else None) for i in range(200)]
     shards = [select_shard(specs, i, 4) for i in range(4)]
-    assert sorted(s.key for shard in shards for s in shard) == sorted(s.key for s in specs), "each prompt once"
+    assert sorted(s.key for shard in shards for s in shard) == sorted(s.key for s in specs), (
+        "each prompt once"
+    )
     assert all(30 <= len(shard) <= 70 for shard in shards), [len(s) for s in shards]  # roughly 1/4 each
     shuffled = specs[:]
     random.Random(0).shuffle(shuffled)
@@ -53,7 +55,9 @@ def test_cli_rejects_a_bad_shard_before_touching_the_store(tmp_path):
 
 def _everything(store_config, circuits):
     """What a user sees of a store: `scd store stats` and every named query's rows (the differential cases)."""
-    stats = CliRunner().invoke(main, ["store", "stats", "--neo4j", store_config.neo4j_uri, "--format", "json"])
+    stats = CliRunner().invoke(
+        main, ["store", "stats", "--neo4j", store_config.neo4j_uri, "--format", "json"]
+    )
     assert stats.exit_code == 0, stats.output
     with open_store(store_config) as store:
         assert store.pending() == 0

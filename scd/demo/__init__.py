@@ -86,8 +86,6 @@ def load_tokenizer(path: str | Path | None = None) -> CharTokenizer:
     return CharTokenizer.load(path / "vocab.json")
 
 
-
-
 def sae_folders(path: str | Path | None = None) -> dict[str, Path]:
     """Hook name -> SAE folder, in forward order (blocks.0.hook_resid_pre, blocks.0.hook_attn_out, ...)."""
     saes = _resolve(path) / "saes"

@@ -44,6 +44,7 @@ from scd.discovery.splice import LeafForward, leaf_forward
 
 log = logging.getLogger("scd.discovery.attribution")
 
+
 @dataclass
 class NodeKey:
     """One node. kind: one of scd.core.hooks.NODE_KINDS.

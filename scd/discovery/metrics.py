@@ -51,7 +51,6 @@ def logit_diff(target_id: int, contrast_id: int) -> Metric:
     return metric
 
 
-
 def build(name: str, target_id: int, contrast_id: int | None = None) -> Metric:
     """The metric a circuit's ``params["metric"]`` names (a value of scd.discovery.config.METRICS)."""
     if name == "logit_diff":

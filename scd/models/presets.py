@@ -37,6 +37,7 @@ PRESETS: dict[str, tuple[str, ...]] = {
 #: the model every preset was trained on, as sae_lens names it in its yaml
 PRESET_MODEL = "gpt2-small"
 
+
 @dataclass(frozen=True)
 class PresetSAE:
     release: str  # sae_lens release, e.g. gpt2-small-res-jb

@@ -57,7 +57,9 @@ def check_saes_fit(model, saes: dict, ids: dict[str, str], *, model_name: str) -
         )
 
 
-def load_saes(saes: str | Sequence[str], device: str = "cpu") -> tuple[str, dict, dict[str, str], Neuronpedia]:
+def load_saes(
+    saes: str | Sequence[str], device: str = "cpu"
+) -> tuple[str, dict, dict[str, str], Neuronpedia]:
     """(set name, {hook: SAE}, {hook: identity}, neuronpedia(hook, index) -> url)."""
     if isinstance(saes, str) and saes in PRESETS:
         return _load_preset(saes, device)
