@@ -113,3 +113,18 @@ def test_four_concurrent_shards_make_the_store_of_one_process(neo4j_config, tmp_
         except AssertionError as e:
             raise AssertionError(f"{name} {params}: {e}") from e
     assert sum(not df.empty for df in rows.values()) >= len(rows) - 2, "the comparison is not vacuous"
+
+
+def test_cli_shard_ingests_its_share_of_the_file(tmp_path):
+    p = tmp_path / "prompts.txt"
+    p.write_text("".join(f"f(a{'[' * (i % 3)} (b{i % 10}\n" for i in range(12)), encoding="utf-8")
+    specs = read_prompts(p)
+    done = []
+    for i in range(3):
+        args = ["ingest", str(p), "--model", "demo", "--dry-run", "--shard", f"{i}/3", "--top-k", "3"]
+        result = CliRunner().invoke(main, [*args, "--json-out", str(tmp_path / "json"), "--format", "json"])
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.stdout)
+        assert report["total"] == report["discovered"] == len(select_shard(specs, i, 3))
+        done.append(report["total"])
+    assert sum(done) == len(specs) == len(list((tmp_path / "json").glob("*.json")))
