@@ -7,7 +7,7 @@ Phases (the progress bar and the summary use the same words):
                    lacks, longer than the model's context, a target or contrast that is not exactly one token.
                    A bad prompt is reported and skipped (``fail_fast`` stops here, with the store untouched).
 3. **resume**   -- each prompt's *request key*: a hash of the model, the SAE set, the prompt text, its explicit
-                   target / contrast and the discovery options. Every circuit is written with its request key in
+                   target / contrast and the discovery options (``DiscoveryConfig.key_options``). Every circuit is written with its request key in
                    the same transaction, so a prompt whose key is already in the store finished in an earlier run
                    and is skipped without being recomputed. (The circuit id itself depends on the target the model
                    predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
@@ -38,13 +38,12 @@ from typing import Any
 
 from scd.core.circuit import Circuit
 from scd.core.errors import InputError
+from scd.discovery.config import NOT_IN_KEY, DiscoveryConfig
 from scd.ingest.prompts import PromptSpec
 from scd.store.aggregates import FOLD_EVERY_EDGES, FoldReport
 from scd.store.base import Store
 
 DiscoverFn = Callable[..., Circuit]
-# discovery options that do not change a circuit's identity (batch size, scores: stored, not part of the id)
-NOT_IN_KEY = frozenset({"batch_size", "scores", "device"})
 
 
 @dataclass
@@ -181,14 +180,15 @@ def ingest(
     discover_fn: DiscoverFn | None = None,
     writers: int | None = None,
     fold: bool = True,
-    **discover_kwargs: Any,
+    config: DiscoveryConfig | None = None,
+    **options: Any,
 ) -> IngestReport:
     """Discover every prompt's circuit and write it into ``store`` (None only with ``dry_run``).
 
-    ``model`` is a name for ``scd.models.bundle.load_bundle`` (or a loaded ModelBundle); ``discover_kwargs`` go to
-    ``scd.discovery.discover.discover`` (method, top_k, edge_threshold, ...). ``discover_fn`` replaces discovery (tests,
-    benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **discover_kwargs)`` and no model is
-    loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
+    ``model`` is a name for ``scd.models.bundle.load_bundle`` (or a loaded ModelBundle); ``config`` (a
+    DiscoveryConfig, and/or its fields as keywords in ``options``) says how to discover. ``discover_fn`` replaces
+    discovery (tests, benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **options)``
+    with the stand-in's own options, and no model is loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
     ``writers``: how many circuits are written at once (default: what the store does best, ``store.writers``).
     ``fold=False`` leaves the written circuits pending (queries stay exact; ``store.fold()``, ``scd store fold``
     or the next ingest folds them): for bulk loads by several processes, which then fold once.
@@ -199,8 +199,14 @@ def ingest(
     report = IngestReport(
         total=len(prompts), dry_run=dry_run, store="" if store is None else store.describe()
     )
-    options = {k: v for k, v in discover_kwargs.items() if v is not None}
-    key_options = {k: v for k, v in options.items() if k not in NOT_IN_KEY}
+    if discover_fn is None:
+        config = DiscoveryConfig.build(config, **options)  # bad options fail here, before anything is loaded
+        key_options = config.key_options()
+    else:  # a stand-in engine: its own options take part in the key like a config's
+        options = {k: v for k, v in options.items() if v is not None}
+        key_options = (config.key_options() if config is not None else {}) | {
+            k: v for k, v in options.items() if k not in NOT_IN_KEY
+        }
     out_dir = _prepare_json_out(json_out)
 
     bar: Any = _NoBar()
@@ -217,9 +223,7 @@ def ingest(
             sae_key: Any = [bundle.sae_set, bundle.sae_ids]
 
             def run(spec: PromptSpec) -> Circuit:
-                return discover(
-                    spec.text, model=bundle, target=spec.target, contrast=spec.contrast, **options
-                )
+                return discover(spec.text, config, model=bundle, target=spec.target, contrast=spec.contrast)
 
         else:
             bundle = None

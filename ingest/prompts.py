@@ -23,7 +23,9 @@ The whole file is read and checked before anything is written; problems raise In
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,3 +168,32 @@ def _parse_jsonl(text: str, label: str) -> list[PromptSpec]:
             values.append(v)
         specs.append(PromptSpec(prompt, values[0], values[1], no))
     return specs
+
+
+# -- shards: N workers, each 1/N of the prompts ------------------------------------------------------------------
+
+_SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+
+
+def parse_shard(value: str) -> tuple[int, int]:
+    """``"I/N"`` -> ``(I, N)`` with 0 <= I < N (I counts from 0, as Slurm array and Kubernetes Job indexes do)."""
+    m = _SHARD.match(value or "")
+    if m is None or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+        raise InputError(
+            f"--shard {value!r} is not I/N with 0 <= I < N",
+            "e.g. --shard 0/4 ... --shard 3/4 for four workers ($SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)",
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
+def shard_of(spec: PromptSpec, count: int) -> int:
+    """Which of `count` shards a prompt belongs to: a hash of what it asks (text, target, contrast), so the split
+    does not depend on the file's order, on other prompts, or on the machine (sha1, not Python's salted hash)."""
+    blob = json.dumps(list(spec.key), ensure_ascii=False).encode("utf-8")
+    return int.from_bytes(hashlib.sha1(blob).digest()[:8], "big") % count
+
+
+def select_shard(specs: list[PromptSpec], index: int, count: int) -> list[PromptSpec]:
+    """The prompts of shard `index` of `count`, in file order. The N shards partition the prompts: each prompt is
+    in exactly one, so N workers together ingest every prompt once."""
+    return [s for s in specs if shard_of(s, count) == index]

@@ -9,11 +9,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def discover(prompt, **kwargs):
-    """Discover one prompt's circuit; see scd.discovery.discover.discover."""
+def discover(prompt, config=None, **kwargs):
+    """Discover one prompt's circuit; see scd.discovery.discover.discover.
+
+    ``config``: a scd.discovery.config.DiscoveryConfig, and/or its fields as keywords (top_k=10, method="ig",
+    ...), beside model=, saes=, target=, contrast=, device=.
+    """
     from scd.discovery.discover import discover as _discover
 
-    return _discover(prompt, **kwargs)
+    return _discover(prompt, config, **kwargs)
 
 
 def query(name, store=None, **params):

@@ -154,7 +154,7 @@ def standin_saes(layout: str, root: Path | None = None, *, n_active: int = 40, s
     Phases: 1. load the stand-in model through scd's own loader (so activations are what scd will splice);
     2. record each hook's activations on seeded random token sequences; 3. per SAE: random weights, calibrated
     to ~`n_active` latents per position (TopK: k=32), saved with sae_lens' ``save_model``."""
-    from scd.models.bundle import load_hf_gpt2_folder
+    from scd.models.model import load_hf_gpt2_folder
 
     from .tiny_models import calibrate, calibration_tokens, random_sae
 

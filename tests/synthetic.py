@@ -390,13 +390,14 @@ def store_snapshot(store: Any) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.synthetic PROMPTS (--neo4j URI | --store PATH) [--nodes N] [--edges M] [--delay S]``:
+    """``python -m tests.synthetic PROMPTS (--neo4j URI | --store PATH) [--nodes N] [--edges M] [--delay S]
+    [--shard I/N] [--no-fold]``:
     ``scd ingest`` with synthetic discovery (a child process for the kill -9 and concurrency tests)."""
     import argparse
 
     from scd.core.config import StoreConfig
     from scd.ingest.pipeline import ingest
-    from scd.ingest.prompts import read_prompts
+    from scd.ingest.prompts import parse_shard, read_prompts, select_shard
     from scd.store import open_store
 
     ap = argparse.ArgumentParser()
@@ -406,10 +407,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=40)
     ap.add_argument("--edges", type=int, default=150)
     ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--shard", default=None, help="I/N, as scd ingest --shard")
+    ap.add_argument("--no-fold", action="store_true")
     a = ap.parse_args(argv)
     from scd.ingest.pipeline import IngestInterrupted
 
     specs = read_prompts(a.prompts)
+    if a.shard is not None:
+        specs = select_shard(specs, *parse_shard(a.shard))
     code = 0
     with open_store(StoreConfig.resolve(neo4j=a.neo4j, store=a.store)) as store:
         try:
@@ -421,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                 n_nodes=a.nodes,
                 n_edges=a.edges,
                 delay=a.delay,
+                fold=not a.no_fold,
             )
         except IngestInterrupted as e:  # Ctrl-C: the summary of what was written, as `scd ingest` prints it
             report, code = e.report, 130

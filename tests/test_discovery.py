@@ -318,7 +318,7 @@ def test_cli_options_reach_discover(tmp_path):
         (["discover", "f(a", "--target", "ab"], 2, "not a single token of the demo model"),
         (["discover", "f(a", "--model", "no/such/model"], 1, "Error: unknown model 'no/such/model'"),
         (["discover", "f(a", "--saes", "no-such-set"], 1, "neither an SAE preset"),
-        (["discover", "f(a", "--top-k", "0"], 2, "Invalid value for '--top-k'"),
+        (["discover", "f(a", "--top-k", "0"], 2, "Error: top_k must be >= 1"),
     ],
 )
 def test_cli_errors_are_one_line(args, code, message):

@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from scd.core.errors import InputError, ModelError
-from scd.discovery.discover import discover
-from scd.discovery.evaluate import Ablator, circuit_metric, evaluate, faithfulness_curve
+from scd.discovery.discover import discover, faithfulness_curve
+from scd.discovery.evaluate import Ablator, circuit_metric, evaluate
 from scd.models.bundle import load_bundle
 from scd.report.summary import summarize
 

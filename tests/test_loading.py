@@ -12,8 +12,10 @@ import pytest
 import torch
 
 from scd.core.errors import InputError, ModelError
-from scd.models.bundle import load_bundle, load_hf_gpt2_folder
-from scd.models.presets import PRESETS, hook_sort_key, resolve_preset
+from scd.core.hooks import hook_sort_key
+from scd.models.bundle import load_bundle
+from scd.models.model import load_hf_gpt2_folder
+from scd.models.presets import PRESETS, resolve_preset
 
 from .tiny_hf import D_MODEL, save_sae, save_tiny_gpt2
 

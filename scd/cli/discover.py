@@ -44,9 +44,7 @@ def discover(prompt, model, saes, device, target, contrast, discovery, json_path
     from scd.discovery.discover import discover as run
     from scd.report.summary import summarize
 
-    circuit = run(
-        prompt, model=model, saes=saes, device=device, target=target, contrast=contrast, **discovery
-    )
+    circuit = run(prompt, discovery, model=model, saes=saes, device=device, target=target, contrast=contrast)
     click.echo(summarize(circuit))
     if json_path is not None:
         circuit.to_json(json_path)

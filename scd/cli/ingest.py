@@ -51,6 +51,14 @@ EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model
     help=f"Exit 0 even when some prompts failed (they are reported on stderr). Without it such a run exits "
     f"{EXIT_FAILED_PROMPTS}, distinct from bad usage (2) and store or model errors (1).",
 )
+@click.option(
+    "--shard",
+    default=None,
+    metavar="I/N",
+    help="Ingest only shard I of N (0 <= I < N): a fixed 1/N of the prompts, chosen by a hash of each prompt, "
+    "so N workers (a Slurm array, a Kubernetes indexed Job) together fill one store exactly as one process "
+    "would. Use with --neo4j; see README 'Many machines'.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @click.option(
     "--format",
@@ -73,6 +81,7 @@ def ingest(
     writers,
     no_fold,
     allow_failures,
+    shard,
     no_progress,
     fmt,
 ):
@@ -92,17 +101,21 @@ def ingest(
     Example:
       scd ingest examples/prompts.txt --model demo
       scd ingest prompts.txt --neo4j bolt://localhost:7687 --top-k 10
+      scd ingest prompts.txt --neo4j neo4j://db:7687 --shard 2/8 --no-fold   # worker 2 of 8
     """
     from scd.ingest.pipeline import IngestInterrupted
     from scd.ingest.pipeline import ingest as run_ingest
-    from scd.ingest.prompts import read_prompts
+    from scd.ingest.prompts import parse_shard, read_prompts, select_shard
     from scd.store import open_store
 
+    where = parse_shard(shard) if shard is not None else None  # a bad --shard fails before any work
     try:
         specs = read_prompts(prompts)  # the whole file is checked before the store is touched
     except KeyboardInterrupt:
         click.echo("Interrupted while reading the prompts file: nothing was written.", err=True)
         _exit_now(130)
+    if where is not None:
+        specs = select_shard(specs, *where)
     store = None if dry_run else open_store(store_config)  # creates nothing until the first write
     try:
         # libraries print while loading models ("Moving model to device"): keep stdout for the summary alone
@@ -119,7 +132,7 @@ def ingest(
                 writers=writers,
                 fold=not no_fold,
                 progress=not no_progress,
-                **discovery,
+                config=discovery,
             )
     except KeyboardInterrupt as e:
         if store is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from scd.core.config import DEFAULT_STORE, StoreConfig
+from scd.discovery.config import METHODS, METRICS, DiscoveryConfig
 
 _MODEL_OPTIONS = [
     click.option(
@@ -25,13 +26,18 @@ _MODEL_OPTIONS = [
         help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
         "or one folder of such folders. Default: the model's own set (demo; res-jb for gpt2-small).",
     ),
-    click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cuda."),
+    click.option(
+        "--device",
+        default="auto",
+        show_default=True,
+        help="Torch device: auto (cuda when torch sees a GPU, else cpu), cpu, cuda, cuda:1, ...",
+    ),
 ]
 
 _DISCOVERY_OPTIONS = [
     click.option(
         "--metric",
-        type=click.Choice(["log-prob", "logit", "logit-diff"]),
+        type=click.Choice(list(METRICS)),
         default=None,
         help="What to explain: log p(target) (default), the target's demeaned logit (does not saturate when "
         "the model is sure), or logit(target) - logit(contrast) (the default when a contrast is given).",
@@ -43,35 +49,35 @@ _DISCOVERY_OPTIONS = [
     ),
     click.option(
         "--method",
-        type=click.Choice(["atp", "ig"]),
+        type=click.Choice(list(METHODS)),
         default="atp",
         show_default=True,
         help="Node attributions: attribution patching or integrated gradients.",
     ),
     click.option(
         "--ig-steps",
-        type=click.IntRange(min=1),
+        type=int,
         default=10,
         show_default=True,
         help="Integrated-gradients steps (with --method ig).",
     ),
     click.option(
         "--top-k",
-        type=click.IntRange(min=1),
+        type=int,
         default=20,
         show_default=True,
         help="Keep the top N features per sublayer by |attribution|.",
     ),
     click.option(
         "--node-threshold",
-        type=click.FloatRange(min=0),
+        type=float,
         default=None,
         metavar="X",
         help="Keep only features with |attribution| >= X (with --top-k: both must hold).",
     ),
     click.option(
         "--edge-threshold",
-        type=click.FloatRange(min=0),
+        type=float,
         default=0.0,
         show_default=True,
         metavar="X",
@@ -79,7 +85,7 @@ _DISCOVERY_OPTIONS = [
     ),
     click.option(
         "--batch-size",
-        type=click.IntRange(min=1),
+        type=int,
         default=64,
         show_default=True,
         help="Downstream targets per backward pass (memory cap; results do not change).",
@@ -114,7 +120,8 @@ def model_options(f):
 
 
 def discovery_options(f):
-    """The discovery parameters, passed as one dict ``discovery`` of keyword arguments for scd.discover."""
+    """The discovery parameters, passed as one validated DiscoveryConfig ``discovery`` (ranges are checked by
+    DiscoveryConfig alone, so the CLI and the Python API refuse the same values with the same message)."""
 
     @functools.wraps(f)
     def wrapper(
@@ -130,17 +137,17 @@ def discovery_options(f):
         scores,
         **kwargs,
     ):
-        discovery = {
-            "metric": metric,
-            "target_mode": "last-token" if last_token_target else "predicted",
-            "method": method,
-            "ig_steps": ig_steps,
-            "top_k": top_k,
-            "node_threshold": node_threshold,
-            "edge_threshold": edge_threshold,
-            "batch_size": batch_size,
-            "scores": scores,
-        }
+        discovery = DiscoveryConfig(
+            metric=metric,
+            target_mode="last-token" if last_token_target else "predicted",
+            method=method,
+            ig_steps=ig_steps,
+            top_k=top_k,
+            node_threshold=node_threshold,
+            edge_threshold=edge_threshold,
+            batch_size=batch_size,
+            scores=scores,
+        )
         return f(*args, discovery=discovery, **kwargs)
 
     return _apply(_DISCOVERY_OPTIONS, wrapper)

@@ -39,8 +39,9 @@ from typing import Any
 
 import pandas as pd
 
+from scd.core.hooks import NODE_KINDS  # noqa: F401 - Node.kind is one of these (their home: scd.core.hooks)
+
 SCHEMA_VERSION = 1
-NODE_KINDS = ("token", "resid", "attn", "mlp", "transcoder", "error", "logit")
 
 
 def _digest(*parts: Any) -> str:

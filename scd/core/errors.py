@@ -27,6 +27,11 @@ class InputError(ScdError):
     exit_code = 2
 
 
+class OptionError(InputError, ValueError):
+    """A discovery option out of range (scd.discovery.config.DiscoveryConfig). Also a ValueError, as Python
+    code that passes a bad argument value expects."""
+
+
 class ModelError(ScdError):
     """A model or SAE set that cannot be loaded or does not fit together."""
 

@@ -15,10 +15,10 @@ Users reach it as ``--model demo``. The weights ship as package data in ``scd/de
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from scd.core.errors import ModelError
+from scd.core.hooks import is_splice_hook, ordered_hooks
 from scd.demo.tokenizer import CharTokenizer
 
 WEIGHTS: Path = Path(__file__).parent / "weights"
@@ -86,21 +86,19 @@ def load_tokenizer(path: str | Path | None = None) -> CharTokenizer:
     return CharTokenizer.load(path / "vocab.json")
 
 
-_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(resid_pre|attn_out|mlp_out|resid_post)$")
-_ORDER = {"resid_pre": 0, "attn_out": 1, "mlp_out": 2, "resid_post": 3}
-
-
 def sae_folders(path: str | Path | None = None) -> dict[str, Path]:
     """Hook name -> SAE folder, in forward order (blocks.0.hook_resid_pre, blocks.0.hook_attn_out, ...)."""
     saes = _resolve(path) / "saes"
     if not saes.is_dir():
         return {}
-    found = []
-    for folder in saes.iterdir():
-        m = _HOOK.match(folder.name)
-        if m and (folder / "cfg.json").is_file() and (folder / "sae_weights.safetensors").is_file():
-            found.append(((int(m.group(1)), _ORDER[m.group(2)]), folder.name, folder))
-    return {name: folder for _, name, folder in sorted(found)}
+    found = {
+        folder.name: folder
+        for folder in saes.iterdir()
+        if is_splice_hook(folder.name)
+        and (folder / "cfg.json").is_file()
+        and (folder / "sae_weights.safetensors").is_file()
+    }
+    return {hook: found[hook] for hook in ordered_hooks(found)}
 
 
 def load_saes(path: str | Path | None = None, device: str = "cpu") -> dict:

@@ -29,24 +29,25 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
+from scd.core.hooks import LOGIT_HOOK, TOKEN_HOOK, node_kind, node_layer
 from scd.core.timing import phase
+from scd.discovery.config import DiscoveryConfig
 from scd.discovery.edges import SAEView, Sources, Targets, edges_into, edges_into_metric, sublayer_targets
 from scd.discovery.metrics import Metric
-from scd.discovery.splice import LeafForward, leaf_forward, node_kind, node_layer
+from scd.discovery.splice import LeafForward, leaf_forward
 
 log = logging.getLogger("scd.discovery.attribution")
-
-NODE_KINDS = ("token", "resid", "attn", "mlp", "error", "logit")
 
 
 @dataclass
 class NodeKey:
-    """One node. kind: token | resid | attn | mlp | error | logit.
+    """One node. kind: one of scd.core.hooks.NODE_KINDS.
 
     hook: the TransformerLens hook of the SAE ("hook_embed" for tokens, "unembed" for the logit node);
     layer: block index (resid_post of block L is layer L+1; tokens -1; the logit node n_layers);
@@ -87,34 +88,20 @@ def attribute(
     saes: dict,
     tokens: Tensor,
     metric: Metric,
+    config: DiscoveryConfig | None = None,
     *,
-    method: str = "atp",
-    ig_steps: int = 10,
-    top_k: int | None = 20,
-    node_threshold: float | None = None,
-    edge_threshold: float = 0.0,
-    batch_size: int = 64,
     all_nodes: bool = False,
+    **options: Any,
 ) -> AttributionGraph:
     """The attribution graph of `metric` on `tokens` [1, pos] with `saes` (hook name -> sae_lens SAE) spliced in.
 
-    ``batch_size`` caps how many downstream targets share one backward pass (memory grows with it);
-    ``batch_size=1`` is the one-backward-per-target baseline.
+    How: `config` (a DiscoveryConfig; method, ig_steps, top_k, node_threshold, edge_threshold, batch_size are
+    read), and/or those fields as keywords. ``batch_size`` caps how many downstream targets share one backward
+    pass (memory grows with it); ``batch_size=1`` is the one-backward-per-target baseline.
     """
-    if method not in ("atp", "ig"):
-        raise ValueError(f"method must be 'atp' or 'ig', got {method!r}")
-    if batch_size < 1 or ig_steps < 1:
-        raise ValueError("batch_size and ig_steps must be >= 1")
+    config = DiscoveryConfig.build(config, **options)  # an OptionError (a ValueError) for bad values
     with torch.enable_grad():  # callers often hold torch.no_grad(); the engine needs autograd
-        return _Attribution(model, saes, tokens, metric).run(
-            method=method,
-            ig_steps=ig_steps,
-            top_k=top_k,
-            node_threshold=node_threshold,
-            edge_threshold=edge_threshold,
-            batch_size=batch_size,
-            all_nodes=all_nodes,
-        )
+        return _Attribution(model, saes, tokens, metric).run(config, all_nodes=all_nodes)
 
 
 @dataclass
@@ -132,18 +119,19 @@ class _Attribution:
     def __init__(self, model: HookedTransformer, saes: dict, tokens: Tensor, metric: Metric):
         self.model, self.saes, self.tokens, self.metric = model, saes, tokens, metric
 
-    def run(self, *, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, all_nodes):
+    def run(self, config: DiscoveryConfig, *, all_nodes: bool) -> AttributionGraph:
+        batch_size, edge_threshold = config.batch_size, config.edge_threshold
         with phase(log, "leaf forward"):
             fwd = leaf_forward(self.model, self.saes, self.tokens)
             m = self.metric(fwd.logits)
         with phase(log, "backward sweep"):
             direct, total = _backward_sweep(fwd, m)
             grad_f, feat_attr, err_attr, tok_attr = _atp_nodes(fwd, total)
-        if method == "ig":
+        if config.method == "ig":
             with phase(log, "integrated gradients"):
-                feat_attr, err_attr = self._ig_nodes(fwd, ig_steps, batch_size)
+                feat_attr, err_attr = self._ig_nodes(fwd, config.ig_steps, batch_size)
         with phase(log, "selection"):
-            kept = _select(fwd, feat_attr, err_attr, top_k, node_threshold, all_nodes)
+            kept = _select(fwd, feat_attr, err_attr, config.top_k, config.node_threshold, all_nodes)
             nodes, act, attr, logit_id = self._node_table(fwd, kept, feat_attr, err_attr, tok_attr, m)
         with phase(log, "edges"):
             pairs, weights = _edges(fwd, kept, direct, total, grad_f, logit_id, batch_size, edge_threshold)
@@ -201,7 +189,7 @@ class _Attribution:
         act: list[Tensor] = []
         attr: list[Tensor] = []
         for p in range(n_pos):
-            nodes.append(NodeKey("token", "hook_embed", -1, int(self.tokens[0, p]), p))
+            nodes.append(NodeKey("token", TOKEN_HOOK, -1, int(self.tokens[0, p]), p))
         act.append(fwd.embed[0].detach().norm(dim=-1))
         attr.append(tok_attr)
         for site, k, fa, ea in zip(fwd.sites, kept, feat_attr, err_attr, strict=True):
@@ -217,7 +205,7 @@ class _Attribution:
             act.append(site.eps[k.err_pos].norm(dim=-1))
             attr.append(ea[k.err_pos])
         logit_id = len(nodes)
-        nodes.append(NodeKey("logit", "unembed", self.model.cfg.n_layers, -1, n_pos - 1))
+        nodes.append(NodeKey("logit", LOGIT_HOOK, self.model.cfg.n_layers, -1, n_pos - 1))
         dtype = fwd.logits.dtype
         act.append(m.detach().reshape(1).to(dtype))
         attr.append(m.detach().reshape(1).to(dtype))

@@ -1,4 +1,7 @@
-"""`discover(prompt)`: one prompt in, one Circuit out.
+"""`discover(prompt, config)`: one prompt in, one Circuit out; `faithfulness_curve(prompt, ks)` on top of it.
+
+This is the orchestration floor of the engine: it calls attribution, features and evaluation, none of which
+calls back up. The options come as one `scd.discovery.config.DiscoveryConfig` (validated when it is built).
 
 Phases (log lines of logger ``scd.discovery.discover`` use these names):
 
@@ -14,7 +17,7 @@ Phases (log lines of logger ``scd.discovery.discover`` use these names):
    logit difference target - contrast (Marks et al.; the default when a contrast is given).
 3. **attribute** -- nodes and direct-effect edges (`scd.discovery.attribution.attribute`).
 4. **assemble** -- Nodes, Edges and Features (`scd.discovery.features`) into a `scd.core.circuit.Circuit`.
-5. **score** (``scores=True``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
+5. **score** (``config.scores``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
 
 Every expected problem is an InputError or ModelError with one line that says how to fix it.
 """
@@ -23,13 +26,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from scd.core.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
 from scd.core.errors import InputError, ModelError
 from scd.core.timing import phase
+from scd.discovery.config import DiscoveryConfig
+from scd.discovery.evaluate import CurvePoint, curve, evaluate
 from scd.models.bundle import ModelBundle, load_bundle
 
 log = logging.getLogger("scd.discovery.discover")
@@ -39,28 +46,19 @@ def _phase(name: str):
     return phase(log, name, logging.INFO)
 
 
-METHODS = ("atp", "ig")
-TARGET_MODES = ("predicted", "last-token")
 TOP_COMPLETIONS = 5
 
 
 def discover(
     prompt: str,
+    config: DiscoveryConfig | None = None,
     *,
     model: str | ModelBundle = "demo",
     saes: str | list[str] | None = None,
     target: str | None = None,
     contrast: str | None = None,
-    metric: str | None = None,
-    target_mode: str = "predicted",
-    method: str = "atp",
-    ig_steps: int = 10,
-    top_k: int | None = 20,
-    node_threshold: float | None = None,
-    edge_threshold: float = 0.0,
-    batch_size: int = 64,
-    scores: bool = False,
     device: str = "cpu",
+    **options: Any,
 ) -> Circuit:
     """The circuit behind the model's next-token prediction on `prompt`.
 
@@ -69,31 +67,46 @@ def discover(
     (')', 0.97)
 
     ``model``: "demo", "gpt2-small", a local Hugging Face GPT-2 folder, or a loaded ModelBundle (then ``saes``
-    must be None). ``top_k`` / ``node_threshold`` select feature nodes per sublayer, ``edge_threshold`` drops
-    weaker edges; ``batch_size`` only trades memory for speed and is not part of the circuit's parameters.
+    must be None). How to discover: a `DiscoveryConfig`, and/or its fields as keywords (``top_k=10``,
+    ``method="ig"``, ...; they override the config's).
     """
-    _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, target_mode, target)
+    config = DiscoveryConfig.build(config, **options)
     with _phase("load"):
         bundle = _bundle(model, saes, device)
     with _phase("target"):
-        setup = prepare(
-            bundle, prompt, target=target, contrast=contrast, metric=metric, target_mode=target_mode
-        )
+        setup = prepare(bundle, prompt, target=target, contrast=contrast, config=config)
     with _phase("attribute"):
-        graph = _attribute(bundle, setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size)
+        graph = _attribute(bundle, setup, config)
     with _phase("assemble"):
-        circuit = assemble(
-            bundle,
-            setup,
-            graph,
-            _params(setup, method, ig_steps, top_k, node_threshold, edge_threshold, target_mode),
-        )
-    if scores:
-        from scd.discovery.evaluate import evaluate
-
+        circuit = assemble(bundle, setup, graph, _params(setup, config))
+    if config.scores:
         with _phase("score"):
             circuit.scores = evaluate(circuit, bundle).as_dict()
     return circuit
+
+
+def faithfulness_curve(
+    prompt: str,
+    ks: Sequence[int] = (1, 2, 5, 10, 20, 50),
+    config: DiscoveryConfig | None = None,
+    *,
+    model: str | ModelBundle = "demo",
+    saes: str | list[str] | None = None,
+    target: str | None = None,
+    contrast: str | None = None,
+    ablation: str = "zero",
+    errors: str = "circuit",
+    device: str = "cpu",
+    **options: Any,
+) -> list[CurvePoint]:
+    """Faithfulness and completeness of the top-k circuit for each k in `ks`, from one attribution run: the
+    circuit discovered at ``top_k=max(ks)``, cut down by `scd.discovery.evaluate.curve`."""
+    if not ks or min(ks) < 1:
+        raise InputError("ks must be a non-empty list of sizes >= 1", "e.g. ks=[1, 5, 20]")
+    config = DiscoveryConfig.build(config, **{**options, "top_k": max(ks)})
+    bundle = _bundle(model, saes, device)
+    circuit = discover(prompt, config, model=bundle, target=target, contrast=contrast)
+    return curve(circuit, bundle, ks, ablation=ablation, errors=errors)
 
 
 # -- phase 1 ------------------------------------------------------------------------------------------------------
@@ -110,32 +123,6 @@ def _bundle(model, saes, device) -> ModelBundle:
     return load_bundle(model, saes, device=device)
 
 
-def _check_params(method, ig_steps, top_k, node_threshold, edge_threshold, batch_size, target_mode, target):
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}", f"use one of {', '.join(METHODS)}")
-    if target_mode not in TARGET_MODES:
-        raise InputError(f"unknown target mode {target_mode!r}", f"use one of {', '.join(TARGET_MODES)}")
-    if target_mode == "last-token" and target is not None:
-        raise InputError(
-            "a target was given together with the last-token convention",
-            "drop --target (the prompt's last token is the target) or drop --last-token-target",
-        )
-    if ig_steps < 1:
-        raise InputError(f"ig_steps must be >= 1, got {ig_steps}", "use e.g. --ig-steps 10")
-    if top_k is not None and top_k < 1:
-        raise InputError(f"top_k must be >= 1, got {top_k}", "use e.g. --top-k 20")
-    if top_k is None and node_threshold is None:
-        raise InputError(
-            "neither top_k nor node_threshold is set: every active feature would be a node",
-            "give --top-k N and/or --node-threshold X",
-        )
-    for name, value in (("node_threshold", node_threshold), ("edge_threshold", edge_threshold)):
-        if value is not None and (not math.isfinite(value) or value < 0):
-            raise InputError(f"{name} must be a finite number >= 0, got {value}")
-    if batch_size < 1:
-        raise InputError(f"batch_size must be >= 1, got {batch_size}", "use e.g. --batch-size 64")
-
-
 # -- phase 2 ------------------------------------------------------------------------------------------------------
 
 
@@ -150,7 +137,7 @@ class Setup:
     contrast_id: int | None
     source: str  # predicted | explicit | last-token
     logits: torch.Tensor  # clean logits at the last position [d_vocab]
-    metric_name: str = "log_prob"  # log_prob | logit | logit_diff (scd.discovery.metrics.METRICS values)
+    metric_name: str = "log_prob"  # log_prob | logit | logit_diff (scd.discovery.config.METRICS values)
 
     @property
     def tokens(self) -> torch.Tensor:
@@ -163,9 +150,21 @@ class Setup:
 
 
 def prepare(
-    bundle: ModelBundle, prompt: str, *, target=None, contrast=None, metric=None, target_mode="predicted"
+    bundle: ModelBundle,
+    prompt: str,
+    *,
+    target: str | None = None,
+    contrast: str | None = None,
+    config: DiscoveryConfig | None = None,
 ) -> Setup:
     """Tokenise `prompt`, run the clean model once and decide the target (see module docstring)."""
+    config = config if config is not None else DiscoveryConfig()
+    target_mode = config.target_mode
+    if target_mode == "last-token" and target is not None:
+        raise InputError(
+            "a target was given together with the last-token convention",
+            "drop --target (the prompt's last token is the target) or drop --last-token-target",
+        )
     if not isinstance(prompt, str) or not prompt.strip():
         raise InputError(
             "the prompt is empty", 'give the text whose next token to explain, e.g. "Copyright (C"'
@@ -212,45 +211,18 @@ def prepare(
         source=source,
         logits=logits,
         bundle=bundle,
-        metric_name=_metric_name(metric, contrast_id is not None),
+        metric_name=config.metric_name(contrast_id is not None),
     )
-
-
-def _metric_name(metric: str | None, has_contrast: bool) -> str:
-    from scd.discovery.metrics import METRICS
-
-    if metric is None:
-        return "logit_diff" if has_contrast else "log_prob"
-    name = METRICS.get(metric) or (metric if metric in METRICS.values() else None)
-    if name is None:
-        raise InputError(f"unknown metric {metric!r}", f"use one of: {', '.join(METRICS)}")
-    if (name == "logit_diff") != has_contrast:
-        raise InputError(
-            "the logit-diff metric needs a contrast token and only it uses one",
-            "pass --contrast TOKEN with --metric logit-diff, or drop --contrast",
-        )
-    return name
 
 
 # -- phase 3 ------------------------------------------------------------------------------------------------------
 
 
-def _attribute(bundle, setup: Setup, method, ig_steps, top_k, node_threshold, edge_threshold, batch_size):
+def _attribute(bundle, setup: Setup, config: DiscoveryConfig):
     from scd.discovery.attribution import attribute
 
     try:
-        graph = attribute(
-            bundle.model,
-            bundle.saes,
-            setup.tokens,
-            setup.metric(),
-            method=method,
-            ig_steps=ig_steps,
-            top_k=top_k,
-            node_threshold=node_threshold,
-            edge_threshold=edge_threshold,
-            batch_size=batch_size,
-        )
+        graph = attribute(bundle.model, bundle.saes, setup.tokens, setup.metric(), config)
     except ValueError as e:  # the engine's refusals: unsupported hooks, SAEs that do not fit
         raise ModelError(
             f"cannot attribute with SAE set {bundle.sae_set!r}: {e}",
@@ -270,20 +242,10 @@ def _attribute(bundle, setup: Setup, method, ig_steps, top_k, node_threshold, ed
 # -- phase 4 ------------------------------------------------------------------------------------------------------
 
 
-def _params(setup: Setup, method, ig_steps, top_k, node_threshold, edge_threshold, target_mode) -> dict:
+def _params(setup: Setup, config: DiscoveryConfig) -> dict:
     """What determines the circuit besides the prompt, model and SAEs (batch_size does not change results)."""
-    return {
-        "method": method,
-        "ig_steps": ig_steps if method == "ig" else None,
-        "top_k": top_k,
-        "node_threshold": node_threshold,
-        "edge_threshold": edge_threshold,
-        "metric": setup.metric_name,
-        "target_mode": target_mode,
-        "contrast": None
-        if setup.contrast_id is None
-        else setup.bundle.tokenizer.token_str(setup.contrast_id),
-    }
+    contrast = None if setup.contrast_id is None else setup.bundle.tokenizer.token_str(setup.contrast_id)
+    return config.circuit_params(setup.metric_name, contrast)
 
 
 def _prob(logits: torch.Tensor, token_id: int) -> float:

@@ -22,7 +22,8 @@ Choices, stated once:
 * Nothing ablated is the clean model exactly (the splice changes the activation by ``dec(f') - dec(f)``, which is
   0 bit for bit when f' = f), so m(M) is the clean metric and F(every active feature and error) = 1.
 
-``faithfulness_curve(prompt, ks)`` sweeps circuit size (top-k per sublayer) in one attribution run.
+``curve(circuit, bundle, ks)`` sweeps circuit size (top-k per sublayer) within one discovered circuit
+(``scd.discovery.discover.faithfulness_curve(prompt, ks)`` discovers it first).
 """
 
 from __future__ import annotations
@@ -243,30 +244,23 @@ def evaluate(
     return ablator.scores(feats, errs, m_model=circuit.metric_value)
 
 
-def faithfulness_curve(
-    prompt: str,
+def curve(
+    circuit: Circuit,
+    bundle: ModelBundle,
     ks: Sequence[int] = (1, 2, 5, 10, 20, 50),
     *,
-    model: str | ModelBundle = "demo",
-    saes: str | list[str] | None = None,
     ablation: str = "zero",
     errors: str = "circuit",
-    device: str = "cpu",
-    **discover_kwargs,
 ) -> list[CurvePoint]:
-    """Faithfulness and completeness of the top-k circuit for each k in `ks`, from one attribution run.
+    """Faithfulness and completeness of the top-k sub-circuit of `circuit` for each k in `ks`.
 
     The circuit of size k is the k features per sublayer with the largest |attribution| (the engine's own
-    selection), taken from the circuit discovered at ``max(ks)``; error nodes follow the
-    engine's rule: kept where |attribution| reaches the smallest kept feature's of their sublayer.
+    selection), taken from `circuit` (discovered at ``top_k >= max(ks)``: `scd.discovery.discover.faithfulness_curve`
+    does that); error nodes follow the engine's rule: kept where |attribution| reaches the smallest kept
+    feature's of their sublayer.
     """
-    from scd.discovery.discover import discover
-    from scd.models.bundle import load_bundle
-
     if not ks or min(ks) < 1:
         raise InputError("ks must be a non-empty list of sizes >= 1", "e.g. ks=[1, 5, 20]")
-    bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
-    circuit = discover(prompt, model=bundle, top_k=max(ks), **discover_kwargs)
     ablator = Ablator(
         bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), ablation=ablation, errors=errors
     )

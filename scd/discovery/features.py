@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from scd.core.circuit import Feature, Node
+from scd.core.hooks import FEATURE_KINDS, TOKEN_HOOK
 from scd.models.bundle import ModelBundle
 
 TOP_N = 10
@@ -65,12 +66,12 @@ def build_features(bundle: ModelBundle, nodes: list[Node]) -> list[Feature]:
     # SAE latents and tokens: direct logit effects, computed in chunks of rows per SAE / for the embedding
     rows: dict[str, list[Node]] = {}
     for n in first.values():
-        if n.kind in ("resid", "attn", "mlp", "transcoder"):
+        if n.kind in FEATURE_KINDS:
             rows.setdefault(n.hook, []).append(n)
         elif n.kind == "token":
-            rows.setdefault("hook_embed", []).append(n)
+            rows.setdefault(TOKEN_HOOK, []).append(n)
     for hook, group in rows.items():
-        if hook == "hook_embed":
+        if hook == TOKEN_HOOK:
             matrix = bundle.model.W_E
         else:
             matrix = bundle.saes[hook].W_dec
@@ -96,7 +97,7 @@ def _feature(bundle: ModelBundle, n: Node, up=(), up_v=(), down=(), down_v=()) -
         label = f"SAE error term at {n.hook} (what the SAE does not reconstruct)"
     else:
         label = None
-    url = bundle.neuronpedia(n.hook, n.index) if n.kind in ("resid", "attn", "mlp", "transcoder") else None
+    url = bundle.neuronpedia(n.hook, n.index) if n.kind in FEATURE_KINDS else None
     return Feature(
         id=n.feature_id,
         model=bundle.name,

@@ -51,12 +51,8 @@ def logit_diff(target_id: int, contrast_id: int) -> Metric:
     return metric
 
 
-#: user-facing names (CLI spelling) -> the name recorded in a circuit's parameters
-METRICS = {"log-prob": "log_prob", "logit": "logit", "logit-diff": "logit_diff"}
-
-
 def build(name: str, target_id: int, contrast_id: int | None = None) -> Metric:
-    """The metric a circuit's ``params["metric"]`` names (a METRICS value)."""
+    """The metric a circuit's ``params["metric"]`` names (a value of scd.discovery.config.METRICS)."""
     if name == "logit_diff":
         return logit_diff(target_id, contrast_id)
     return {"log_prob": log_prob, "logit": logit}[name](target_id)

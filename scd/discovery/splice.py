@@ -9,74 +9,25 @@ whose *value* is x bit for bit (each bracket is exactly zero) and whose *backwar
 f and ε still receive ∂m/∂f and ∂m/∂ε. sae_lens' own ``use_error_term=True`` computes ε under ``no_grad``, which
 cuts the gradient to upstream layers (FIELD-NOTES §1); this splice does not.
 
-Only the sublayers in ``SUBLAYER_RANK`` are supported; hooks are ordered by ``hook_order_key`` (forward order).
+Only the sublayers in ``scd.core.hooks.SPLICE_SUBLAYERS`` are supported; hooks run in forward order
+(``scd.core.hooks.ordered_hooks``).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from transformer_lens import HookedTransformer
 
-#: position of each supported hook inside one transformer block, in forward order
-SUBLAYER_RANK = {
-    "hook_resid_pre": 0,
-    "hook_attn_out": 1,
-    "hook_resid_mid": 2,
-    "hook_mlp_out": 3,
-    "hook_resid_post": 4,
-}
-_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(hook_\w+)$")
-
-EMBED_HOOK = "blocks.0.hook_resid_pre"  # where the token leaf (embedding + positional embedding) sits
-
-
-def parse_hook(hook: str) -> tuple[int, str]:
-    """``"blocks.3.hook_mlp_out"`` -> ``(3, "hook_mlp_out")``; ValueError for unsupported hooks."""
-    m = _HOOK_RE.match(hook)
-    if not m or m.group(2) not in SUBLAYER_RANK:
-        raise ValueError(f"unsupported SAE hook {hook!r}: expected blocks.L.{{{', '.join(SUBLAYER_RANK)}}}")
-    return int(m.group(1)), m.group(2)
-
-
-def hook_order_key(hook: str) -> tuple[int, int]:
-    block, name = parse_hook(hook)
-    return block, SUBLAYER_RANK[name]
-
-
-def ordered_hooks(hooks) -> list[str]:
-    """Hook names in forward order."""
-    return sorted(hooks, key=hook_order_key)
-
-
-def node_kind(hook: str) -> str:
-    """ "resid" for resid_pre/mid/post, "attn" for attn_out, "mlp" for mlp_out."""
-    name = parse_hook(hook)[1]
-    return {"hook_attn_out": "attn", "hook_mlp_out": "mlp"}.get(name, "resid")
-
-
-def node_layer(hook: str) -> int:
-    """Block index; resid_post of block L counts as layer L+1 (it is the next block's resid_pre)."""
-    block, name = parse_hook(hook)
-    return block + 1 if name == "hook_resid_post" else block
+from scd.core.hooks import EMBED_HOOK, ordered_hooks
+from scd.models.saes import sae_misfits
 
 
 def check_saes(model: HookedTransformer, saes: dict) -> None:
-    """ValueError naming every SAE whose hook is unsupported or missing or whose d_in is not d_model."""
-    problems = []
-    for hook, sae in saes.items():
-        try:
-            parse_hook(hook)
-        except ValueError as e:
-            problems.append(str(e))
-            continue
-        if hook not in model.hook_dict:
-            problems.append(f"{hook}: the model has no such hook")
-        if sae.cfg.d_in != model.cfg.d_model:
-            problems.append(f"{hook}: SAE d_in {sae.cfg.d_in} != model d_model {model.cfg.d_model}")
+    """ValueError naming every SAE that does not fit (scd.models.saes.sae_misfits: the loader's own check)."""
+    problems = sae_misfits(model, saes)
     if problems:
         raise ValueError("; ".join(problems))
 

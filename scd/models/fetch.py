@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scd.core.errors import ModelError
+from scd.models.hub import short
 from scd.models.presets import PRESETS, resolve_preset
 
 #: the hub repository TransformerLens' from_pretrained("gpt2") reads
@@ -109,7 +110,7 @@ def check_hub_reachable() -> None:
         HfApi().model_info(MODEL_REPO, timeout=15)
     except hub_errors() as e:
         raise ModelError(
-            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({_short(e)})", _OFFLINE_FIX
+            f"cannot reach the Hugging Face hub at {constants.ENDPOINT} ({short(e)})", _OFFLINE_FIX
         ) from e
 
 
@@ -124,7 +125,7 @@ def _download_model() -> None:
             AutoModelForCausalLM.from_pretrained(MODEL_REPO)
     except hub_errors() as e:
         raise ModelError(
-            f"cannot download gpt2-small from the Hugging Face hub ({_short(e)})", _OFFLINE_FIX
+            f"cannot download gpt2-small from the Hugging Face hub ({short(e)})", _OFFLINE_FIX
         ) from e
 
 
@@ -137,15 +138,10 @@ def _download_sae(preset: str, release: str, sae_id: str) -> None:
             sae = SAE.from_pretrained(release, sae_id, device="cpu")
     except hub_errors() as e:
         raise ModelError(
-            f"cannot download SAE {release}/{sae_id} (preset {preset}) from the Hugging Face hub ({_short(e)})",
+            f"cannot download SAE {release}/{sae_id} (preset {preset}) from the Hugging Face hub ({short(e)})",
             _OFFLINE_FIX,
         ) from e
     del sae  # loaded only to download (a 128k set is ~29 GB: never hold more than one)
-
-
-def _short(e: BaseException) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def stored(repos: list[str], cache_dir: str | Path | None = None) -> list[Stored]:

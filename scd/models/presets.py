@@ -15,10 +15,10 @@ Neuronpedia ids come from the same yaml (``gpt2-small/{L}-res-jb`` for res-jb, w
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from scd.core.errors import ModelError
+from scd.core.hooks import hook_sort_key, split_hook
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "res-jb": ("gpt2-small-res-jb",),
@@ -36,34 +36,6 @@ PRESETS: dict[str, tuple[str, ...]] = {
 
 #: the model every preset was trained on, as sae_lens names it in its yaml
 PRESET_MODEL = "gpt2-small"
-
-# Order of the hooks inside one TransformerLens block, as the forward pass meets them.
-_BLOCK_ORDER = (
-    "hook_resid_pre",
-    "attn.hook_z",
-    "hook_attn_out",
-    "hook_resid_mid",
-    "ln2.hook_normalized",
-    "mlp.hook_post",
-    "hook_mlp_out",
-    "hook_resid_post",
-)
-_HOOK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
-
-
-def hook_layer(hook: str) -> int:
-    """Block index of a TransformerLens hook name (``blocks.3.hook_attn_out`` -> 3); -1 if it has none."""
-    m = _HOOK_RE.match(hook)
-    return int(m.group(1)) if m else -1
-
-
-def hook_sort_key(hook: str) -> tuple[int, int, str]:
-    """Sort key that puts hook names in forward order (block, then position inside the block)."""
-    m = _HOOK_RE.match(hook)
-    if not m:
-        return (10**6, 0, hook)
-    layer, rest = int(m.group(1)), m.group(2)
-    return (layer, _BLOCK_ORDER.index(rest) if rest in _BLOCK_ORDER else len(_BLOCK_ORDER), rest)
 
 
 @dataclass(frozen=True)
@@ -108,7 +80,7 @@ def resolve_preset(name: str) -> list[PresetSAE]:
             raise ModelError(f"release {release!r} is for model {lookup.model!r}, not {PRESET_MODEL!r}")
         for sae_id in lookup.saes_map:
             # In these releases the SAE id is the hook name; refuse anything else rather than guess.
-            if not _HOOK_RE.match(sae_id):
+            if split_hook(sae_id) is None:
                 raise ModelError(f"release {release!r} has SAE id {sae_id!r}, which is not a hook name")
             out.append(PresetSAE(release, sae_id, sae_id, lookup.neuronpedia_id.get(sae_id)))
     out.sort(key=lambda s: hook_sort_key(s.hook))

@@ -8,7 +8,6 @@ up and red when they push it down. `draw_similarity` shows a group comparison's 
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from scd.core.circuit import Circuit, Node  # noqa: E402
+from scd.core.hooks import NODE_KINDS, hook_label, stream_position  # noqa: E402
 
 KIND_COLOURS = {
     "token": "#7f7f7f",
@@ -29,23 +29,17 @@ KIND_COLOURS = {
     "error": "#8c564b",
     "logit": "#000000",
 }
-_SUBLAYER_OFFSET = {"resid_pre": 0.0, "attn_out": 1.0, "resid_mid": 1.5, "mlp_out": 2.0, "resid_post": 3.0}
-_HOOK = re.compile(r"blocks\.(\d+)\.(?:.*\.)?hook_(\w+)$")
 
 
 def sublayer_rank(node: Node) -> float:
-    """Forward-order position of a node's sublayer: tokens lowest, logits highest."""
+    """Forward-order position of a node's sublayer (scd.core.hooks.stream_position): tokens lowest, logits
+    highest; block L's resid_post shares block L+1's resid_pre row."""
     if node.kind == "token":
         return -1.0
     if node.kind == "logit":
         return float("inf")
-    m = _HOOK.match(node.hook)
-    if not m:
-        return 3.0 * node.layer
-    layer, name = int(m.group(1)), m.group(2)
-    return 3.0 * layer + _SUBLAYER_OFFSET.get(
-        name, 2.0
-    )  # unknown hooks (e.g. transcoder outputs) sit with MLPs
+    where = stream_position(node.hook)
+    return float(node.layer) if where is None else where
 
 
 def _layout(circuit: Circuit) -> tuple[dict[str, tuple[float, float]], list[float]]:
@@ -115,7 +109,7 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
         x, y = xy[n.id]
         ax.annotate(text, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=3)
 
-    for kind in ("token", "resid", "attn", "mlp", "transcoder", "error", "logit"):
+    for kind in NODE_KINDS:
         if any(n.kind == kind for n in circuit.nodes):
             ax.scatter([], [], color=KIND_COLOURS[kind], label=kind, s=30)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, frameon=False)
@@ -127,7 +121,7 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
         if n.kind != "logit":
             hooks_by_rank.setdefault(
                 sublayer_rank(n),
-                "tokens" if n.kind == "token" else n.hook.replace("blocks.", "").replace("hook_", ""),
+                "tokens" if n.kind == "token" else hook_label(n.hook),
             )
     ax.set_yticks(range(len(ranks) + 1))
     ax.set_yticklabels([hooks_by_rank[r] for r in ranks] + ["logit"], fontsize=7)

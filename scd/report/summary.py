@@ -9,11 +9,11 @@ only shrink as a path grows, so the first complete paths popped from the queue a
 from __future__ import annotations
 
 import heapq
-import re
 from collections import defaultdict
 from typing import NamedTuple
 
 from scd.core.circuit import Circuit, Node
+from scd.core.hooks import FEATURE_KINDS, TOKEN_HOOK, hook_label
 from scd.discovery import metrics
 
 _MAX_EXPANSIONS = 200_000
@@ -63,14 +63,6 @@ def strongest_paths(circuit: Circuit, n: int = 3, *, end: str | None = "logit") 
 
 # -- text ---------------------------------------------------------------------------------------------------------
 
-_HOOK = re.compile(r"^blocks\.(\d+)\.hook_(\w+)$")
-
-
-def hook_label(hook: str) -> str:
-    """``blocks.3.hook_attn_out`` -> ``attn_out3``."""
-    m = _HOOK.match(hook)
-    return f"{m.group(2)}{m.group(1)}" if m else hook
-
 
 def node_label(node: Node, circuit: Circuit | None = None) -> str:
     """Short readable name of a node: ``mlp_out1 #45 ')'@5``, ``resid_pre0 error 'C'@4``, ``token 'C'@4``,
@@ -99,7 +91,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
     }.get(p.target_source, p.target_source)
     kinds = defaultdict(int)
     for nd in circuit.nodes:
-        kinds["feature" if nd.kind in ("resid", "attn", "mlp", "transcoder") else nd.kind] += 1
+        kinds["feature" if nd.kind in FEATURE_KINDS else nd.kind] += 1
     out = [
         f"{p.text!r} -> {p.target!r}   model {circuit.model}, SAE set {circuit.sae_set} ({len(circuit.saes)} SAEs)",
         f"target {p.target!r} ({source}): p = {p.target_prob:.3f}, loss {p.loss:.3f}; "
@@ -127,9 +119,9 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
             groups.setdefault(nd.hook, []).append(nd)
     tokens = [nd for nd in circuit.nodes if nd.kind == "token"]
     if tokens:
-        groups = {"hook_embed": tokens, **groups}
+        groups = {TOKEN_HOOK: tokens, **groups}
     for hook, members in groups.items():
-        out.append(f"  {'input tokens' if hook == 'hook_embed' else hook}")
+        out.append(f"  {'input tokens' if hook == TOKEN_HOOK else hook}")
         for nd in sorted(members, key=lambda x: -abs(x.attribution))[:per_sublayer]:
             line = f"  {nd.attribution:+10.3g}  {node_label(nd, circuit)}"
             f = feats.get(nd.feature_id)

@@ -1,0 +1,141 @@
+"""DiscoveryConfig: validated once with clear messages, the same request keys as before it existed, and the
+import floor plan it made possible (no cycles; the CLI's options module loads no torch)."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scd.core.errors import InputError
+from scd.discovery.config import DiscoveryConfig
+from scd.ingest.pipeline import request_key
+from scd.ingest.prompts import PromptSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"method": "xyz"}, "unknown method 'xyz' -- use one of atp, ig"),
+        ({"target_mode": "first"}, "unknown target mode 'first'"),
+        ({"metric": "kl"}, "unknown metric 'kl' -- use one of: log-prob, logit, logit-diff"),
+        ({"top_k": 0}, "top_k must be >= 1"),
+        ({"top_k": 2.5}, "top_k must be >= 1 (a whole number), got 2.5"),
+        ({"ig_steps": 0}, "ig_steps must be >= 1"),
+        ({"batch_size": -3}, "batch_size must be >= 1"),
+        ({"top_k": None}, "neither top_k nor node_threshold is set"),
+        ({"node_threshold": -1.0}, "node_threshold must be a finite number >= 0"),
+        ({"edge_threshold": float("nan")}, "edge_threshold must be a finite number >= 0"),
+        ({"scores": "yes"}, "scores must be True or False"),
+        ({"top_kk": 3}, "unknown discovery option 'top_kk'"),
+    ],
+)
+def test_bad_options_are_one_clear_input_error(options, message):
+    with pytest.raises(InputError) as err:
+        DiscoveryConfig.build(**options)
+    assert message in err.value.line() and "\n" not in err.value.line()
+    assert isinstance(err.value, ValueError), "Python callers passing a bad value get a ValueError too"
+
+
+def test_config_is_frozen_and_normalised():
+    c = DiscoveryConfig(metric="log_prob", edge_threshold=0, node_threshold=1)
+    assert c.metric == "log-prob", "the CLI spelling is kept, whichever was given"
+    assert isinstance(c.edge_threshold, float) and isinstance(c.node_threshold, float)
+    with pytest.raises(AttributeError):
+        c.top_k = 3  # type: ignore[misc]
+    assert DiscoveryConfig.build(c, top_k=3).top_k == 3 and c.top_k == 20
+
+
+def test_request_key_is_what_the_cli_always_hashed():
+    """Stores written before DiscoveryConfig must resume: the key options equal the dict the old CLI passed
+    (its non-None discovery options minus batch_size and scores), written out here by hand."""
+    spec = PromptSpec("f(x", target=")")
+    old_default = {
+        "target_mode": "predicted",
+        "method": "atp",
+        "ig_steps": 10,
+        "top_k": 20,
+        "edge_threshold": 0.0,
+    }
+    assert DiscoveryConfig().key_options() == old_default
+    assert request_key("demo", "demo", spec, DiscoveryConfig(batch_size=7, scores=True).key_options()) == (
+        request_key("demo", "demo", spec, old_default)
+    )
+    old_custom = {
+        "metric": "logit",
+        "target_mode": "last-token",
+        "method": "ig",
+        "ig_steps": 3,
+        "top_k": 5,
+        "node_threshold": 0.5,
+        "edge_threshold": 0.01,
+    }
+    new = DiscoveryConfig(
+        metric="logit",
+        target_mode="last-token",
+        method="ig",
+        ig_steps=3,
+        top_k=5,
+        node_threshold=0.5,
+        edge_threshold=0.01,
+        batch_size=4,
+    )
+    assert new.key_options() == old_custom
+
+
+def _imports(path: Path) -> set[str]:
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+            out.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+    return out
+
+
+def test_no_import_cycles_in_scd():
+    """Every import (lazy ones inside functions too) between scd modules, as a graph: it has no cycle."""
+    modules = {}
+    for folder, prefix in (
+        (ROOT / "scd", "scd"),
+        (ROOT / "ingest", "scd.ingest"),
+        (ROOT / "queries", "scd.queries"),
+    ):
+        for p in folder.rglob("*.py"):
+            rel = p.relative_to(folder).with_suffix("").parts
+            if folder.name == "scd" and rel[0] in ("ingest", "queries"):
+                continue  # symlinks to the top-level folders, read once under their own names
+            parts = [prefix, *rel]
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for name, path in modules.items():
+        imported = _imports(path)
+        # `from scd import demo` names scd.demo, not the scd package itself
+        graph[name] = {m for m in imported if m in modules and m != name and m != "scd"}
+    state: dict[str, int] = {}
+
+    def visit(m: str, trail: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(d) :], d]))
+            if d not in state:
+                visit(d, [*trail, d])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+
+
+def test_options_and_hooks_modules_load_no_torch():
+    code = (
+        "import sys, scd.cli.options, scd.discovery.config, scd.core.hooks; "
+        "print([m for m in ('torch', 'transformer_lens', 'sae_lens') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"
