@@ -1,7 +1,6 @@
 """DiscoveryConfig: validated once with clear messages, the same request keys as before it existed, and the
-import floor plan it made possible (no cycles; the CLI's options module loads no torch)."""
+import floor plan it made possible (the CLI's options module loads no torch; cycles: test_layers.py)."""
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -84,52 +83,6 @@ def test_request_key_is_what_the_cli_always_hashed():
         batch_size=4,
     )
     assert new.key_options() == old_custom
-
-
-def _imports(path: Path) -> set[str]:
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names)
-    return out
-
-
-def test_no_import_cycles_in_scd():
-    """Every import (lazy ones inside functions too) between scd modules, as a graph: it has no cycle."""
-    modules = {}
-    for folder, prefix in (
-        (ROOT / "scd", "scd"),
-        (ROOT / "ingest", "scd.ingest"),
-        (ROOT / "queries", "scd.queries"),
-    ):
-        for p in folder.rglob("*.py"):
-            rel = p.relative_to(folder).with_suffix("").parts
-            if folder.name == "scd" and rel[0] in ("ingest", "queries"):
-                continue  # symlinks to the top-level folders, read once under their own names
-            parts = [prefix, *rel]
-            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
-    graph = {}
-    for name, path in modules.items():
-        imported = _imports(path)
-        # `from scd import demo` names scd.demo, not the scd package itself
-        graph[name] = {m for m in imported if m in modules and m != name and m != "scd"}
-    state: dict[str, int] = {}
-
-    def visit(m: str, trail: list[str]) -> None:
-        state[m] = 1
-        for d in sorted(graph[m]):
-            if state.get(d) == 1:
-                raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(d) :], d]))
-            if d not in state:
-                visit(d, [*trail, d])
-        state[m] = 2
-
-    for m in sorted(graph):
-        if m not in state:
-            visit(m, [m])
 
 
 def test_options_and_hooks_modules_load_no_torch():
