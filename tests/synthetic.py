@@ -171,9 +171,8 @@ def synthetic_circuit(
         if rng.random() < error_share:
             idx, nid, nkind = -1, f"{hook}/error@{pos}", "error"
         else:
-            idx = min(
-                int(rng.expovariate(1 / (d_sae / 6))), d_sae - 1
-            )  # popular latents recur across prompts
+            # popular latents recur across prompts
+            idx = min(int(rng.expovariate(1 / (d_sae / 6))), d_sae - 1)
             nid, nkind = f"{hook}/{idx}@{pos}", kind
         if nid in seen:
             continue

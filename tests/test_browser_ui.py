@@ -162,10 +162,8 @@ class Page:
         _name, params, query = next(b for b in guide.guide_blocks() if b[0] == name)
         frame = self.run(":play " + browser_app.guide_url(self.base))
         self.until(lambda d: self.find("pre.runnable", frame), "the guide")
-        arrow, carousel = (
-            "button.next-slide:not(.rounded)",
-            "[data-testid=carousel]",
-        )  # the arrow under the slides
+        arrow = "button.next-slide:not(.rounded)"  # the arrow under the slides
+        carousel = "[data-testid=carousel]"
         for shown in range(2, slide + 2):  # one slide at a time: a click during the slide animation is lost
             self.script_click(self.find(arrow, frame)[0])
             self.until(lambda d, n=shown: f"{n} / " in self.find(carousel, frame)[0].text, "a slide")

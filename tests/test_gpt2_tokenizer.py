@@ -58,7 +58,9 @@ def tiktoken_gpt2(tmp_path_factory):
         enc = tiktoken.Encoding(**openai_public.gpt2())
     finally:
         mp.undo()
-    assert seen["vocab_bpe_hash"] and seen["encoder_json_hash"], "tiktoken no longer pins the gpt2 file hashes"
+    assert seen["vocab_bpe_hash"] and seen["encoder_json_hash"], (
+        "tiktoken no longer pins the gpt2 file hashes"
+    )
     return enc, seen
 
 
@@ -85,7 +87,11 @@ def test_real_gpt2_ids(tokenizer, tiktoken_gpt2):
 @needs_bpe
 def test_scd_adapter_on_the_real_tokenizer(tokenizer):
     tok = HFTokenizer(tokenizer, d_vocab=GPT2_VOCAB)
-    assert tok.encode("Hello world") == [50256, 15496, 995]  # BOS = <|endoftext|>, as TransformerLens prepends
+    assert tok.encode("Hello world") == [
+        50256,
+        15496,
+        995,
+    ]  # BOS = <|endoftext|>, as TransformerLens prepends
     assert tok.token_str(tok.single_token_id(" Jordan")) == " Jordan"
     assert tok.token_str(tok.single_token_id(")")) == ")"
     with pytest.raises(Exception, match=r"the target ' starshine' is 3 tokens"):

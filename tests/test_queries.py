@@ -349,7 +349,9 @@ def expected_proximal_causes(circuits) -> list[tuple]:
 def test_top_proximal_causes_match_the_circuits(circuits, embedded_store):
     df = runner.run(embedded_store, "top-proximal-causes", {"limit": BIG})
     expected = expected_proximal_causes(circuits)
-    assert len(expected) >= len(circuits) - 2  # nearly every synthetic circuit has a feature feeding its logit
+    assert (
+        len(expected) >= len(circuits) - 2
+    )  # nearly every synthetic circuit has a feature feeding its logit
     got = [
         (r.prompt, r.feature, r.pos, r.weight, list(r.promotes), r.neuronpedia_url)
         for r in df.itertuples(index=False)

@@ -1,7 +1,7 @@
 """Attribution graphs over SAE features: node attributions, error nodes and direct-effect edges.
 
 Method: Marks et al. 2024, "Sparse Feature Circuits" (https://arxiv.org/abs/2403.19647), formulas in
-FIELD-NOTES §1. `attribute` runs five phases; comments and log lines (logger ``scd.discovery.attribution``) use their names.
+the README's 'Discovery' section. `attribute` runs five phases; comments and log lines (logger ``scd.discovery.attribution``) use their names.
 
 1. **leaf forward** -- one forward pass in which the token embedding and every SAE sublayer's spliced output
    are detached leaves carrying their clean values (`scd.discovery.splice.leaf_forward`). The logits are the clean

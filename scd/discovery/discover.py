@@ -6,7 +6,7 @@ calls back up. The options come as one `scd.discovery.config.DiscoveryConfig` (v
 Phases (log lines of logger ``scd.discovery.discover`` use these names):
 
 1. **load** -- the model bundle (`scd.models.bundle.load_bundle`), unless a ModelBundle is passed in.
-2. **target** -- tokenise the prompt and pick what to explain (FIELD-NOTES section 1):
+2. **target** -- tokenise the prompt and pick what to explain (README 'Discovery', target convention):
    * default (``target_mode="predicted"``): the model's top next-token prediction after the whole prompt --
      "Copyright (C" explains the predicted ")";
    * ``target="TOKEN"``: that token instead (it must be exactly one token);

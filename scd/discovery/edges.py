@@ -1,6 +1,6 @@
 """Direct-effect edges between kept nodes, many downstream targets per backward pass.
 
-Edge u -> d is u · ∂(g_d · d)/∂u with g_d = ∂m/∂d held constant (FIELD-NOTES §1), computed in a `LeafForward`
+Edge u -> d is u · ∂(g_d · d)/∂u with g_d = ∂m/∂d held constant (Marks et al. 2024; README 'Discovery'), computed in a `LeafForward`
 so that gradients stop at every intermediate SAE sublayer. For a downstream sublayer D the work splits in three:
 
 1. **Targets at D** (`sublayer_targets`): each kept node d at D (feature j or error at position q) becomes a
@@ -80,10 +80,8 @@ def _sub_sae(sae, latents: Tensor, x: Tensor, f: Tensor, x_hat: Tensor):
         cfg.d_sae = n
         if hasattr(cfg, "k"):  # TopK: every kept latent may fire; which ones did is read from f
             cfg.k = n
-        device, cfg.device = (
-            cfg.device,
-            "meta",
-        )  # as sae_lens' own loader: no allocation until weights assigned
+        # as sae_lens' own loader: no allocation until weights are assigned
+        device, cfg.device = cfg.device, "meta"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sub = type(sae)(cfg)

@@ -1,6 +1,6 @@
 """How much of the model's behaviour a circuit explains: faithfulness and completeness by ablation.
 
-Marks et al. (2024), FIELD-NOTES section 1. With m the circuit's metric, M the whole model and C the circuit's
+Marks et al. (2024), https://arxiv.org/abs/2403.19647. With m the circuit's metric, M the whole model and C the circuit's
 nodes, each m(.) is one forward pass in which every SAE latent (and error term) *not* in the given set is ablated
 at every SAE sublayer and position; the others keep the values they take in that ablated run, as in Marks' code:
 

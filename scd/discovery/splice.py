@@ -7,7 +7,7 @@ error ε = x - x̂. The spliced activation is
 
 whose *value* is x bit for bit (each bracket is exactly zero) and whose *backward* is the identity onto x, while
 f and ε still receive ∂m/∂f and ∂m/∂ε. sae_lens' own ``use_error_term=True`` computes ε under ``no_grad``, which
-cuts the gradient to upstream layers (FIELD-NOTES §1); this splice does not.
+cuts the gradient to upstream layers (attributions then disagree with the true gradient early on); this splice does not.
 
 Only the sublayers in ``scd.core.hooks.SPLICE_SUBLAYERS`` are supported; hooks run in forward order
 (``scd.core.hooks.ordered_hooks``).

@@ -31,7 +31,7 @@ class HFTokenizer:
 
     def __init__(self, hf_tokenizer, *, d_vocab: int | None = None):
         size = len(hf_tokenizer)
-        # transformers can attach an empty tokenizer without complaint (FIELD-NOTES section 2) -- with no tokenizer
+        # transformers can attach an empty tokenizer without complaint (transformers 5) -- with no tokenizer
         # files it even builds one holding only <|endoftext|>: refuse anything that cannot encode plain text.
         specials = len(set(hf_tokenizer.all_special_tokens))
         if size <= specials or not hf_tokenizer.encode("a", add_special_tokens=False):

@@ -78,7 +78,7 @@ def _load_gpt2_from_hub(device: str):
 def load_hf_gpt2_folder(path: str | Path, device: str = "cpu") -> tuple[HookedTransformer, Tokenizer]:
     """A HookedTransformer and tokenizer from a local Hugging Face GPT-2 folder, without touching the hub.
 
-    Route (FIELD-NOTES section 2): the HF model is read from the folder, TransformerLens' ``convert_gpt2_weights``
+    Route (works with no hub; `from_pretrained(local_dir)` is refused by name): the HF model is read from the folder, TransformerLens' ``convert_gpt2_weights``
     maps its weights, a ``HookedTransformerConfig`` is built from the HF config the way TransformerLens builds
     GPT-2's, and ``load_and_process_state_dict`` applies ``from_pretrained``'s default processing (fold LayerNorm,
     centre writing weights and unembedding) -- the processing GPT-2-small's published SAEs were trained under.
