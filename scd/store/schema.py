@@ -29,8 +29,9 @@
   node of u to a node of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature
   with top_token k to a node of d. Each carries ``circuits`` (how many circuits have at least one such edge: a
   distinct count within its group, which is why the token groups are their own relationships and not a sum of
-  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum`` and ``example_circuit`` (the smallest circuit
-  id). They are not written with the circuit but *folded* in afterwards, many circuits at once
+  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum``, ``example_circuit`` (the smallest circuit
+  id) and the strongest circuits as parallel lists ``examples`` (prompt texts), ``example_circuits`` and
+  ``example_weights`` (the circuit's sum of |weight| in the group), strongest first. They are not written with the circuit but *folded* in afterwards, many circuits at once
   (scd.store.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
   written before the fold existed, which were aggregated as they were written). Each circuit's group sums are
   exact sums rounded to multiples of 2**-36, so adding them up is exact and the store does not depend on ingest
@@ -70,7 +71,10 @@ NEO4J_SCHEMA = [
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",
 ]
 
-_AGG = "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING"
+_AGG = (
+    "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING, "
+    "examples STRING[], example_circuits STRING[], example_weights DOUBLE[]"
+)
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "
     "layer INT64, kind STRING, idx INT64, top_promoted STRING[], top_promoted_logits DOUBLE[], "
