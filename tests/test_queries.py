@@ -154,7 +154,11 @@ def test_bind_fills_defaults_and_coerces():
         ("circuit", {}, r"needs parameter prompt \(string\)"),
         ("circuit", {"prompt": None}, r"prompt of query circuit cannot be null"),
         ("top-features", {"limit": -1}, r"limit .* must be >= 0"),
-        ("feeders", {"token": ")", "order_by": "size"}, r"order_by of query feeders must be one of weight, circuits"),
+        (
+            "feeders",
+            {"token": ")", "order_by": "size"},
+            r"order_by of query feeders must be one of weight, circuits",
+        ),
     ],
 )
 def test_bind_errors_name_the_parameter(name, params, message):
@@ -206,10 +210,18 @@ def _cases(circuits):
         ("feeders", {"token": ")", "top_n": 3, "min_weight": 0.3}, ["abs_weight"]),
         ("feeders", {"feature": target_feature}, ["abs_weight"]),
         ("feeders", {"token": ")", "limit": 5}, ["abs_weight"]),
-        ("feeders", {"token": ")", "order_by": "circuits", "include_errors": True}, ["circuits", "abs_weight"]),
+        (
+            "feeders",
+            {"token": ")", "order_by": "circuits", "include_errors": True},
+            ["circuits", "abs_weight"],
+        ),
         ("feeders", {"feature": target_feature, "order_by": "mean"}, ["mean_abs_weight"]),
         ("consumers", {"token": "("}, ["abs_weight"]),
-        ("consumers", {"token": "(", "include_errors": True, "order_by": "circuits"}, ["circuits", "abs_weight"]),
+        (
+            "consumers",
+            {"token": "(", "include_errors": True, "order_by": "circuits"},
+            ["circuits", "abs_weight"],
+        ),
         ("consumers", {"feature": feature, "token": "]"}, ["abs_weight"]),
         ("features-promoting", {"token": ")"}, ["rank", "circuits", "logit"]),
         ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "circuits", "logit"]),
@@ -367,8 +379,15 @@ def _ranking_circuits():
         prompt = PromptRecord(text, ["<bos>", *text], [0, 1, 2, 3, 4, 5], ")", 9, 0.5, 0.69, [(")", 0.5)])
         out.append(
             Circuit(
-                prompt=prompt, model="demo", sae_set="demo", saes={}, params={"method": "atp", "top_k": 20},
-                nodes=nodes, edges=edges, features=[target, *(feats[f] for f in ws)], metric_value=0.0,
+                prompt=prompt,
+                model="demo",
+                sae_set="demo",
+                saes={},
+                params={"method": "atp", "top_k": 20},
+                nodes=nodes,
+                edges=edges,
+                features=[target, *(feats[f] for f in ws)],
+                metric_value=0.0,
                 created_at="2025-01-01T00:00:00+00:00",
             )
         )
@@ -383,8 +402,10 @@ def test_feeders_rank_by_weight_not_circuit_count(which, aggregated, request, tm
     from scd.store import open_store
 
     circuits, weights, (a, b, cc, err, tok) = _ranking_circuits()
-    config = StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri")) if which == "neo4j" else StoreConfig(
-        path=tmp_path / "s"
+    config = (
+        StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri"))
+        if which == "neo4j"
+        else StoreConfig(path=tmp_path / "s")
     )
     with open_store(config) as store:
         store.clear()
@@ -396,7 +417,9 @@ def test_feeders_rank_by_weight_not_circuit_count(which, aggregated, request, tm
         q = runner.get_query("feeders")
 
         def ids(**params):
-            return list(runner.run(store, q, {"feature": circuits[0].nodes[0].feature_id} | params)["feature"])
+            return list(
+                runner.run(store, q, {"feature": circuits[0].nodes[0].feature_id} | params)["feature"]
+            )
 
         abs_sum = {f.id: sum(abs(ws.get(f.id, 0.0)) for ws in weights.values()) for f in (a, b, cc, err, tok)}
         assert abs_sum[b.id] > abs_sum[cc.id] > abs_sum[a.id]  # the synthetic store's premise
@@ -628,7 +651,11 @@ def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):
                     assert list(a.columns) == list(b.columns) and len(a) == len(b), (name, params)
                     for x, y in zip(a.itertuples(index=False), b.itertuples(index=False), strict=True):
                         for u, v in zip(x, y, strict=True):
-                            assert u == pytest.approx(v, abs=1e-9, nan_ok=True) if isinstance(u, float) else u == v
+                            assert (
+                                u == pytest.approx(v, abs=1e-9, nan_ok=True)
+                                if isinstance(u, float)
+                                else u == v
+                            )
     q = runner.get_query("feeders")
     for params in (
         {"token": ")", "top_n": 2},

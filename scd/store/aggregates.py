@@ -199,7 +199,9 @@ def group_edges(
         )
         best = per.sort_values([a, b, "sa", "c"], ascending=[True, True, False, True], kind="mergesort")
         best = best.groupby([a, b], sort=True).head(EXAMPLES)
-        lists = best.groupby([a, b], sort=True).agg(example_circuits=("c", list), example_weights=("sa", list))
+        lists = best.groupby([a, b], sort=True).agg(
+            example_circuits=("c", list), example_weights=("sa", list)
+        )
         total["example_circuits"] = [[str(c) for c in cs] for cs in lists["example_circuits"]]
         total["example_weights"] = [[float(w) for w in ws] for ws in lists["example_weights"]]
         total["examples"] = [[(texts or {}).get(c, "") for c in cs] for cs in total["example_circuits"]]
