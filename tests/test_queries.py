@@ -232,6 +232,7 @@ def _cases(circuits):
         ("circuits", {}, ["prompt", "circuit"]),
         ("circuits", {"pattern": r".*\(.*"}, ["prompt", "circuit"]),
         ("circuits", {"prompt": c0.id}, ["prompt", "circuit"]),
+        ("circuits", {"min_faithfulness": 0.7}, ["prompt", "circuit"]),
         ("circuit", {"prompt": c0.prompt.text}, ["weight"]),
         ("circuit", {"prompt": big.id, "min_weight": 0.4}, ["weight"]),
         ("paths-to-logit", {"prompt": c0.prompt.text}, ["strength", "hops"]),
@@ -439,6 +440,13 @@ def test_feeders_rank_by_weight_not_circuit_count(which, aggregated, request, tm
         by_token = runner.run(store, q, {"token": ")"})
         assert list(by_token["feature"]) == [b.id, cc.id, a.id]
         assert by_token.attrs["summary"] == df.attrs["summary"]
+
+
+def test_circuits_filter_on_faithfulness(circuits, embedded_store):
+    df = runner.run(embedded_store, "circuits", {"min_faithfulness": 0.7, "limit": BIG})
+    want = {c.id for c in circuits if c.scores.get("faithfulness", -1) >= 0.7}
+    assert 0 < len(want) < len(circuits) and set(df["circuit"]) == want
+    assert (df["faithfulness"] >= 0.7).all() and df["selection"].eq("top-k").all()
 
 
 def test_threads_are_consecutive_resid_chains_sharing_a_token(circuits, embedded_store):

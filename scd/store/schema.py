@@ -15,7 +15,9 @@
   target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
   top_k, edge_threshold, params (JSON text of all parameters), metric_value, faithfulness and completeness
-  (set only where computed; never NaN), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
+  (set only where computed; never NaN), ``ablation`` (how they were measured: "zero" or "mean", then the error-term
+  handling, e.g. "zero/circuit"; see scd.discovery.evaluate), ``selection`` (how the nodes were chosen: "top-k",
+  or "influence:0.8" for scd.discovery.selection's pruning), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
   request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
   ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise);
   ``aggregated`` (see the aggregates below).
@@ -83,7 +85,7 @@ LADYBUG_SCHEMA = [
     "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
-    "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, "
+    "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, ablation STRING, selection STRING, n_nodes INT64, n_edges INT64, "
     "created_at STRING, request STRING, aggregated BOOLEAN)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",
