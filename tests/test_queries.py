@@ -80,6 +80,7 @@ EXPECTED = {
     "compare-group",
     "circuits",
     "top-proximal-causes",
+    "feature",
 }
 
 
@@ -223,6 +224,8 @@ def _cases(circuits):
             ["circuits", "abs_weight"],
         ),
         ("consumers", {"feature": feature, "token": "]"}, ["abs_weight"]),
+        ("feature", {"id": feature}, []),
+        ("feature", {"id": target_feature}, []),
         ("features-promoting", {"token": ")"}, ["rank", "circuits", "logit"]),
         ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "circuits", "logit"]),
         ("top-features", {}, ["circuits", "nodes"]),

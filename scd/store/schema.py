@@ -10,7 +10,10 @@
   layer, kind (token|resid|attn|mlp|transcoder|error|logit), idx (latent index; -1 for error terms; token id for
   token/logit), top_promoted / top_suppressed (token strings, most promoted first), top_promoted_logits /
   top_suppressed_logits, neuronpedia_url, label, and ``top_token`` = top_promoted[0] (unset where top_promoted is
-  empty; denormalised so "features whose top token is X" is an index lookup).
+  empty; denormalised so "features whose top token is X" is an index lookup). The feature card
+  (scd.discovery.labels, written by ``scd features label``): ``label`` (automatic, from what follows), ``frequency``
+  and ``max_activation`` over a reference corpus, ``top_contexts`` (text before the firing token, the token in
+  brackets) with ``top_activations``; unset until labelled.
 * ``Prompt``   key ``id`` = hash(model, text, target). text, model, tokens (string list, BOS included), target,
   target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
@@ -53,6 +56,15 @@ relationship is ``EXPLAINS``: a circuit explains the model's prediction on its p
 
 from __future__ import annotations
 
+#: feature cards onto stored Features (scd.discovery.labels); both stores run it in one write transaction
+SET_FEATURE_CARDS = """
+UNWIND $rows AS r
+MATCH (f:Feature {id: r.id})
+SET f.label = r.label, f.frequency = r.frequency, f.max_activation = r.max_activation,
+  f.top_contexts = r.top_contexts, f.top_activations = r.top_activations
+RETURN count(f) AS n
+"""
+
 LABELS = ("Feature", "Prompt", "Circuit", "Node", "Token")
 RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS", "FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
 AGGREGATES = ("FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
@@ -80,7 +92,8 @@ _AGG = (
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "
     "layer INT64, kind STRING, idx INT64, top_promoted STRING[], top_promoted_logits DOUBLE[], "
-    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING)",
+    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING, "
+    "frequency DOUBLE, max_activation DOUBLE, top_contexts STRING[], top_activations DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Prompt(id STRING PRIMARY KEY, text STRING, model STRING, tokens STRING[], "
     "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
