@@ -226,12 +226,16 @@ def _cases(circuits):
         ("consumers", {"feature": feature, "token": "]"}, ["abs_weight"]),
         ("feature", {"id": feature}, []),
         ("feature", {"id": target_feature}, []),
-        ("features-promoting", {"token": ")"}, ["rank", "circuits", "logit"]),
-        ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "circuits", "logit"]),
-        ("top-features", {}, ["circuits", "nodes"]),
-        ("top-features", {"layer": 1, "kind": "attn"}, ["circuits", "nodes"]),
-        ("top-features", {"kind": "error"}, ["circuits", "nodes"]),
-        ("top-features", {"kind": "token", "limit": 3}, ["circuits", "nodes"]),
+        ("features-promoting", {"token": ")"}, ["rank", "abs_attribution", "logit"]),
+        ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "abs_attribution", "logit"]),
+        ("top-features", {}, ["abs_attribution"]),
+        (
+            "top-features",
+            {"layer": 1, "kind": "attn", "order_by": "circuits"},
+            ["circuits", "abs_attribution"],
+        ),
+        ("top-features", {"kind": "error", "order_by": "mean"}, []),
+        ("top-features", {"kind": "token", "limit": 3}, ["abs_attribution"]),
         ("circuits", {}, ["prompt", "circuit"]),
         ("circuits", {"pattern": r".*\(.*"}, ["prompt", "circuit"]),
         ("circuits", {"prompt": c0.id}, ["prompt", "circuit"]),
@@ -576,13 +580,20 @@ def test_demo_feeders_of_the_closing_paren(demo_circuits, tmp_path):
     config = StoreConfig(path=tmp_path / "demo")
     load(config, demo_circuits)
     df = runner.query("feeders", store=config, token=")", limit=1000)
-    assert not df.empty and {"circuits", "edges", "total_weight", "mean_weight", "example_prompt"} <= set(
-        df.columns
-    )
+    assert not df.empty and {
+        "circuits",
+        "edges",
+        "abs_weight",
+        "pos_weight",
+        "neg_weight",
+        "examples",
+    } <= set(df.columns)
     hits = runner.query("circuits", store=config, pattern=r".*\(.*", limit=1000)
     assert len(hits) >= 10
     assert df["circuits"].max() >= 2, "some feeder should recur across prompts"
-    assert set(df["example_prompt"]) <= {c.prompt.text for c in demo_circuits}
+    assert {t for ex in df["examples"] for t in ex} <= {c.prompt.text for c in demo_circuits}
+    assert "unexplained by features" in df.attrs["summary"]
+    assert not set(df["kind"]) & {"error", "token"}
 
 
 @pytest.mark.neo4j

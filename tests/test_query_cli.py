@@ -50,7 +50,7 @@ def test_query_feeders_in_three_formats(scd):
     r = scd("query", "feeders", "-p", "token=)")
     assert r.exit_code == 0, r.output
     header = r.output.splitlines()[0].split()
-    assert header[:2] == ["feature", "kind"] and "example_prompt" in header
+    assert header[:2] == ["feature", "kind"] and "examples" in header
 
     rows = json.loads(scd("query", "feeders", "-p", "token=)", "--format", "json").output)
     assert rows and rows[0]["circuits"] >= rows[-1]["circuits"] and isinstance(rows[0]["promotes"], list)
