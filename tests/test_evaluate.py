@@ -157,7 +157,9 @@ def test_discover_scores_flag(demo):
         "m_empty",
         "m_circuit",
         "m_complement",
+        "ablation",
     }
+    assert c.scores["ablation"] == "zero/circuit"
     assert c.scores["faithfulness"] == pytest.approx(evaluate(c, demo).faithfulness)
     assert "scores: faithfulness" in summarize(c)
 
