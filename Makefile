@@ -25,6 +25,7 @@ neo4j-jars:
 
 demo: install
 	$(SCD) ingest examples/prompts.txt --model demo --metric logit --store $(DEMO_STORE)
+	$(SCD) features label --model demo --store $(DEMO_STORE)
 	$(SCD) query feeders -p token=")" --store $(DEMO_STORE) --limit 15
 
 test: install neo4j-jars

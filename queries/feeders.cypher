@@ -1,16 +1,22 @@
 // name: feeders
-// description: Upstream features that feed a feature (by id) or any feature whose top promoted token is a token, across all circuits.
+// description: Upstream features that feed a feature (by id) or any feature whose top promoted token is a token, across all circuits, strongest first.
 // param: feature: string = null — target feature id, e.g. demo/demo/blocks.1.hook_resid_pre/17
 // param: token: string = null — target token: matches features whose top-N promoted tokens include it
 // param: top_n: int = 1 — how many of a feature's top promoted tokens to match `token` against (1 = only the first)
 // param: min_weight: float = 0.0 — ignore FEEDS edges with |weight| below this
+// param: order_by: string = "weight" — rank by: weight (sum of |weight|), circuits (how many circuits), mean (|weight| per edge)
+// param: include_errors: bool = false — also list SAE error terms and input tokens (otherwise only summarised)
 // param: limit: int = 50 — rows to return
 // requires: feature | token
+// choices: order_by = weight | circuits | mean
 // example: scd query feeders -p token=")"
-// example: scd query feeders -p feature=demo/demo/blocks.2.hook_resid_pre/5 --format csv
+// example: scd query feeders -p feature=demo/demo/blocks.2.hook_resid_pre/5 -p order_by=circuits --format csv
 //
-// One row per upstream feature: in how many circuits it feeds a target, over how many edges, the total and mean
-// edge weight, and one prompt where it does (the circuit with the smallest id). Strongest first.
+// One row per upstream feature: its label, in how many circuits it feeds a target, over how many edges, the sum
+// of |weight| (abs_weight) and its positive and negative parts (pos_weight + neg_weight = the signed total), the
+// mean |weight| per edge, and up to 3 example prompts, the circuits where it feeds the target most strongly first.
+// SAE error terms and input tokens are not features: left out unless include_errors=true; `scd query` reports
+// their share of the |weight| into the target under the table (queries/summary/feeders.cypher).
 //
 // `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, top_n = 1 for a
 // token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
@@ -20,13 +26,18 @@ MATCH (t:Feature)
 WHERE t.id = $feature OR $token IN (t.top_promoted[0..$top_n])
 WITH t  // a barrier: LadybugDB 0.22 drops the weight filter below for some rows without it
 MATCH (t)<-[:OF]-(d:Node)<-[e:FEEDS]-(u:Node)-[:OF]->(f:Feature)
-WHERE abs(e.weight) >= $min_weight
-WITH f, count(DISTINCT d.circuit_id) AS circuits, count(e) AS edges, sum(e.weight) AS total_weight,
-     avg(e.weight) AS mean_weight, min(d.circuit_id) AS example_circuit
-ORDER BY circuits DESC, total_weight DESC, f.id
-LIMIT $limit
+WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token'])
+WITH f, d.circuit_id AS cid, count(e) AS n, sum(e.weight) AS w, sum(abs(e.weight)) AS aw
 MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
-WHERE c.id = example_circuit
-RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.top_promoted[0..3] AS promotes, circuits, edges,
-       total_weight, mean_weight, p.text AS example_prompt
-ORDER BY circuits DESC, total_weight DESC, feature
+WHERE c.id = cid
+WITH f, cid, n, w, aw, p.text AS text
+ORDER BY aw DESC, cid SKIP 0  // LadybugDB wants SKIP or LIMIT after an ORDER BY in WITH
+WITH f, count(cid) AS circuits, sum(n) AS edges, sum(w) AS total, sum(aw) AS abs_weight, collect(text) AS texts
+WITH f, circuits, edges, total, abs_weight, texts,
+     CASE WHEN $order_by = 'circuits' THEN circuits * 1.0 WHEN $order_by = 'mean' THEN abs_weight / edges
+          ELSE abs_weight END AS score
+RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.label AS label, f.top_promoted[0..3] AS promotes,
+       circuits, edges, abs_weight, (abs_weight + total) / 2 AS pos_weight, (total - abs_weight) / 2 AS neg_weight,
+       abs_weight / edges AS mean_abs_weight, texts[0..3] AS examples
+ORDER BY score DESC, abs_weight DESC, feature
+LIMIT $limit

@@ -6,6 +6,7 @@ A library file is plain Cypher (the text a user pastes into Neo4j Browser) under
     // description: one line
     // param: token: string = null — what it means      (types: string, int, float, bool; no default = required)
     // requires: feature | token                         (at least one of these must be set)
+    // choices: order_by = weight | circuits | mean        (a string parameter's allowed values)
     // example: scd query feeders -p token=")"
 
 Where LadybugDB's dialect differs, ``queries/ladybug/NAME.cypher`` holds a variant with the same parameters and
@@ -18,6 +19,10 @@ feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a to
 is the token"); and only while no circuit is waiting to be folded into that layer (``Store.pending() == 0``, see
 scd.store.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
 Node-level FEEDS edges.
+
+``queries/summary/NAME.cypher`` (and ``NAME.feature.cypher`` / ``NAME.token.cypher`` over the aggregate layer,
+chosen the same way) gives a query one summary line (``summary``): feeders / consumers report the share of |weight|
+that SAE error terms and input tokens carry, which their ranked rows leave out by default.
 
 Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
 here first (``"3"`` -> 3 for an int parameter), so both engines see the same types. Two rules keep one text
@@ -136,6 +141,8 @@ class NamedQuery:
     ladybug_text: str | None  # the LadybugDB variant, where the dialect differs
     path: Path
     aggregated: tuple[tuple[str, str], ...] = ()  # ("feature" | "token", text over the pre-aggregated layer)
+    choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (parameter, its allowed values)
+    summary: tuple[tuple[str, str], ...] = ()  # ("edges" | "feature" | "token", summary text)
 
     def aggregated_case(self, bound: Mapping[str, Any]) -> str | None:
         """Returns "feature" or "token" where the pre-aggregated text gives exactly this query's rows, else None."""
@@ -201,6 +208,13 @@ class NamedQuery:
                 f"query {self.name} needs one of the parameters {', '.join(self.requires_any)}",
                 f"e.g. {self.examples[0]}" if self.examples else f"pass -p {self.requires_any[0]}=...",
             )
+        for pname, allowed in self.choices:
+            if bound.get(pname) is not None and bound[pname] not in allowed:
+                raise QueryError(
+                    f"parameter {pname} of query {self.name} must be one of {', '.join(allowed)} "
+                    f"(got {bound[pname]!r})",
+                    f"pass e.g. -p {pname}={allowed[0]}",
+                )
         if (bound.get("limit") or 0) < 0:
             raise QueryError(f"parameter limit of query {self.name} must be >= 0 (got {bound['limit']})")
         return bound
@@ -211,7 +225,11 @@ def _strip_comments(text: str) -> str:
 
 
 def parse(
-    text: str, path: Path, ladybug_text: str | None = None, aggregated: tuple[tuple[str, str], ...] = ()
+    text: str,
+    path: Path,
+    ladybug_text: str | None = None,
+    aggregated: tuple[tuple[str, str], ...] = (),
+    summary: tuple[tuple[str, str], ...] = (),
 ) -> NamedQuery:
     """Parse a library file's header; QueryError if it is malformed (a bug in the library, caught by tests)."""
     fields: dict[str, list[str]] = {}
@@ -258,6 +276,17 @@ def parse(
             raise QueryError(
                 f"{where}: aggregated/{name}.{case}.cypher uses undeclared parameters {sorted(extra)}"
             )
+    for case, text_ in summary:
+        extra = set(re.findall(r"\$([A-Za-z_][A-Za-z0-9_]*)", _strip_comments(text_))) - declared
+        if extra:
+            raise QueryError(f"{where}: summary/{name} ({case}) uses undeclared parameters {sorted(extra)}")
+    choices = []
+    for spec in fields.get("choices", []):
+        pname, sep, values = spec.partition("=")
+        allowed = tuple(v.strip() for v in values.split("|") if v.strip())
+        if not sep or pname.strip() not in declared or not allowed:
+            raise QueryError(f"{where}: cannot read choices line {spec!r} (want 'param = a | b | c')")
+        choices.append((pname.strip(), allowed))
     requires = tuple(s.strip() for s in fields.get("requires", [""])[0].split("|") if s.strip())
     if not set(requires) <= declared:
         raise QueryError(
@@ -273,6 +302,8 @@ def parse(
         ladybug_text=ladybug_text,
         path=path,
         aggregated=aggregated,
+        choices=tuple(choices),
+        summary=summary,
     )
 
 
@@ -286,11 +317,17 @@ def _library(folder: Path = LIBRARY) -> dict[str, NamedQuery]:
             for case in ("feature", "token")
             if (agg := folder / "aggregated" / f"{path.stem}.{case}.cypher").exists()
         )
+        summary = tuple(
+            (case, f.read_text(encoding="utf-8"))
+            for case, suffix in (("edges", ""), ("feature", ".feature"), ("token", ".token"))
+            if (f := folder / "summary" / f"{path.stem}{suffix}.cypher").exists()
+        )
         queries[path.stem] = parse(
             path.read_text(encoding="utf-8"),
             path,
             variant.read_text(encoding="utf-8") if variant.exists() else None,
             aggregated,
+            summary,
         )
     return queries
 
@@ -315,7 +352,37 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     q = name if isinstance(name, NamedQuery) else get_query(name)
     bound = q.bind(params)
     current = q.aggregated_case(bound) is None or store.pending() == 0  # ask the store only when it matters
-    return run_cypher(store, q.text_for(store.kind, bound, aggregates_current=current), bound)
+    df = run_cypher(store, q.text_for(store.kind, bound, aggregates_current=current), bound)
+    if q.summary:
+        df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
+    return df
+
+
+#: pseudo-features: what the SAEs leave unexplained (error terms) and the input itself (tokens)
+NOT_FEATURES = {"error": "SAE error terms", "token": "input tokens"}
+
+
+def summary(store: Store, q: NamedQuery, bound: Mapping[str, Any], *, aggregates_current: bool = True) -> str:
+    """One line: the share of the query's |weight| that SAE error terms and input tokens carry (feeders:
+    into the targets; consumers: out of the sources), which the ranked rows leave out unless include_errors.
+
+    Phases: 1. the summary text for the same case the rows took (aggregate layer or FEEDS edges); 2. the sum of
+    |weight| by the other end's kind; 3. the non-feature kinds' shares of the total."""
+    case = q.aggregated_case(bound) if aggregates_current else None
+    texts = dict(q.summary)
+    text = texts.get(case or "edges", texts.get("edges"))
+    if text is None:
+        return ""
+    by_kind = {k: float(w or 0.0) for k, w in store.read(text, dict(bound)).itertuples(index=False)}
+    total = sum(by_kind.values())
+    if total <= 0:
+        return "no edges: nothing to explain"
+    into = "into the target" if q.name == "feeders" else "out of the source"
+    parts = [f"{name} {100 * by_kind[k] / total:.1f}%" for k, name in NOT_FEATURES.items() if by_kind.get(k)]
+    share = sum(by_kind.get(k, 0.0) for k in NOT_FEATURES) / total
+    return f"unexplained by features: {100 * share:.1f}% of |weight| {into}" + (
+        f" ({', '.join(parts)})" if parts else ""
+    )
 
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

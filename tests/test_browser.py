@@ -113,6 +113,8 @@ def test_example_params_come_from_the_example_line():
         "token": ")",
         "top_n": 1,
         "min_weight": 0.0,
+        "order_by": "weight",
+        "include_errors": False,
         "limit": 50,
     }
     cmd = guide.params_command({"a": None, "b": 'say "hi"', "n": 3, "x": 0.5})

@@ -9,7 +9,15 @@ import pytest
 
 from scd.core.errors import InputError, ModelError
 from scd.discovery.discover import discover, faithfulness_curve
-from scd.discovery.evaluate import Ablator, circuit_metric, evaluate
+from scd.discovery.evaluate import (
+    ABLATIONS,
+    ERROR_MODES,
+    Ablator,
+    circuit_metric,
+    demo_reference_means,
+    evaluate,
+    reference_means,
+)
 from scd.models.bundle import load_bundle
 from scd.report.summary import summarize
 
@@ -37,6 +45,74 @@ def test_full_and_empty_circuits_are_exact(demo, circuit, errors):
     empty = ab.scores([], [])
     assert empty.faithfulness == 0.0 and empty.m_circuit == empty.m_empty
     assert empty.m_empty < empty.m_model, "without its features the model is less sure of ')'"
+
+
+def _ends(ab: Ablator) -> None:
+    """F(every active node) = 1 with the clean metric bit for bit, F(empty) = 0, and ablating changes m."""
+    every_error = [(h, p) for h in ab.hooks for p in range(ab.n_pos)]
+    full = ab.scores(ab.all_active(), every_error)
+    assert full.m_circuit == full.m_model, "keeping every active node must be the clean model"
+    assert full.faithfulness == 1.0 and full.completeness == pytest.approx(1.0)
+    empty = ab.scores([], [])
+    assert empty.faithfulness == 0.0 and empty.m_circuit == empty.m_empty
+    assert empty.m_empty != empty.m_model
+
+
+@pytest.mark.parametrize("errors", ERROR_MODES)
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_every_ablation_mode_has_exact_ends_on_the_demo_model(demo, circuit, ablation, errors):
+    means = demo_reference_means(demo, n=8) if ablation == "mean" else None
+    metric = circuit_metric(demo, circuit)
+    ab = Ablator(demo, circuit.prompt.token_ids, metric, ablation=ablation, errors=errors, means=means)
+    assert ab.clean_metric() == pytest.approx(circuit.metric_value, abs=1e-6)
+    _ends(ab)
+
+
+@pytest.mark.parametrize("errors", ERROR_MODES)
+@pytest.mark.parametrize("ablation", ABLATIONS)
+def test_every_ablation_mode_has_exact_ends_on_a_tiny_random_model(ablation, errors):
+    from types import SimpleNamespace
+
+    import torch
+
+    from scd.discovery import metrics
+
+    from .tiny_models import hooks_for, random_saes, tiny_model
+
+    model = tiny_model(n_layers=2)
+    saes = random_saes(model, hooks_for(2, ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")))
+    tok = SimpleNamespace(bos_id=None, encode=lambda text: [int(c) for c in text.split()])
+    bundle = SimpleNamespace(model=model, saes=saes, tokenizer=tok, device=torch.device("cpu"))
+    means = (
+        reference_means(bundle, ["1 2 3 4 5 6", "7 8 9 10 11", "12 13 14 15 16 17 18"])
+        if ablation == "mean"
+        else None
+    )
+    ab = Ablator(
+        bundle,
+        [3, 1, 4, 1, 5, 9, 2],
+        metrics.build("logit", 6),
+        ablation=ablation,
+        errors=errors,
+        means=means,
+    )
+    _ends(ab)
+
+
+def test_mean_ablation_uses_the_reference_means(demo, circuit):
+    """With a reference set, an ablated latent takes the reference mean: ablating a single latent moves m the
+    same as splicing that mean in by hand would."""
+    means = demo_reference_means(demo, n=8)
+    metric = circuit_metric(demo, circuit)
+    ab = Ablator(demo, circuit.prompt.token_ids, metric, ablation="mean", means=means)
+    for h in ab.hooks:
+        assert torch_equal(ab.f_value[h], means[h][0].to(ab.f_value[h].dtype))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
 
 
 def test_top_k_circuits_lie_between(demo, circuit):
@@ -80,7 +156,9 @@ def test_discover_scores_flag(demo):
         "m_empty",
         "m_circuit",
         "m_complement",
+        "ablation",
     }
+    assert c.scores["ablation"] == "zero/circuit"
     assert c.scores["faithfulness"] == pytest.approx(evaluate(c, demo).faithfulness)
     assert "scores: faithfulness" in summarize(c)
 

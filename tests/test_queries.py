@@ -80,6 +80,7 @@ EXPECTED = {
     "compare-group",
     "circuits",
     "top-proximal-causes",
+    "feature",
 }
 
 
@@ -126,7 +127,15 @@ def test_header_parse_errors_name_the_file(tmp_path):
 def test_bind_fills_defaults_and_coerces():
     q = runner.get_query("feeders")
     b = q.bind({"token": ")", "top_n": "3", "min_weight": "0.5"})
-    assert b == {"feature": None, "token": ")", "top_n": 3, "min_weight": 0.5, "limit": 50}
+    assert b == {
+        "feature": None,
+        "token": ")",
+        "top_n": 3,
+        "min_weight": 0.5,
+        "order_by": "weight",
+        "include_errors": False,
+        "limit": 50,
+    }
     assert q.bind({"feature": "x", "top_n": 2.0, "min_weight": 1})["min_weight"] == 1.0
     assert runner.get_query("top-features").bind({"layer": "2"})["layer"] == 2
 
@@ -146,6 +155,11 @@ def test_bind_fills_defaults_and_coerces():
         ("circuit", {}, r"needs parameter prompt \(string\)"),
         ("circuit", {"prompt": None}, r"prompt of query circuit cannot be null"),
         ("top-features", {"limit": -1}, r"limit .* must be >= 0"),
+        (
+            "feeders",
+            {"token": ")", "order_by": "size"},
+            r"order_by of query feeders must be one of weight, circuits",
+        ),
     ],
 )
 def test_bind_errors_name_the_parameter(name, params, message):
@@ -193,21 +207,39 @@ def _cases(circuits):
     target_feature = big.node(target).feature_id
     return [
         # (query, params, ORDER BY columns in order)
-        ("feeders", {"token": ")"}, ["circuits", "total_weight"]),
-        ("feeders", {"token": ")", "top_n": 3, "min_weight": 0.3}, ["circuits", "total_weight"]),
-        ("feeders", {"feature": target_feature}, ["circuits", "total_weight"]),
-        ("feeders", {"token": ")", "limit": 5}, ["circuits", "total_weight"]),
-        ("consumers", {"token": "("}, ["circuits", "total_weight"]),
-        ("consumers", {"feature": feature, "token": "]"}, ["circuits", "total_weight"]),
-        ("features-promoting", {"token": ")"}, ["rank", "circuits", "logit"]),
-        ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "circuits", "logit"]),
-        ("top-features", {}, ["circuits", "nodes"]),
-        ("top-features", {"layer": 1, "kind": "attn"}, ["circuits", "nodes"]),
-        ("top-features", {"kind": "error"}, ["circuits", "nodes"]),
-        ("top-features", {"kind": "token", "limit": 3}, ["circuits", "nodes"]),
+        ("feeders", {"token": ")"}, ["abs_weight"]),
+        ("feeders", {"token": ")", "top_n": 3, "min_weight": 0.3}, ["abs_weight"]),
+        ("feeders", {"feature": target_feature}, ["abs_weight"]),
+        ("feeders", {"token": ")", "limit": 5}, ["abs_weight"]),
+        (
+            "feeders",
+            {"token": ")", "order_by": "circuits", "include_errors": True},
+            ["circuits", "abs_weight"],
+        ),
+        ("feeders", {"feature": target_feature, "order_by": "mean"}, ["mean_abs_weight"]),
+        ("consumers", {"token": "("}, ["abs_weight"]),
+        (
+            "consumers",
+            {"token": "(", "include_errors": True, "order_by": "circuits"},
+            ["circuits", "abs_weight"],
+        ),
+        ("consumers", {"feature": feature, "token": "]"}, ["abs_weight"]),
+        ("feature", {"id": feature}, []),
+        ("feature", {"id": target_feature}, []),
+        ("features-promoting", {"token": ")"}, ["rank", "abs_attribution", "logit"]),
+        ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "abs_attribution", "logit"]),
+        ("top-features", {}, ["abs_attribution"]),
+        (
+            "top-features",
+            {"layer": 1, "kind": "attn", "order_by": "circuits"},
+            ["circuits", "abs_attribution"],
+        ),
+        ("top-features", {"kind": "error", "order_by": "mean"}, []),
+        ("top-features", {"kind": "token", "limit": 3}, ["abs_attribution"]),
         ("circuits", {}, ["prompt", "circuit"]),
         ("circuits", {"pattern": r".*\(.*"}, ["prompt", "circuit"]),
         ("circuits", {"prompt": c0.id}, ["prompt", "circuit"]),
+        ("circuits", {"min_faithfulness": 0.7}, ["prompt", "circuit"]),
         ("circuit", {"prompt": c0.prompt.text}, ["weight"]),
         ("circuit", {"prompt": big.id, "min_weight": 0.4}, ["weight"]),
         ("paths-to-logit", {"prompt": c0.prompt.text}, ["strength", "hops"]),
@@ -297,20 +329,131 @@ def test_feeders_counts_match_the_circuits(circuits, embedded_store):
         for e in c.edges:
             d, u = c.node(e.target), c.node(e.source)
             if feats[d.feature_id].top_promoted[:1] == [")"]:
-                r = expected.setdefault(u.feature_id, {"circuits": set(), "edges": 0, "total": 0.0})
-                r["circuits"].add(c.id)
+                r = expected.setdefault(
+                    u.feature_id, {"circuits": {}, "edges": 0, "pos": 0.0, "neg": 0.0, "kind": u.kind}
+                )
+                r["circuits"][c.prompt.text] = r["circuits"].get(c.prompt.text, 0.0) + abs(e.weight)
                 r["edges"] += 1
-                r["total"] += e.weight
-    df = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG})
+                r["pos" if e.weight > 0 else "neg"] += e.weight
+    df = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG, "include_errors": True})
     assert set(df["feature"]) == set(expected)
     for row in df.itertuples():
         r = expected[row.feature]
         assert row.circuits == len(r["circuits"]) and row.edges == r["edges"]
-        assert row.total_weight == pytest.approx(r["total"], abs=1e-9)
-        assert row.mean_weight == pytest.approx(r["total"] / r["edges"], abs=1e-9)
-    assert df["circuits"].is_monotonic_decreasing
-    prompts = {c.prompt.text for c in circuits}
-    assert set(df["example_prompt"]) <= prompts
+        assert row.pos_weight == pytest.approx(r["pos"], abs=1e-9)
+        assert row.neg_weight == pytest.approx(r["neg"], abs=1e-9)
+        assert row.abs_weight == pytest.approx(r["pos"] - r["neg"], abs=1e-9)
+        assert row.mean_abs_weight == pytest.approx((r["pos"] - r["neg"]) / r["edges"], abs=1e-9)
+        strongest = sorted(r["circuits"].items(), key=lambda kv: -kv[1])[:3]
+        assert [w for _, w in strongest] == pytest.approx(
+            [r["circuits"][t] for t in row.examples], abs=1e-9
+        ), "examples: the strongest circuits first"
+    assert df["abs_weight"].is_monotonic_decreasing
+    plain = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG})
+    assert set(plain["feature"]) == {f for f, r in expected.items() if r["kind"] not in ("error", "token")}
+
+
+def _ranking_circuits():
+    """Six hand-made circuits into one ")" feature where circuit count and |weight| disagree: A feeds it in every
+    circuit with a tiny weight, B once with a large one, C in three with mixed signs; an SAE error term and the
+    input token feed it too."""
+    from scd.core.circuit import Circuit, Edge, Feature, Node, PromptRecord
+
+    hook = "blocks.1.hook_resid_pre"
+    target = Feature(f"demo/demo/{hook}/1", "demo", "demo/x", hook, 1, "resid", 1, top_promoted=[")"])
+    a = Feature(f"demo/demo/{hook}/2", "demo", "demo/x", hook, 0, "resid", 2, top_promoted=["a"])
+    b = Feature(f"demo/demo/{hook}/3", "demo", "demo/x", hook, 0, "resid", 3, top_promoted=["b"])
+    cc = Feature(f"demo/demo/{hook}/4", "demo", "demo/x", hook, 0, "resid", 4, top_promoted=["c"])
+    err = Feature(f"demo/demo/{hook}/error", "demo", "demo/x", hook, 0, "error", -1)
+    tok = Feature("demo/token/7", "demo", "", "hook_embed", -1, "token", 7)
+    feats = {f.id: f for f in (a, b, cc, err, tok)}
+    weights = {  # per circuit: feature id -> weight of its edge into the target
+        0: {a.id: 0.01, b.id: 5.0, cc.id: 2.0, err.id: 0.4, tok.id: 0.1},
+        1: {a.id: -0.02, cc.id: -1.5, err.id: 0.3},
+        2: {a.id: 0.01, cc.id: 0.75, err.id: -0.2},
+        3: {a.id: 0.01, err.id: 0.1},
+        4: {a.id: 0.03},
+        5: {a.id: -0.01, err.id: 0.5, tok.id: -0.2},
+    }
+    out = []
+    for i, ws in weights.items():
+        text = f"p{i} (x"
+        nodes = [Node("t@3", "resid", 1, hook, 1, 3, "x", 1.0, 1.0, target.id)]
+        edges = []
+        for fid, w in ws.items():
+            f = feats[fid]
+            nodes.append(Node(f"{f.id}@2", f.kind, f.layer, f.hook, f.index, 2, "(", 1.0, w, f.id))
+            edges.append(Edge(f"{f.id}@2", "t@3", w))
+        prompt = PromptRecord(text, ["<bos>", *text], [0, 1, 2, 3, 4, 5], ")", 9, 0.5, 0.69, [(")", 0.5)])
+        out.append(
+            Circuit(
+                prompt=prompt,
+                model="demo",
+                sae_set="demo",
+                saes={},
+                params={"method": "atp", "top_k": 20},
+                nodes=nodes,
+                edges=edges,
+                features=[target, *(feats[f] for f in ws)],
+                metric_value=0.0,
+                created_at="2025-01-01T00:00:00+00:00",
+            )
+        )
+    return out, weights, (a, b, cc, err, tok)
+
+
+@pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+@pytest.mark.parametrize("aggregated", [True, False])
+def test_feeders_rank_by_weight_not_circuit_count(which, aggregated, request, tmp_path):
+    """Ranking by the sum of |weight| (default), by circuits, by mean |weight|; error and token rows only on
+    request, their share in the summary line; both on the aggregate layer and the FEEDS edges."""
+    from scd.store import open_store
+
+    circuits, weights, (a, b, cc, err, tok) = _ranking_circuits()
+    config = (
+        StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri"))
+        if which == "neo4j"
+        else StoreConfig(path=tmp_path / "s")
+    )
+    with open_store(config) as store:
+        store.clear()
+        for c in circuits:
+            store.write_circuit(c)
+        if aggregated:
+            store.fold()
+        assert store.pending() == (0 if aggregated else len(circuits))
+        q = runner.get_query("feeders")
+
+        def ids(**params):
+            return list(
+                runner.run(store, q, {"feature": circuits[0].nodes[0].feature_id} | params)["feature"]
+            )
+
+        abs_sum = {f.id: sum(abs(ws.get(f.id, 0.0)) for ws in weights.values()) for f in (a, b, cc, err, tok)}
+        assert abs_sum[b.id] > abs_sum[cc.id] > abs_sum[a.id]  # the synthetic store's premise
+        assert ids() == [b.id, cc.id, a.id]
+        assert ids(order_by="circuits") == [a.id, cc.id, b.id]
+        assert ids(order_by="mean") == [b.id, cc.id, a.id]
+        every = ids(include_errors=True)
+        assert set(every) == {a.id, b.id, cc.id, err.id, tok.id}
+        assert every == sorted(every, key=lambda f: -abs_sum[f])
+        df = runner.run(store, q, {"feature": circuits[0].nodes[0].feature_id})
+        row = df.set_index("feature").loc[cc.id]
+        assert (row.pos_weight, row.neg_weight, row.abs_weight) == pytest.approx((2.75, -1.5, 4.25))
+        assert row.examples == ["p0 (x", "p1 (x", "p2 (x"]  # |2.0| > |-1.5| > |0.75|
+        assert df.set_index("feature").loc[a.id].examples[0] == "p4 (x"  # its strongest edge, 0.03
+        share = (abs_sum[err.id] + abs_sum[tok.id]) / sum(abs_sum.values())
+        assert df.attrs["summary"].startswith(f"unexplained by features: {100 * share:.1f}% of |weight| into")
+        by_token = runner.run(store, q, {"token": ")"})
+        assert list(by_token["feature"]) == [b.id, cc.id, a.id]
+        assert by_token.attrs["summary"] == df.attrs["summary"]
+
+
+def test_circuits_filter_on_faithfulness(circuits, embedded_store):
+    df = runner.run(embedded_store, "circuits", {"min_faithfulness": 0.7, "limit": BIG})
+    want = {c.id for c in circuits if c.scores.get("faithfulness", -1) >= 0.7}
+    assert 0 < len(want) < len(circuits) and set(df["circuit"]) == want
+    assert (df["faithfulness"] >= 0.7).all() and df["selection"].eq("top-k").all()
 
 
 def test_threads_are_consecutive_resid_chains_sharing_a_token(circuits, embedded_store):
@@ -439,13 +582,20 @@ def test_demo_feeders_of_the_closing_paren(demo_circuits, tmp_path):
     config = StoreConfig(path=tmp_path / "demo")
     load(config, demo_circuits)
     df = runner.query("feeders", store=config, token=")", limit=1000)
-    assert not df.empty and {"circuits", "edges", "total_weight", "mean_weight", "example_prompt"} <= set(
-        df.columns
-    )
+    assert not df.empty and {
+        "circuits",
+        "edges",
+        "abs_weight",
+        "pos_weight",
+        "neg_weight",
+        "examples",
+    } <= set(df.columns)
     hits = runner.query("circuits", store=config, pattern=r".*\(.*", limit=1000)
     assert len(hits) >= 10
     assert df["circuits"].max() >= 2, "some feeder should recur across prompts"
-    assert set(df["example_prompt"]) <= {c.prompt.text for c in demo_circuits}
+    assert {t for ex in df["examples"] for t in ex} <= {c.prompt.text for c in demo_circuits}
+    assert "unexplained by features" in df.attrs["summary"]
+    assert not set(df["kind"]) & {"error", "token"}
 
 
 @pytest.mark.neo4j
@@ -498,7 +648,7 @@ def test_pending_circuits_route_to_the_feeds_edges(store_config):
         assert list(folded.columns) == list(edges.columns) and len(folded) == len(edges)
         for col in folded.columns:
             x, y = folded.sort_values("feature")[col].tolist(), edges.sort_values("feature")[col].tolist()
-            assert x == (pytest.approx(y, abs=1e-9) if isinstance(x[0], float) else y), col
+            assert x == (pytest.approx(y, abs=1e-9, nan_ok=True) if isinstance(x[0], float) else y), col
 
 
 @pytest.mark.slow
@@ -525,7 +675,11 @@ def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):
                     assert list(a.columns) == list(b.columns) and len(a) == len(b), (name, params)
                     for x, y in zip(a.itertuples(index=False), b.itertuples(index=False), strict=True):
                         for u, v in zip(x, y, strict=True):
-                            assert u == pytest.approx(v, abs=1e-9) if isinstance(u, float) else u == v
+                            assert (
+                                u == pytest.approx(v, abs=1e-9, nan_ok=True)
+                                if isinstance(u, float)
+                                else u == v
+                            )
     q = runner.get_query("feeders")
     for params in (
         {"token": ")", "top_n": 2},

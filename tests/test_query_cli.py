@@ -50,12 +50,15 @@ def test_query_feeders_in_three_formats(scd):
     r = scd("query", "feeders", "-p", "token=)")
     assert r.exit_code == 0, r.output
     header = r.output.splitlines()[0].split()
-    assert header[:2] == ["feature", "kind"] and "example_prompt" in header
+    assert header[:2] == ["feature", "kind"] and "examples" in header
+    assert r.output.splitlines()[-1].startswith("unexplained by features: ")
 
-    rows = json.loads(scd("query", "feeders", "-p", "token=)", "--format", "json").output)
-    assert rows and rows[0]["circuits"] >= rows[-1]["circuits"] and isinstance(rows[0]["promotes"], list)
+    js = scd("query", "feeders", "-p", "token=)", "--format", "json")
+    rows = json.loads(js.stdout)  # the summary line goes to stderr, so the JSON stays machine-readable
+    assert "unexplained by features" in js.stderr
+    assert rows and rows[0]["abs_weight"] >= rows[-1]["abs_weight"] and isinstance(rows[0]["promotes"], list)
 
-    out = scd("query", "feeders", "-p", "token=)", "--format", "csv", "--limit", "3").output
+    out = scd("query", "feeders", "-p", "token=)", "--format", "csv", "--limit", "3").stdout
     table = list(csv.DictReader(io.StringIO(out)))
     assert len(table) == 3 and table[0]["feature"] == rows[0]["feature"]
     assert json.loads(table[0]["promotes"]) == rows[0]["promotes"]
@@ -177,7 +180,7 @@ def test_query_and_cypher_on_neo4j(neo4j_config):
         main, ["query", "feeders", "-p", "token=)", "--format", "json", "--neo4j", neo4j_config.neo4j_uri]
     )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.output)
+    assert json.loads(r.stdout)
     r = runner.invoke(
         main, ["cypher", "MATCH (f:Feature) DETACH DELETE f", "--neo4j", neo4j_config.neo4j_uri]
     )

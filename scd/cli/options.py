@@ -91,7 +91,10 @@ _DISCOVERY_OPTIONS = [
         help="Downstream targets per backward pass (memory cap; results do not change).",
     ),
     click.option(
-        "--scores", is_flag=True, help="Also compute faithfulness and completeness (ablation runs)."
+        "--scores/--no-scores",
+        default=True,
+        show_default=True,
+        help="Compute faithfulness and completeness by zero ablation (three extra forward passes per circuit).",
     ),
 ]
 

@@ -89,9 +89,12 @@ def query(name, params, fmt, limit, store_config):
     if limit is not None and any(p.name == "limit" for p in q.params):
         values["limit"] = limit
     df = run_query(name, store_config, **values)
+    note = df.attrs.get("summary")
     if limit is not None:
         df = df.head(limit)
     click.echo(render(df, fmt))
+    if note:  # under the table; on stderr for csv / json, which must stay machine-readable
+        click.echo(note, err=fmt != "table")
 
 
 @click.command("compare")

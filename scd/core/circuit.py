@@ -133,7 +133,8 @@ class Circuit:
     edges: list[Edge]
     features: list[Feature]
     metric_value: float
-    scores: dict[str, float] = field(default_factory=dict)  # faithfulness, completeness, ... where computed
+    # faithfulness, completeness, ... where computed; "ablation" names how (e.g. "zero/circuit")
+    scores: dict[str, Any] = field(default_factory=dict)
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 

@@ -81,7 +81,9 @@ def discover(
         circuit = assemble(bundle, setup, graph, _params(setup, config))
     if config.scores:
         with _phase("score"):
-            circuit.scores = evaluate(circuit, bundle).as_dict()
+            ablation, errors = "zero", "circuit"  # evaluate's documented defaults, named in the stored scores
+            scored = evaluate(circuit, bundle, ablation=ablation, errors=errors)
+            circuit.scores = scored.as_dict() | {"ablation": f"{ablation}/{errors}"}
     return circuit
 
 

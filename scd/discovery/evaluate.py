@@ -9,9 +9,15 @@ at every SAE sublayer and position; the others keep the values they take in that
 
 Choices, stated once:
 
+* **What is ablated:** only what the circuit leaves out of M, the nodes active in the clean run (every active
+  latent, every error term). A latent inactive in the clean run is no node of M: it is held at its clean value, 0,
+  in every mode (mean ablation never switches it on). Hence F(every active node) = 1 and F(empty) = 0 in every
+  mode, by construction (tests/test_evaluate.py checks both per mode, on the demo model and a tiny random model).
 * **Ablation** ``"zero"`` (default): ablated latents are set to 0, i.e. their decoder contribution is removed.
-  ``"mean"``: set to their mean over the prompt's positions (BOS left out) -- a crude single-prompt stand-in for
-  Marks' dataset mean; a latent that was inactive at a position is then switched *on* to its mean.
+  ``"mean"``: set to their mean over a reference set of prompts and positions (Marks et al.; BOS left out),
+  ``reference_means`` -- for the demo model held-out text from its training generator
+  (``demo_reference_means``). Without a reference, the prompt's own positions are the reference (a crude
+  stand-in, stated in the scores' ``reference`` field by the callers that store it).
 * **Error terms** ``"circuit"`` (default, Marks' own default handling): error nodes are circuit members like
   features -- the error terms the circuit holds are kept, the others ablated (so m(empty) ablates every error term
   too). ``"keep"``: every error term keeps its value whatever the circuit holds (Marks' ``handle_errors='keep'``),
@@ -80,7 +86,10 @@ class Ablator:
         *,
         ablation: str = "zero",
         errors: str = "circuit",
+        means: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
     ):
+        """``means``: per hook, the mean latent vector [d_sae] and mean error vector [d_model] over a reference set
+        (``reference_means``), used by ``ablation="mean"``; None = this prompt's own positions."""
         if ablation not in ABLATIONS:
             raise InputError(f"unknown ablation {ablation!r}", f"use one of {', '.join(ABLATIONS)}")
         if errors not in ERROR_MODES:
@@ -97,6 +106,8 @@ class Ablator:
         for h, (f, err) in self._clean.items():
             if ablation == "zero":
                 self.f_value[h], self.err_value[h] = torch.zeros_like(f[0]), torch.zeros_like(err[0])
+            elif means is not None:
+                self.f_value[h], self.err_value[h] = (m.to(f.device, f.dtype) for m in means[h])
             else:
                 rows = slice(1, None) if self._has_bos() and self.n_pos > 1 else slice(None)
                 self.f_value[h], self.err_value[h] = f[rows].mean(0), err[rows].mean(0)
@@ -134,7 +145,9 @@ class Ablator:
             sae = self.bundle.saes[h]
             f = sae.encode(x)
             x_hat = sae.decode(f)
-            f_new = torch.where(keep[h], f[0], self.f_value[h].to(f.dtype))[None]
+            # inactive in the clean run = not a node of M: held at its clean value, 0, in every mode
+            ablated = torch.where(self.active[h], self.f_value[h].to(f.dtype), torch.zeros((), dtype=f.dtype))
+            f_new = torch.where(keep[h] & self.active[h], f[0], ablated)[None]
             out = x + (sae.decode(f_new) - x_hat).to(x.dtype)  # keeps the error term x - x_hat
             if self.errors == "circuit":
                 ablate_err = ~keep_errors[h][None, :, None]
@@ -207,6 +220,45 @@ class Ablator:
             faith = (m_c - m_empty) / denom
             comp = 1.0 - (m_comp - m_empty) / denom
         return Scores(faith, comp, m_model, m_empty, m_c, m_comp)
+
+
+# -- reference means ----------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def reference_means(
+    bundle: ModelBundle, texts: Sequence[str]
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per SAE hook, the mean latent vector and mean error term over every non-BOS position of ``texts`` (Marks
+    et al.'s mean ablation: the dataset mean, not one prompt's)."""
+    sums: dict[str, list] = {}
+    count = 0
+    bos = bundle.tokenizer.bos_id
+    for text in texts:  # one at a time: reference texts differ in length
+        ids = bundle.tokenizer.encode(text)
+        tokens = torch.tensor([ids], dtype=torch.long, device=bundle.device)
+        start = 1 if bos is not None and ids and ids[0] == bos else 0
+
+        def grab(x, hook, start=start):
+            sae = bundle.saes[hook.name]
+            f = sae.encode(x)
+            err = x - sae.decode(f).to(x.dtype)
+            acc = sums.setdefault(hook.name, [0.0, 0.0])
+            acc[0] = acc[0] + f[0, start:].double().sum(0)
+            acc[1] = acc[1] + err[0, start:].double().sum(0)
+
+        bundle.model.run_with_hooks(tokens, fwd_hooks=[(h, grab) for h in bundle.saes])
+        count += tokens.shape[1] - start
+    if count == 0:
+        raise InputError("reference_means needs at least one non-BOS position", "pass some reference text")
+    return {h: (f / count, e / count) for h, (f, e) in sums.items()}
+
+
+def demo_reference_means(bundle: ModelBundle, n: int = 64, length: int = 63):
+    """Reference means for the demo model: held-out text from its training generator (scd.demo.corpus)."""
+    from scd.demo import corpus
+
+    return reference_means(bundle, corpus.texts(n, length, seed=1, held_out=True))
 
 
 # -- circuits -----------------------------------------------------------------------------------------------------

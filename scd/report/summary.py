@@ -104,7 +104,9 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
     if circuit.scores:
         out.append(
             "scores: "
-            + ", ".join(f"{k} {v:.3f}" for k, v in circuit.scores.items())
+            + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in circuit.scores.items()
+            )
             + " (scd.discovery.evaluate: zero ablation, error nodes as circuit members)"
         )
 

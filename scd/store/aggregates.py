@@ -20,6 +20,11 @@ One fold transaction (both stores run this same code through their own ``run`` c
 4. MERGE the groups into the aggregate relationships (create, or add up), in sorted order;
 5. set ``aggregated = true`` on the claimed circuits.
 
+Each relationship also keeps its ``EXAMPLES`` strongest circuits (largest per-circuit sum of |weight| over the
+group, ties by circuit id) as three parallel lists: ``examples`` (prompt texts), ``example_circuits`` and
+``example_weights``. Step 4 reads the lists a relationship already has and merges them with the fold's own in
+Python (``merge_examples``), so, like the sums, they do not depend on ingest or fold order.
+
 Atomic like a circuit write: a fold killed halfway leaves every claimed circuit pending and the aggregates as they
 were. Two folds never count a circuit twice: on Neo4j each fold transaction first takes the write lock of one
 ``(:ScdMeta {id: "store"})`` node, so folds run one at a time and each sees what the previous one committed;
@@ -37,6 +42,8 @@ FOLD_EVERY_EDGES = 500_000
 #: edges per fold transaction: bounds the transaction state a server must hold (a 1 GiB heap manages ~200k)
 FOLD_TX_EDGES = 100_000
 SUM_QUANTUM = 2.0**-36
+#: example prompts kept per aggregate relationship (the strongest circuits first)
+EXAMPLES = 3
 
 PENDING = (
     "MATCH (c:Circuit) WHERE c.aggregated = false "
@@ -49,6 +56,9 @@ UNWIND $ids AS cid
 MATCH (:Circuit {id: cid})-[:HAS]->(u:Node)-[e:FEEDS]->(d:Node)
 RETURN cid, collect(u.feature_id) AS a, collect(d.feature_id) AS b, collect(e.weight) AS w
 """
+PROMPT_TEXTS = (
+    "UNWIND $ids AS cid MATCH (c:Circuit {id: cid})-[:EXPLAINS]->(p:Prompt) RETURN c.id AS id, p.text AS text"
+)
 TOP_TOKENS = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id AS id, f.top_token AS top_token"
 MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
 MARK_FOLDED = "UNWIND $ids AS cid MATCH (c:Circuit {id: cid}) SET c.aggregated = true"
@@ -74,6 +84,16 @@ ON CREATE SET x.circuits = r.circuits, x.n_edges = r.n_edges, x.weight_sum = r.w
 ON MATCH SET x.circuits = x.circuits + r.circuits, x.n_edges = x.n_edges + r.n_edges,
   x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
   x.example_circuit = CASE WHEN r.example < x.example_circuit THEN r.example ELSE x.example_circuit END
+SET x.examples = r.examples, x.example_circuits = r.example_circuits, x.example_weights = r.example_weights
+"""
+
+
+def _read_examples(rel: str, a: str, b: str) -> str:
+    """The example lists a fold's groups already have (merged with the fold's own before the upsert)."""
+    return f"""
+UNWIND $rows AS r
+MATCH (a:{a})-[x:{rel}]->(b:{b})
+RETURN a.id AS a, b.id AS b, x.example_circuits AS c, x.example_weights AS w, x.examples AS t
 """
 
 
@@ -82,6 +102,13 @@ UPSERTS = (
     _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
     _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
     _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
+)
+
+#: the same, reading each relationship's examples (only ``a`` and ``b`` of the rows are used)
+READ_EXAMPLES = (
+    _read_examples("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
+    _read_examples("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
+    _read_examples("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
 )
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
@@ -114,14 +141,29 @@ def quantize(x: Any) -> Any:
     return np.round(x / SUM_QUANTUM) * SUM_QUANTUM
 
 
+def merge_examples(
+    *lists: tuple[Sequence[str], Sequence[float], Sequence[str]],
+) -> tuple[list[str], list[float], list[str]]:
+    """(circuit ids, weights, prompt texts) lists merged: the ``EXAMPLES`` largest weights, ties by circuit id."""
+    seen: dict[str, tuple[float, str]] = {}
+    for cids, weights, texts in lists:
+        for c, w, t in zip(cids or (), weights or (), texts or (), strict=True):
+            seen[c] = (float(w), t)
+    best = sorted(seen.items(), key=lambda kv: (-kv[1][0], kv[0]))[:EXAMPLES]
+    return [c for c, _ in best], [w for _, (w, _) in best], [t for _, (_, t) in best]
+
+
 def group_edges(
     circuits: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[float]]],
     top_token: dict[str, str | None],
+    texts: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """FEEDS edges of some circuits, as (circuit id, upstream feature ids, downstream feature ids, weights), grouped
     for FEEDS_FEATURE (feature, feature), FEEDS_TOKEN (feature, top_token of the downstream feature) and
     TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``{a, b, circuits, n_edges, weight_sum,
-    abs_weight_sum, example}`` (example = the smallest circuit id), sorted by (a, b) so writers lock in one order.
+    abs_weight_sum, example, example_circuits, example_weights, examples}`` (example = the smallest circuit id;
+    the lists: the ``EXAMPLES`` circuits with the largest per-circuit sum of |weight|, their sums and prompt texts
+    from ``texts``), sorted by (a, b) so writers lock in one order.
     """
     import pandas as pd  # vectorised: a fold groups ~10^5 edges per transaction
 
@@ -155,6 +197,14 @@ def group_edges(
             .reset_index()
             .rename(columns={a: "a", b: "b"})
         )
+        best = per.sort_values([a, b, "sa", "c"], ascending=[True, True, False, True], kind="mergesort")
+        best = best.groupby([a, b], sort=True).head(EXAMPLES)
+        lists = best.groupby([a, b], sort=True).agg(
+            example_circuits=("c", list), example_weights=("sa", list)
+        )
+        total["example_circuits"] = [[str(c) for c in cs] for cs in lists["example_circuits"]]
+        total["example_weights"] = [[float(w) for w in ws] for ws in lists["example_weights"]]
+        total["examples"] = [[(texts or {}).get(c, "") for c in cs] for cs in total["example_circuits"]]
         out.append(total.to_dict("records"))  # Python ints, floats and strings, not numpy scalars
     return tuple(out)  # type: ignore[return-value]
 
@@ -183,12 +233,22 @@ def fold_once(run: Run, *, max_edges: int = FOLD_TX_EDGES, batch: int = 10_000) 
     top: dict[str, str | None] = {}
     for chunk in _batches(features, batch):
         top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": chunk}))
-    groups = group_edges(edges, top)
+    texts: dict[str, str] = {}
+    for chunk in _batches(ids, batch):
+        texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": chunk}))
+    groups = group_edges(edges, top, texts)
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     for chunk in _batches(tokens, batch):
         run(MERGE_TOKENS, {"texts": chunk})
-    for statement, rows in zip(UPSERTS, groups, strict=True):
+    for read, statement, rows in zip(READ_EXAMPLES, UPSERTS, groups, strict=True):
         for chunk in _batches(rows, batch):
+            keys = [{"a": r["a"], "b": r["b"]} for r in chunk]
+            old = {(a, b): (c, w, t) for a, b, c, w, t in run(read, {"rows": keys})}
+            for r in chunk:
+                if (r["a"], r["b"]) in old:
+                    mine = (r["example_circuits"], r["example_weights"], r["examples"])
+                    merged = merge_examples(old[(r["a"], r["b"])], mine)
+                    r["example_circuits"], r["example_weights"], r["examples"] = merged
             run(statement, {"rows": chunk})
     for chunk in _batches(ids, batch):
         run(MARK_FOLDED, {"ids": chunk})

@@ -54,6 +54,11 @@ class Store(ABC):
         ``rebuild``: first drop the layer and mark every circuit pending (recomputes it from the FEEDS edges)."""
 
     @abstractmethod
+    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+        """Set label, frequency, max_activation, top_contexts, top_activations on the stored Features named by
+        ``rows[i]["id"]`` (scd.discovery.labels); returns how many Features were found. One transaction."""
+
+    @abstractmethod
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:

@@ -47,7 +47,7 @@ from scd.core.errors import QueryError, StoreError
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
-from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
+from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
 
 DB_FILE = "graph.lbdb"
 BATCH = 20_000
@@ -74,7 +74,7 @@ CREATE_CIRCUIT = """
 MATCH (p:Prompt {id: $prompt_id})
 CREATE (c:Circuit {id: $id, prompt_id: $prompt_id, model: $model, sae_set: $sae_set, method: $method,
   metric: $metric, top_k: $top_k, edge_threshold: $edge_threshold, params: $params, metric_value: $metric_value,
-  faithfulness: $faithfulness, completeness: $completeness, n_nodes: $n_nodes, n_edges: $n_edges,
+  faithfulness: $faithfulness, completeness: $completeness, ablation: $ablation, selection: $selection, n_nodes: $n_nodes, n_edges: $n_edges,
   created_at: $created_at, request: $request, aggregated: $aggregated})-[:EXPLAINS]->(p)
 """
 CREATE_NODES = """
@@ -411,6 +411,14 @@ class EmbeddedStore(Store):
         for batch in _batches(rows.edges):
             conn.execute(CREATE_FEEDS, {"rows": batch})
         return True
+
+    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        return self._transaction(
+            lambda conn: int(conn.execute(SET_FEATURE_CARDS, {"rows": rows}).get_all()[0][0]),
+            "writing feature cards",
+        )
 
     def pending(self) -> int:
         if not self.db_path.is_file():

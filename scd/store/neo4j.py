@@ -70,7 +70,7 @@ from scd.store.rows import (
     missing_node,
     node_key,
 )
-from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
+from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
 
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
@@ -461,6 +461,16 @@ class Neo4jStore(Store):
             raise  # lost every retry: not a connection or server problem
         except (Neo4jError, DriverError) as e:
             raise self._guard(f"write of circuit {cid}", e) from e
+
+    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+        def work(tx: neo4j.ManagedTransaction) -> int:
+            return int(tx.run(SET_FEATURE_CARDS, rows=Rows(rows)).single()["n"])
+
+        try:
+            with self._session() as s:
+                return s.execute_write(work) if rows else 0
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("writing feature cards", e) from e
 
     def pending(self) -> int:
         return self._count(COUNT_PENDING)

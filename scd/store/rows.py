@@ -85,6 +85,8 @@ CIRCUIT_PROPS = (
     "metric_value",
     "faithfulness",
     "completeness",
+    "ablation",
+    "selection",
     "n_nodes",
     "n_edges",
     "created_at",
@@ -162,6 +164,11 @@ def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
         "metric_value": _f(circuit.metric_value),
         "faithfulness": _f(circuit.scores.get("faithfulness")),
         "completeness": _f(circuit.scores.get("completeness")),
+        # how the scores were measured (scd.discovery.evaluate) and how the nodes were chosen (scd.discovery.selection)
+        "ablation": circuit.scores.get("ablation")
+        if circuit.scores.get("faithfulness") is not None
+        else None,
+        "selection": params.get("selection", "top-k"),
         "n_nodes": len(circuit.nodes),
         "n_edges": len(circuit.edges),
         "created_at": circuit.created_at,

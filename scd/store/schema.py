@@ -10,12 +10,17 @@
   layer, kind (token|resid|attn|mlp|transcoder|error|logit), idx (latent index; -1 for error terms; token id for
   token/logit), top_promoted / top_suppressed (token strings, most promoted first), top_promoted_logits /
   top_suppressed_logits, neuronpedia_url, label, and ``top_token`` = top_promoted[0] (unset where top_promoted is
-  empty; denormalised so "features whose top token is X" is an index lookup).
+  empty; denormalised so "features whose top token is X" is an index lookup). The feature card
+  (scd.discovery.labels, written by ``scd features label``): ``label`` (automatic, from what follows), ``frequency``
+  and ``max_activation`` over a reference corpus, ``top_contexts`` (text before the firing token, the token in
+  brackets) with ``top_activations``; unset until labelled.
 * ``Prompt``   key ``id`` = hash(model, text, target). text, model, tokens (string list, BOS included), target,
   target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
   top_k, edge_threshold, params (JSON text of all parameters), metric_value, faithfulness and completeness
-  (set only where computed; never NaN), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
+  (set only where computed; never NaN), ``ablation`` (how they were measured: "zero" or "mean", then the error-term
+  handling, e.g. "zero/circuit"; see scd.discovery.evaluate), ``selection`` (how the nodes were chosen: "top-k",
+  or "influence:0.8" for scd.discovery.selection's pruning), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
   request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
   ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise);
   ``aggregated`` (see the aggregates below).
@@ -29,8 +34,9 @@
   node of u to a node of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature
   with top_token k to a node of d. Each carries ``circuits`` (how many circuits have at least one such edge: a
   distinct count within its group, which is why the token groups are their own relationships and not a sum of
-  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum`` and ``example_circuit`` (the smallest circuit
-  id). They are not written with the circuit but *folded* in afterwards, many circuits at once
+  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum``, ``example_circuit`` (the smallest circuit
+  id) and the strongest circuits as parallel lists ``examples`` (prompt texts), ``example_circuits`` and
+  ``example_weights`` (the circuit's sum of |weight| in the group), strongest first. They are not written with the circuit but *folded* in afterwards, many circuits at once
   (scd.store.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
   written before the fold existed, which were aggregated as they were written). Each circuit's group sums are
   exact sums rounded to multiples of 2**-36, so adding them up is exact and the store does not depend on ingest
@@ -49,6 +55,15 @@ relationship is ``EXPLAINS``: a circuit explains the model's prediction on its p
 """
 
 from __future__ import annotations
+
+#: feature cards onto stored Features (scd.discovery.labels); both stores run it in one write transaction
+SET_FEATURE_CARDS = """
+UNWIND $rows AS r
+MATCH (f:Feature {id: r.id})
+SET f.label = r.label, f.frequency = r.frequency, f.max_activation = r.max_activation,
+  f.top_contexts = r.top_contexts, f.top_activations = r.top_activations
+RETURN count(f) AS n
+"""
 
 LABELS = ("Feature", "Prompt", "Circuit", "Node", "Token")
 RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS", "FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
@@ -70,16 +85,20 @@ NEO4J_SCHEMA = [
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",
 ]
 
-_AGG = "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING"
+_AGG = (
+    "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING, "
+    "examples STRING[], example_circuits STRING[], example_weights DOUBLE[]"
+)
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "
     "layer INT64, kind STRING, idx INT64, top_promoted STRING[], top_promoted_logits DOUBLE[], "
-    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING)",
+    "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING, "
+    "frequency DOUBLE, max_activation DOUBLE, top_contexts STRING[], top_activations DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Prompt(id STRING PRIMARY KEY, text STRING, model STRING, tokens STRING[], "
     "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
-    "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, n_nodes INT64, n_edges INT64, "
+    "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, ablation STRING, selection STRING, n_nodes INT64, n_edges INT64, "
     "created_at STRING, request STRING, aggregated BOOLEAN)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",

@@ -1,0 +1,5 @@
+// consumers' summary line from the pre-aggregated layer: the same rows as queries/summary/consumers.cypher, used in the same
+// cases as queries/aggregated/consumers.token.cypher.
+MATCH (k:Token {id: $token})-[a:TOKEN_FEEDS]->(f:Feature)
+RETURN f.kind AS kind, sum(a.abs_weight_sum) AS abs_weight
+ORDER BY kind

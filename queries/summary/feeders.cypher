@@ -1,0 +1,9 @@
+// feeders' summary line (scd.queries.runner.summary): the sum of |weight| into the targets by upstream kind, so
+// "unexplained by features" = the share of SAE error terms and input tokens. Over the Node-level FEEDS edges.
+MATCH (t:Feature)
+WHERE t.id = $feature OR $token IN (t.top_promoted[0..$top_n])
+WITH t
+MATCH (t)<-[:OF]-(d:Node)<-[e:FEEDS]-(u:Node)-[:OF]->(f:Feature)
+WHERE abs(e.weight) >= $min_weight
+RETURN f.kind AS kind, sum(abs(e.weight)) AS abs_weight
+ORDER BY kind

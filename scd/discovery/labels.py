@@ -1,0 +1,139 @@
+"""Feature cards: what each SAE latent responds to over a reference corpus, and a short automatic label.
+
+For every latent of a model's SAE set:
+
+1. run the reference texts through the model with the SAEs read out (not spliced: reading changes nothing) and
+   keep, per latent, its activation frequency (share of non-BOS positions where it is > 0), its maximum, and its
+   ``TOP_CONTEXTS`` strongest positions (ties by text and position order);
+2. its direct logit effect (the decoder row through the unembedding, scd.discovery.features);
+3. a label from both: what the top contexts share -- the same current token ("fires on 'x'"), or, for bracketed
+   text, the same innermost open bracket ("fires inside an open '('") -- and the top promoted token
+   ("promotes ')'"). A rule, not a language model: it says only what the numbers show, and "no common context"
+   when the contexts share nothing. Labels are data: regenerate them (``scd features label``), never edit them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from scd.discovery.features import _top_tokens, unembed_directions
+from scd.models.bundle import ModelBundle
+
+TOP_CONTEXTS = 8
+CONTEXT_CHARS = 24  # of text before the firing position shown in a context
+SHARED = 0.75  # share of top contexts that must agree for a label to name what they share
+OPENERS = {"(": ")", "[": "]", "{": "}"}
+
+
+@dataclass
+class FeatureCard:
+    feature_id: str
+    hook: str
+    index: int
+    frequency: float
+    max_activation: float
+    top_contexts: list[str] = field(default_factory=list)  # "...text[tok]" with the firing token bracketed
+    top_activations: list[float] = field(default_factory=list)
+    top_promoted: list[str] = field(default_factory=list)
+    label: str = ""
+
+
+def innermost_open(prefix: str) -> str | None:
+    """The innermost bracket still open at the end of ``prefix`` (None if none is open)."""
+    stack: list[str] = []
+    closers = {v: k for k, v in OPENERS.items()}
+    for ch in prefix:
+        if ch in OPENERS:
+            stack.append(ch)
+        elif ch in closers and stack and stack[-1] == closers[ch]:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def auto_label(
+    tokens: Sequence[str], prefixes: Sequence[str], promoted: Sequence[str], frequency: float
+) -> str:
+    """Phase 3: the label from the top contexts' firing tokens, their text so far, and the top promoted token."""
+    if frequency == 0:
+        return "never fires on the reference text"
+    parts = []
+    if tokens:
+        tok, n = Counter(tokens).most_common(1)[0]
+        if n >= SHARED * len(tokens):
+            parts.append(f"fires on {tok!r}")
+        opens = Counter(innermost_open(p) for p in prefixes).most_common(1)[0]
+        if opens[0] is not None and opens[1] >= SHARED * len(prefixes):
+            parts.append(f"fires inside an open {opens[0]!r}")
+    if not parts:
+        parts.append("no common context")
+    if promoted:
+        parts.append(f"promotes {promoted[0]!r}")
+    return "; ".join(parts)
+
+
+@torch.no_grad()
+def feature_cards(bundle: ModelBundle, texts: Sequence[str], *, top: int = TOP_CONTEXTS) -> list[FeatureCard]:
+    """Phases 1-3 for every latent of every SAE in ``bundle``, over ``texts``."""
+    tok = bundle.tokenizer
+    bos = tok.bos_id
+    encoded = [tok.encode(t) for t in texts]
+    acts: dict[str, list[torch.Tensor]] = {h: [] for h in bundle.saes}  # per text [pos, d_sae]
+    for ids in encoded:
+        tokens = torch.tensor([ids], dtype=torch.long, device=bundle.device)
+
+        def grab(x, hook):
+            acts[hook.name].append(bundle.saes[hook.name].encode(x)[0].float().cpu())
+
+        bundle.model.run_with_hooks(tokens, fwd_hooks=[(h, grab) for h in bundle.saes])
+    strs = [[tok.token_str(i) for i in ids] for ids in encoded]
+    starts = [1 if bos is not None and ids and ids[0] == bos else 0 for ids in encoded]
+    cards = []
+    for hook, per_text in acts.items():
+        # every non-BOS position of every text, in text then position order: [n_positions, d_sae]
+        rows = [(t, p) for t, ids in enumerate(encoded) for p in range(starts[t], len(ids))]
+        matrix = torch.cat([a[s:] for a, s in zip(per_text, starts, strict=True)])
+        freq = (matrix > 0).float().mean(0)
+        peak = matrix.max(0).values
+        k = min(top, matrix.shape[0])
+        # stable top-k: sort by -activation with position order breaking ties
+        order = torch.sort(-matrix, dim=0, stable=True).indices[:k]
+        sae = bundle.saes[hook]
+        effects = _top_tokens(bundle, unembed_directions(bundle, sae.W_dec.detach()), n=3)
+        for j in range(matrix.shape[1]):
+            ctx, vals, toks, prefixes = [], [], [], []
+            for r in order[:, j].tolist():
+                v = float(matrix[r, j])
+                if v <= 0:
+                    break
+                t, p = rows[r]
+                s = strs[t]
+                before = "".join(s[starts[t] : p])
+                ctx.append(f"{before[-CONTEXT_CHARS:]}[{s[p]}]")
+                vals.append(round(v, 6))
+                toks.append(s[p])
+                prefixes.append(before + s[p])
+            promoted = effects[j][0]
+            cards.append(
+                FeatureCard(
+                    feature_id=_feature_id(bundle, hook, j),
+                    hook=hook,
+                    index=j,
+                    frequency=round(float(freq[j]), 6),
+                    max_activation=round(float(peak[j]), 6),
+                    top_contexts=ctx,
+                    top_activations=vals,
+                    top_promoted=promoted,
+                    label=auto_label(toks, prefixes, promoted, float(freq[j])),
+                )
+            )
+    return cards
+
+
+def _feature_id(bundle: ModelBundle, hook: str, index: int) -> str:
+    from scd.core.circuit import feature_id
+
+    return feature_id(bundle.name, bundle.sae_set, hook, index)
