@@ -178,7 +178,8 @@ def test_query_on_an_empty_store_says_so(tmp_path):
     from scd.store import open_store
 
     config = StoreConfig(path=tmp_path / "empty")
-    open_store(config).close()  # creates the store with its schema, no data
+    with open_store(config) as store:
+        store.ensure_schema()  # the store with its schema, no data (opening alone creates nothing)
     with pytest.raises(QueryError, match=r"the store is empty .* run `scd ingest"):
         runner.query("feeders", store=config, token=")")
 

@@ -100,7 +100,8 @@ def test_errors_are_one_line_and_nonzero(scd, args, message):
 def test_query_on_an_empty_store(tmp_path, monkeypatch):
     from scd.store import open_store
 
-    open_store(StoreConfig(path=tmp_path / "empty")).close()
+    with open_store(StoreConfig(path=tmp_path / "empty")) as store:
+        store.ensure_schema()  # a store with its schema and no data (opening alone creates nothing)
     monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
     r = CliRunner().invoke(main, ["query", "feeders", "-p", "token=)", "--store", str(tmp_path / "empty")])
     assert r.exit_code == 2
