@@ -57,8 +57,8 @@ class Store(ABC):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        """Run a read-only query with parameters; refuse anything that writes (QueryError), by the database's
-        own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
+        """Run a read-only query with parameters; refuse (QueryError) anything the allow-list of scd.store.gate
+        does not accept, and anything that writes by the database's own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
         relationship type); paths as ``{"nodes": [...], "relationships": [...]}``. ``timeout`` in seconds."""
 
     @abstractmethod

@@ -44,6 +44,7 @@ import pandas as pd
 from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
+from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
@@ -457,6 +458,7 @@ class EmbeddedStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
+        gate.check(cypher)  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
         self._require_existing()
         timeout = self.read_timeout if timeout is None else timeout
         with self._reader() as conn:

@@ -27,8 +27,9 @@ losing a race on the constraint.
 
 Reads
 -----
-``read`` asks the server: ``EXPLAIN`` the query and refuse unless the plan's query type is read-only (``r``), then
-run it in a READ transaction with a timeout. Results come back as a pandas DataFrame; graph values become dicts
+``read`` passes the text through the allow-list of scd.store.gate (no file, network or administration statement),
+then asks the server once per text: ``EXPLAIN`` it and refuse unless the plan's query type is read-only (``r``),
+and runs it in a READ transaction with a timeout -- one transaction per query once the text is known. Results come back as a pandas DataFrame; graph values become dicts
 (``_label`` names a node's label or a relationship's type; a path is ``{"nodes": [...], "relationships": [...]}``).
 """
 
@@ -59,6 +60,7 @@ from neo4j.exceptions import (
 from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
+from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
 from scd.store.rows import (
@@ -75,6 +77,7 @@ from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
 READ_TIMEOUT_S = 120.0
+PLANNED_READS_KEPT = 4096  # texts whose read-only plan is remembered per store
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
@@ -320,6 +323,7 @@ class Neo4jStore(Store):
         self.config = config
         self.database = config.neo4j_database
         self.read_timeout = READ_TIMEOUT_S
+        self._planned_reads: set[str] = set()  # texts Neo4j has planned as read-only (see _explain)
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -521,21 +525,13 @@ class Neo4jStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
+        gate.check(cypher)  # the allow-list first: no file, network or administration statement gets through
         params = dict(params or {})
         timeout = self.read_timeout if timeout is None else timeout
         try:
             with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
-                try:
-                    summary = s.run("EXPLAIN " + cypher, params).consume()
-                except ClientError as e:
-                    raise QueryError(
-                        f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
-                    ) from e
-                if summary.query_type != "r":
-                    raise QueryError(
-                        f"refused: Neo4j plans this query as {summary.query_type!r}, not read-only ('r')",
-                        "queries run read-only; write with `scd ingest` or `scd store clear`",
-                    )
+                if cypher not in self._planned_reads:  # the server's verdict, asked once per text
+                    self._explain(s, cypher, params)
 
                 @unit_of_work(timeout=timeout)
                 def work(tx: neo4j.ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
@@ -557,6 +553,24 @@ class Neo4jStore(Store):
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
         return pd.DataFrame(data, columns=keys)
+
+    def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
+        """The second wall: refuse unless Neo4j plans the text as read-only ('r'); remembered per text (a plan's
+        query type depends on the text only), so a repeated query costs one transaction, not two."""
+        try:
+            summary = session.run("EXPLAIN " + cypher, params).consume()
+        except ClientError as e:
+            raise QueryError(
+                f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+            ) from e
+        if summary.query_type != "r":
+            raise QueryError(
+                f"refused: Neo4j plans this query as {summary.query_type!r}, not read-only ('r')",
+                "queries run read-only; write with `scd ingest` or `scd store clear`",
+            )
+        if len(self._planned_reads) >= PLANNED_READS_KEPT:
+            self._planned_reads.clear()
+        self._planned_reads.add(cypher)
 
     def stats(self) -> dict[str, int]:
         counts: dict[str, int] = {}
