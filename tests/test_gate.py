@@ -5,6 +5,8 @@ Controls show that the checks can fail: the same statements through an engine's 
 read-only handle, a Neo4j READ transaction) do write the sentinel file or fetch the URL.
 """
 
+# ruff: noqa: F811 - the store fixtures are imported from test_queries
+
 from __future__ import annotations
 
 import http.server
@@ -222,7 +224,9 @@ def _assert_refused_everywhere(store, forms, *, cli_args, tmp, secret, url_hits)
             runner.run_cypher(store, text)
         r = CliRunner().invoke(main, ["cypher", text, *cli_args])
         assert r.exit_code == 2, (text, r.output)
-        assert r.stdout == "" and r.stderr.startswith("Error: refused: ") and r.stderr.count("\n") == 1, r.stderr
+        assert r.stdout == "" and r.stderr.startswith("Error: refused: ") and r.stderr.count("\n") == 1, (
+            r.stderr
+        )
         assert "the-secret-value" not in r.output
     assert _tree(tmp) == files, "a refused statement wrote or changed a file"
     assert secret.stat().st_atime_ns == atime, "a refused statement read the secret file"
@@ -230,7 +234,9 @@ def _assert_refused_everywhere(store, forms, *, cli_args, tmp, secret, url_hits)
     assert store.stats() == stats
 
 
-def test_embedded_refuses_file_network_and_admin_statements(embedded_store, tmp_path, secret, url, monkeypatch):  # noqa: F811
+def test_embedded_refuses_file_network_and_admin_statements(
+    embedded_store, tmp_path, secret, url, monkeypatch
+):
     monkeypatch.delenv("SCD_NEO4J_URI", raising=False)
     forms = _embedded_forms(tmp_path, secret, url)
     assert len(forms) >= 12
@@ -247,7 +253,7 @@ def test_embedded_refuses_file_network_and_admin_statements(embedded_store, tmp_
 
 
 @pytest.mark.neo4j
-def test_neo4j_refuses_file_network_and_admin_statements(neo4j_store, tmp_path, secret, url):  # noqa: F811
+def test_neo4j_refuses_file_network_and_admin_statements(neo4j_store, tmp_path, secret, url):
     forms = _neo4j_forms(secret, url)
     assert len(forms) >= 12
     with neo4j_store.driver.session(database="system") as s:
@@ -270,14 +276,14 @@ def test_neo4j_refuses_file_network_and_admin_statements(neo4j_store, tmp_path, 
         assert sorted(r["label"] for r in s.run("CALL db.labels()")) == labels
 
 
-def test_read_procedures_and_named_queries_still_run_on_embedded(embedded_store):  # noqa: F811
+def test_read_procedures_and_named_queries_still_run_on_embedded(embedded_store):
     tables = runner.run_cypher(embedded_store, "CALL show_tables() RETURN *")
     assert "Feature" in set(tables["name"])
     assert not runner.run(embedded_store, "feeders", {"token": ")"}).empty
 
 
 @pytest.mark.neo4j
-def test_read_procedures_still_run_on_neo4j(neo4j_store):  # noqa: F811
+def test_read_procedures_still_run_on_neo4j(neo4j_store):
     labels = runner.run_cypher(neo4j_store, "CALL db.labels() YIELD label RETURN label")
     assert "Feature" in set(labels["label"])
 
@@ -285,7 +291,7 @@ def test_read_procedures_still_run_on_neo4j(neo4j_store):  # noqa: F811
 # -- controls: the engines' own read-only paths do let these through ------------------------------------------
 
 
-def test_control_ladybug_read_only_handle_runs_copy_and_load(embedded_store, tmp_path, secret):  # noqa: F811
+def test_control_ladybug_read_only_handle_runs_copy_and_load(embedded_store, tmp_path, secret):
     """Without the gate, LadybugDB's read-only handle writes a file and reads one (so the checks above can fail)."""
     import ladybug
 
@@ -304,12 +310,14 @@ def test_control_ladybug_read_only_handle_runs_copy_and_load(embedded_store, tmp
 
 
 @pytest.mark.neo4j
-def test_control_neo4j_read_transaction_fetches_urls(neo4j_store, url):  # noqa: F811
+def test_control_neo4j_read_transaction_fetches_urls(neo4j_store, url):
     """Without the gate, a READ transaction that Neo4j plans as read-only ('r') fetches a URL."""
     import neo4j
 
     text = f"LOAD CSV FROM '{url}/control.csv' AS row RETURN row"
-    with neo4j_store.driver.session(database=neo4j_store.database, default_access_mode=neo4j.READ_ACCESS) as s:
+    with neo4j_store.driver.session(
+        database=neo4j_store.database, default_access_mode=neo4j.READ_ACCESS
+    ) as s:
         assert s.run("EXPLAIN " + text).consume().query_type == "r"
         rows = s.execute_read(lambda tx: [r["row"] for r in tx.run(text)])
     assert rows == [["name"], ["fetched"]] and _Server.hits == ["/control.csv"]
