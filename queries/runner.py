@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scd.core.errors import QueryError
+from scd.store.gate import INT64
 
 if TYPE_CHECKING:
     from scd.core.config import StoreConfig
@@ -86,11 +87,11 @@ class Param:
                 if isinstance(value, bool):
                     pass
                 elif isinstance(value, int):
-                    return int(value)
+                    return self._in_range(int(value), query)
                 elif isinstance(value, float) and value.is_integer():
-                    return int(value)
+                    return self._in_range(int(value), query)
                 elif isinstance(value, str):
-                    return int(value.strip())
+                    return self._in_range(int(value.strip()), query)
             elif t == "float":
                 if isinstance(value, bool):
                     pass
@@ -108,6 +109,16 @@ class Param:
             f"parameter {self.name} of query {query} must be {_article(t)} {t} (got {value!r})",
             f"pass e.g. -p {self.name}={_literal(_EXAMPLE[t])}",
         )
+
+    def _in_range(self, value: int, query: str) -> int:
+        """Both stores hold 64-bit integers; a larger value would fail inside a driver, blaming the Cypher."""
+        if not INT64[0] <= value <= INT64[1]:
+            raise QueryError(
+                f"parameter {self.name} of query {query} must be an int from {INT64[0]} to {INT64[1]} "
+                f"(got {value})",
+                f"pass e.g. -p {self.name}={_literal(_EXAMPLE[self.type])}",
+            )
+        return value
 
 
 _EXAMPLE = {"string": "text", "int": 3, "float": 0.5, "bool": True}

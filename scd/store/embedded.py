@@ -459,12 +459,14 @@ class EmbeddedStore(Store):
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
         gate.check(cypher)  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
+        params = dict(params or {})
+        gate.check_params(params)
         self._require_existing()
         timeout = self.read_timeout if timeout is None else timeout
         with self._reader() as conn:
             conn.set_query_timeout(int(timeout * 1000))
             try:
-                result = conn.execute(cypher, dict(params or {}))
+                result = conn.execute(cypher, params)
             except RuntimeError as e:
                 msg = str(e).strip()
                 if "read-only" in msg.lower():

@@ -25,6 +25,8 @@ round trip, and the question is narrower than "is this valid Cypher"):
       (``point.distance``, ``datetime.fromepoch``; never ``apoc.*``).
 3. The verdict is cached per text, so a repeated query costs a dictionary lookup.
 
+``check_params`` does the same for parameter values: nothing reaches a driver that it would choke on.
+
 A refusal is one QueryError naming the refused clause. False refusals are possible for odd but valid reads (a
 variable named like a clause keyword, e.g. ``(load)``): backtick the name.
 """
@@ -32,7 +34,9 @@ variable named like a clause keyword, e.g. ``(load)``): backtick the name.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from scd.core.errors import QueryError
 
@@ -130,6 +134,41 @@ def _dotted(toks: list[_Tok], i: int) -> tuple[str, int]:
         parts.append(toks[j + 1].text)
         j += 2
     return ".".join(parts), j
+
+
+INT64 = (-(2**63), 2**63 - 1)  # what both stores' integers hold
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Refuse (QueryError) a parameter value that neither driver takes as it is: an integer outside 64 bits
+    (Neo4j's driver raises OverflowError, LadybugDB a cast error blaming the Cypher), or a type with no Cypher
+    counterpart. Checked before any driver sees the values, so the message names the parameter."""
+    for name, value in params.items():
+        _check_value(name, value)
+
+
+def _check_value(name: str, value: Any) -> None:
+    if value is None or isinstance(value, bool | float | str):
+        return
+    if isinstance(value, int):
+        if not INT64[0] <= value <= INT64[1]:
+            raise QueryError(
+                f"parameter {name} = {value} is outside the 64-bit integer range the stores hold",
+                f"use a value from {INT64[0]} to {INT64[1]}",
+            )
+        return
+    if isinstance(value, list | tuple):
+        for v in value:
+            _check_value(name, v)
+        return
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        for v in value.values():
+            _check_value(name, v)
+        return
+    raise QueryError(
+        f"parameter {name} is a {type(value).__name__}, which Cypher has no type for",
+        "pass null, a boolean, number or string, or a list or map of those",
+    )
 
 
 @lru_cache(maxsize=4096)

@@ -527,6 +527,7 @@ class Neo4jStore(Store):
     ) -> pd.DataFrame:
         gate.check(cypher)  # the allow-list first: no file, network or administration statement gets through
         params = dict(params or {})
+        gate.check_params(params)
         timeout = self.read_timeout if timeout is None else timeout
         try:
             with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
