@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from scd.core.circuit import Circuit
 from scd.store.aggregates import FOLD_TX_EDGES, FoldReport
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
 
 
 class Store(ABC):

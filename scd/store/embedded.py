@@ -36,10 +36,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ladybug
-import pandas as pd
 
 from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
@@ -49,6 +48,9 @@ from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldR
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
 
 DB_FILE = "graph.lbdb"
 BATCH = 20_000
@@ -485,6 +487,8 @@ class EmbeddedStore(Store):
                 raise QueryError("one query at a time, please", "run the statements separately")
             keys = result.get_column_names()
             data = [[to_python(v) for v in row] for row in result.get_all()]
+        import pandas as pd
+
         return pd.DataFrame(data, columns=keys)
 
     def stats(self) -> dict[str, int]:

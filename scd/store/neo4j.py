@@ -29,7 +29,8 @@ Reads
 -----
 ``read`` passes the text through the allow-list of scd.store.gate (no file, network or administration statement),
 then asks the server once per text: ``EXPLAIN`` it and refuse unless the plan's query type is read-only (``r``),
-and runs it in a READ transaction with a timeout -- one transaction per query once the text is known. Results come back as a pandas DataFrame; graph values become dicts
+and runs it in a READ transaction with a timeout -- one transaction per query once the text is known. Results
+come back as a pandas DataFrame; graph values become dicts
 (``_label`` names a node's label or a relationship's type; a path is ``{"nodes": [...], "relationships": [...]}``).
 """
 
@@ -40,10 +41,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import neo4j
-import pandas as pd
 from neo4j import GraphDatabase, unit_of_work
 from neo4j.exceptions import (
     AuthError,
@@ -73,6 +73,9 @@ from scd.store.rows import (
     node_key,
 )
 from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
 
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
@@ -553,6 +556,8 @@ class Neo4jStore(Store):
             ) from e
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
+        import pandas as pd
+
         return pd.DataFrame(data, columns=keys)
 
     def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
