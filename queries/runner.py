@@ -15,7 +15,7 @@ the same result columns; the header is read from the Neo4j file only.
 the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.store.schema), on both
 engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
 feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
-is the token"); and only while no circuit is waiting to be folded into that layer (``Store.pending() == 0``, see
+is the token"); and only while no circuit is waiting to be folded into that layer (``Store.read_folded``, see
 scd.store.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
 Node-level FEEDS edges.
 
@@ -325,13 +325,19 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     """Run a named query on an open store; an empty answer from an empty store is an error that says so."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
     bound = q.bind(params)
-    current = q.aggregated_case(bound) is None or store.pending() == 0  # ask the store only when it matters
-    return run_cypher(store, q.text_for(store.kind, bound, aggregates_current=current), bound)
+    plain = q.text_for(store.kind, bound, aggregates_current=False)
+    folded = q.text_for(store.kind, bound)
+    if folded == plain:
+        return run_cypher(store, plain, bound)
+    return _finish(store, store.read_folded(folded, plain, dict(bound)))  # the pending check rides along
 
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Run Cypher read-only on an open store (the store refuses writes); an empty store is an error."""
-    df = store.read(text, dict(params or {}))
+    return _finish(store, store.read(text, dict(params or {})))
+
+
+def _finish(store: Store, df: pd.DataFrame) -> pd.DataFrame:
     if df.empty and is_empty(store):
         raise empty_store_error(store)
     return _tidy(df)

@@ -62,6 +62,12 @@ class Store(ABC):
         does not accept, and anything that writes by the database's own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
         relationship type); paths as ``{"nodes": [...], "relationships": [...]}``. ``timeout`` in seconds."""
 
+    def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """``cypher`` reads the pre-aggregated layer and ``fallback`` gives the same rows from the FEEDS edges:
+        run ``cypher`` while no circuit is pending for that layer, else ``fallback``, so an answer never misses
+        a stored circuit. Backends may do both in fewer round trips (scd.store.neo4j)."""
+        return self.read(cypher if self.pending() == 0 else fallback, params)
+
     @abstractmethod
     def stats(self) -> dict[str, int]:
         """Counts by node label and relationship type."""

@@ -29,7 +29,7 @@ Reads
 -----
 ``read`` passes the text through the allow-list of scd.store.gate (no file, network or administration statement),
 then asks the server once per text: ``EXPLAIN`` it and refuse unless the plan's query type is read-only (``r``),
-and runs it in a READ transaction with a timeout -- one transaction per query once the text is known. Results
+and runs it as one auto-commit READ transaction with a timeout -- one round trip once the text is known. Results
 come back as a pandas DataFrame; graph values become dicts
 (``_label`` names a node's label or a relationship's type; a path is ``{"nodes": [...], "relationships": [...]}``).
 """
@@ -44,7 +44,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import neo4j
-from neo4j import GraphDatabase, unit_of_work
+from neo4j import GraphDatabase
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -80,6 +80,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
 READ_TIMEOUT_S = 120.0
+# read_folded: rows only while no circuit waits for the fold (the same condition as COUNT_PENDING)
+PENDING_GUARD = (
+    "OPTIONAL MATCH (pending:Circuit) WHERE pending.aggregated = false\n"
+    "WITH count(pending) AS scd_pending WHERE scd_pending = 0\n"
+)
 PLANNED_READS_KEPT = 4096  # texts whose read-only plan is remembered per store
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
@@ -415,13 +420,11 @@ class Neo4jStore(Store):
 
     # -- writes ---------------------------------------------------------------------------------------------
     def _count(self, query: str, **params: Any) -> int:
-        try:
-            records, _, _ = self.driver.execute_query(
-                query, params, database_=self.database, routing_=neo4j.RoutingControl.READ
-            )
+        try:  # auto-commit: one round trip (runner.run asks pending() before every aggregated query)
+            with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
+                return int(s.run(query, params).single(strict=True)["n"])
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
-        return int(records[0]["n"])
 
     def has_circuit(self, circuit_id: str) -> bool:
         return self._count("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=circuit_id) > 0
@@ -536,14 +539,11 @@ class Neo4jStore(Store):
             with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
                 if cypher not in self._planned_reads:  # the server's verdict, asked once per text
                     self._explain(s, cypher, params)
-
-                @unit_of_work(timeout=timeout)
-                def work(tx: neo4j.ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
-                    result = tx.run(cypher, params)
-                    keys = list(result.keys())
-                    return keys, [[to_python(v) for v in rec.values()] for rec in result]
-
-                keys, data = s.execute_read(work)
+                # one auto-commit READ transaction: RUN and PULL go out together and the server commits when
+                # the last record is sent -- one round trip, where BEGIN ... COMMIT costs two
+                result = s.run(neo4j.Query(cypher, timeout=timeout), params)
+                keys = list(result.keys())
+                data = [[to_python(v) for v in rec.values()] for rec in result]
         except QueryError:
             raise
         except ClientError as e:
@@ -559,6 +559,14 @@ class Neo4jStore(Store):
         import pandas as pd
 
         return pd.DataFrame(data, columns=keys)
+
+    def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        # one round trip in the common case: the pending check rides in the same statement, which then
+        # returns no rows while a circuit is pending; only an empty answer costs a second look
+        df = self.read(PENDING_GUARD + cypher, params)
+        if df.empty and self.pending() > 0:
+            return self.read(fallback, params)
+        return df
 
     def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
         """The second wall: refuse unless Neo4j plans the text as read-only ('r'); remembered per text (a plan's
