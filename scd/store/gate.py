@@ -123,6 +123,8 @@ def _refused(words: list[_Tok], i: int) -> QueryError:
     name = words[i].text.upper()
     if words[i].low in _TWO_WORDS and i + 1 < len(words) and words[i + 1].kind == "word":
         name += " " + words[i + 1].text.upper()
+    if words[i].low not in DENIED and words[i].low not in CLAUSE_STARTS | FOLLOWERS:
+        return QueryError(f"refused: {name} is not a read-only clause or operator (a typo?)", FIX)
     return QueryError(f"refused: {name} is not a read-only clause", FIX)
 
 
