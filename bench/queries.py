@@ -11,8 +11,9 @@ the tool), the store is opened by bench/OpenStore.java with Bolt on loopback, an
 constraints and indexes, from Neo4jStore.ensure_schema) is built on top. Each step is timed.
 
 Queries: `feeders` runs through the library exactly as `scd query` runs it (scd.queries.runner.run on a Neo4jStore:
-an EXPLAIN read-only check, a READ transaction, a DataFrame), >= 50 times per case after 3 warm-up runs, and the
-bare query through the driver for reference:
+the read-only gate and the server's EXPLAIN verdict, both cached per text after the warm-up, one READ transaction, a
+DataFrame), >= 50 times per case after 3 warm-up runs, and the bare query through the driver for reference; each
+case prints the library/bare p50 ratio against the target (library p50 <= 1.2 x bare p50 + 2 ms):
   token       feeders -p token=")"
   feature     feeders -p feature=<the ")" feature with the most nodes>
   feature50   feeders -p feature=<the median ")" feature>
@@ -358,13 +359,17 @@ def measure(uri: str, runs: int) -> dict:
             ref = runner.run_cypher(store, q.text, q.bind(params | limit))
             same = _same(full, ref)
             (p50, p95), (r50, r95), (n50, n95) = percentiles(lib), percentiles(raw), percentiles(node)
+            ratio, budget = p50 / r50, 1.2 * r50 + 2.0  # target: library p50 <= 1.2 x bare + 2 ms
             res["timings_ms"][name] = {"query": qname, "params": params, "p50": p50, "p95": p95, "bare_p50": r50,
                                        "bare_p95": r95, "rows": len(df), "all_rows": len(ref), "node_level_p50": n50,
                                        "node_level_p95": n95, "aggregated": q.aggregated_case(bound),
-                                       "same_rows_as_node_level": same}  # fmt: skip
+                                       "same_rows_as_node_level": same, "library_over_bare": ratio,
+                                       "within_1.2x_plus_2ms": p50 <= budget}  # fmt: skip
             print(f"{qname} {name:<9} {json.dumps(params):<62} rows {len(df):>3}  p50 {p50:6.1f} ms  p95 {p95:6.1f} ms"
                   f"  (bare driver: p50 {r50:6.1f}  p95 {r95:6.1f};  Node-level text: p50 {n50:6.1f}  p95 {n95:6.1f};"
                   f" all {len(ref)} rows the same: {same})", flush=True)  # fmt: skip
+            print(f"  library/bare p50 {ratio:.2f}x ({p50 - r50:+.1f} ms); target <= 1.2x + 2 ms = {budget:.1f} ms: "
+                  f"{'met' if p50 <= budget else 'NOT met'}", flush=True)  # fmt: skip
     return res
 
 

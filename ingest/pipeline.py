@@ -120,6 +120,17 @@ class IngestReport:
         }
         return d
 
+    def summary(self) -> dict[str, Any]:
+        """``to_dict`` less the failures: the scalar part, for scd.queries.render.render_sections."""
+        return {k: v for k, v in self.to_dict().items() if k != "failed"}
+
+    def sections(self) -> dict[str, Any]:
+        """The failures as a table (line, prompt, reason), for scd.queries.render.render_sections."""
+        import pandas as pd
+
+        rows = [(f.line, f.prompt, f.reason) for f in self.failed]
+        return {"failed": pd.DataFrame(rows, columns=["line", "prompt", "reason"])}
+
 
 _PHASE_WORDS = {
     "load": "loading the model",

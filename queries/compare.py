@@ -6,6 +6,8 @@
 * ``compare_group(store, pattern)`` -- every circuit whose prompt text matches a regular expression (the whole
   text, as Cypher's ``=~``): how often each feature appears across the group, and the pairwise Jaccard
   similarity matrix of their feature sets.
+* ``compare(store, prompts, pattern)`` -- what `scd compare` prints: either of the above, checked and shaped into
+  named sections and a summary for scd.queries.render.render_sections.
 
 Only SAE latents count as features here (input tokens, logits and SAE error terms are left out: tokens differ
 with the text and error terms sit in every circuit). A circuit is named by its prompt text, its prompt id or its
@@ -14,12 +16,13 @@ circuit id; a prompt with several circuits (other SAE sets or parameters) must b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from scd.core.errors import QueryError
+from scd.core.errors import InputError, QueryError
 from scd.queries.runner import run
 
 if TYPE_CHECKING:
@@ -56,6 +59,9 @@ class CircuitComparison:
             "jaccard": round(self.jaccard, 4),
         }
 
+    def sections(self, limit: int | None = None) -> dict[str, pd.DataFrame]:
+        return {"features": _head(self.features, limit)}
+
 
 @dataclass
 class GroupComparison:
@@ -63,6 +69,31 @@ class GroupComparison:
     circuits: pd.DataFrame  # circuit, prompt, features
     frequency: pd.DataFrame  # feature, kind, layer, promotes, circuits, share, mean_attribution
     similarity: pd.DataFrame  # square: Jaccard between circuits, index and columns = circuit ids
+
+    def summary(self) -> dict[str, object]:
+        return {"pattern": self.pattern, "circuits": len(self.circuits), "features": len(self.frequency)}
+
+    def sections(self, limit: int | None = None) -> dict[str, pd.DataFrame]:
+        """Prompts numbered 1..n, the feature frequency (its first ``limit`` rows), and the similarity matrix
+        with rows and columns named by those numbers (prompt texts are too long for column headers)."""
+        labels = [str(i + 1) for i in range(len(self.circuits))]
+        circuits = self.circuits.copy()
+        circuits.insert(0, "#", labels)
+        sim = self.similarity.set_axis(labels, axis=0).set_axis(labels, axis=1).reset_index(names="#")
+        return {
+            "prompts": circuits,
+            "feature frequency": _head(self.frequency, limit),
+            "jaccard similarity": sim,
+        }
+
+    def similarity_by_prompt(self) -> pd.DataFrame:
+        """The similarity matrix with rows and columns named by prompt text (for a heatmap)."""
+        prompts = list(self.circuits["prompt"])
+        return self.similarity.set_axis(prompts, axis=0).set_axis(prompts, axis=1)
+
+
+def _head(df: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    return df if limit is None else df.head(limit)
 
 
 def resolve(store: Store, name: str) -> CircuitRef:
@@ -141,3 +172,17 @@ def compare_group(store: Store, pattern: str) -> GroupComparison:
     return GroupComparison(
         pattern=pattern, circuits=circuits, frequency=freq, similarity=jaccard_matrix(sets)
     )
+
+
+def compare(
+    store: Store, prompts: Sequence[str] = (), pattern: str | None = None
+) -> CircuitComparison | GroupComparison:
+    """Two circuits (``prompts`` = two prompt texts, prompt ids or circuit ids) or a group (``pattern``); what
+    `scd compare` prints through ``.sections()`` and ``.summary()``. InputError unless exactly one is given."""
+    if (pattern is not None and prompts) or (pattern is None and len(prompts) != 2):
+        raise InputError(
+            "give two prompts, or --pattern REGEX", 'e.g. scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"'
+        )
+    if pattern is None:
+        return compare_circuits(store, prompts[0], prompts[1])
+    return compare_group(store, pattern)

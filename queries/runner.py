@@ -16,7 +16,7 @@ the same result columns; the header is read from the Neo4j file only.
 the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.store.schema), on both
 engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
 feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
-is the token"); and only while no circuit is waiting to be folded into that layer (``Store.pending() == 0``, see
+is the token"); and only while no circuit is waiting to be folded into that layer (``Store.read_folded``, see
 scd.store.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
 Node-level FEEDS edges.
 
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from scd.core.errors import QueryError
+from scd.store.gate import INT64
 
 if TYPE_CHECKING:
     from scd.core.config import StoreConfig
@@ -91,11 +92,11 @@ class Param:
                 if isinstance(value, bool):
                     pass
                 elif isinstance(value, int):
-                    return int(value)
+                    return self._in_range(int(value), query)
                 elif isinstance(value, float) and value.is_integer():
-                    return int(value)
+                    return self._in_range(int(value), query)
                 elif isinstance(value, str):
-                    return int(value.strip())
+                    return self._in_range(int(value.strip()), query)
             elif t == "float":
                 if isinstance(value, bool):
                     pass
@@ -113,6 +114,16 @@ class Param:
             f"parameter {self.name} of query {query} must be {_article(t)} {t} (got {value!r})",
             f"pass e.g. -p {self.name}={_literal(_EXAMPLE[t])}",
         )
+
+    def _in_range(self, value: int, query: str) -> int:
+        """Both stores hold 64-bit integers; a larger value would fail inside a driver, blaming the Cypher."""
+        if not INT64[0] <= value <= INT64[1]:
+            raise QueryError(
+                f"parameter {self.name} of query {query} must be an int from {INT64[0]} to {INT64[1]} "
+                f"(got {value})",
+                f"pass e.g. -p {self.name}={_literal(_EXAMPLE[self.type])}",
+            )
+        return value
 
 
 _EXAMPLE = {"string": "text", "int": 3, "float": 0.5, "bool": True}
@@ -351,9 +362,14 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     """Run a named query on an open store; an empty answer from an empty store is an error that says so."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
     bound = q.bind(params)
-    current = q.aggregated_case(bound) is None or store.pending() == 0  # ask the store only when it matters
-    df = run_cypher(store, q.text_for(store.kind, bound, aggregates_current=current), bound)
+    plain = q.text_for(store.kind, bound, aggregates_current=False)
+    folded = q.text_for(store.kind, bound)
+    if folded == plain:
+        df = run_cypher(store, plain, bound)
+    else:
+        df = _finish(store, store.read_folded(folded, plain, dict(bound)))  # the pending check rides along
     if q.summary:
+        current = q.aggregated_case(bound) is None or store.pending() == 0
         df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
     return df
 
@@ -387,7 +403,10 @@ def summary(store: Store, q: NamedQuery, bound: Mapping[str, Any], *, aggregates
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Run Cypher read-only on an open store (the store refuses writes); an empty store is an error."""
-    df = store.read(text, dict(params or {}))
+    return _finish(store, store.read(text, dict(params or {})))
+
+
+def _finish(store: Store, df: pd.DataFrame) -> pd.DataFrame:
     if df.empty and is_empty(store):
         raise empty_store_error(store)
     return _tidy(df)

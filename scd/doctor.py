@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 from scd.core.config import StoreConfig
+from scd.core.secrets import scrub
 
 PACKAGES = ("torch", "transformer-lens", "sae-lens", "neo4j", "ladybug")
 
@@ -18,6 +19,9 @@ class Check:
     name: str
     ok: bool
     detail: str
+
+    def __post_init__(self) -> None:
+        self.detail = scrub(self.detail)  # a server's or driver's message may quote a login
 
 
 def package_checks() -> list[Check]:

@@ -83,7 +83,7 @@ def test_limit_overrides_the_limit_parameter(scd):
         (["query", "circuit"], "Error: query circuit needs parameter prompt (string)"),
         (["query", "feeders", "-p", "token"], "Error: cannot read -p 'token'"),
         (["query", "feeders", "-p", "colour=red"], "Error: query feeders has no parameter 'colour'"),
-        (["cypher", "CREATE (:Feature {id: 'x'})"], "Error: refused: LadybugDB reports the query writes"),
+        (["cypher", "CREATE (:Feature {id: 'x'})"], "Error: refused: CREATE is not a read-only clause"),
         (["cypher", "MATCH (n) RETURN n.nope.nope"], "Error: LadybugDB rejected the query"),
         (["compare", "f(a [b (c"], "Error: give two prompts, or --pattern REGEX"),
         (["compare", "nope", "f(a [b (c"], "Error: no circuit for 'nope'"),
@@ -185,4 +185,4 @@ def test_query_and_cypher_on_neo4j(neo4j_config):
     r = runner.invoke(
         main, ["cypher", "MATCH (f:Feature) DETACH DELETE f", "--neo4j", neo4j_config.neo4j_uri]
     )
-    assert r.exit_code == 2 and "refused" in r.output and "not read-only" in r.output
+    assert r.exit_code == 2 and "refused: DETACH DELETE is not a read-only clause" in r.output

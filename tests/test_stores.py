@@ -232,7 +232,7 @@ def test_read_refuses_writes(store_config, cypher):
 def test_read_reports_bad_cypher(store_config):
     with open_store(store_config) as store:
         with pytest.raises(QueryError, match="rejected the query"):
-            store.read("MATCH (n) RETURN n LIMT 1")
+            store.read("MATCH (n RETURN n LIMIT 1")  # passes the gate (scd.store.gate); the engine rejects it
 
 
 def test_clear_keeps_schema(store_config):

@@ -7,7 +7,6 @@ import sys
 import click
 
 from scd.cli.options import store_options
-from scd.doctor import diagnose
 
 
 @click.command()
@@ -19,6 +18,8 @@ def doctor(store_config):
     Example:
       scd doctor --neo4j bolt://localhost:7687
     """
+    from scd.doctor import diagnose  # importlib.metadata and the checks: only for this command
+
     checks = diagnose(store_config)
     width = max(len(c.name) for c in checks)
     for c in checks:

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import click
 
-from scd.core.circuit import Circuit
-from scd.report.draw import draw_circuit
-
 
 @click.command()
 @click.argument("circuit_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -27,6 +24,9 @@ def draw(circuit_json, out, max_edges):
     Example:
       scd discover "Copyright (C" --json c.json && scd draw c.json -o c.png
     """
+    from scd.core.circuit import Circuit
+    from scd.report.draw import draw_circuit  # matplotlib: only for the command that draws
+
     circuit = Circuit.from_json(circuit_json)
     path = draw_circuit(circuit, out or circuit_json.with_suffix(".png"), max_edges=max_edges)
     click.echo(f"wrote {path}")

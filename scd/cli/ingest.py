@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from pathlib import Path
 
 import click
 
-from scd.cli.options import discovery_options, model_options, store_options
+from scd.cli.options import FORMAT, discovery_options, model_options, store_options
 
 EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model error 1, Ctrl-C 130)
 
@@ -60,14 +59,7 @@ EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model
     "would. Use with --neo4j; see README 'Many machines'.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="How to print the final summary.",
-)
+@FORMAT
 def ingest(
     prompts,
     model,
@@ -166,11 +158,13 @@ def _summary(report, fmt: str) -> None:
     """The summary on stdout; the prompts that failed (errors) on stderr."""
     for line in report.failure_lines():
         click.echo(line.strip(), err=True)
-    if fmt == "json":
-        click.echo(json.dumps(report.to_dict(), indent=1))
-    else:
+    if fmt == "table":  # a summary reads better as sentences than as a one-row table
         for line in report.summary_lines():
             click.echo(line)
+    else:
+        from scd.queries.render import render_sections
+
+        click.echo(render_sections(report.sections(), fmt, summary=report.summary()))
 
 
 COMMANDS = [ingest]

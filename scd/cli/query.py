@@ -127,43 +127,19 @@ def compare(prompts, pattern, plot, fmt, limit, store_config):
       scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"
       scd compare --pattern ".*\\(.*" --plot similarity.png
     """
-    from scd.core.errors import InputError
-    from scd.queries.compare import compare_circuits, compare_group
+    from scd.queries.compare import GroupComparison
+    from scd.queries.compare import compare as run_compare
     from scd.queries.render import render_sections
     from scd.store import open_store
 
-    if (pattern is not None and prompts) or (pattern is None and len(prompts) != 2):
-        raise InputError(
-            "give two prompts, or --pattern REGEX", 'e.g. scd compare "ab (cd [e {fg" "x = [1, 2, [3, 4"'
-        )
-
-    def cut(df):
-        return df if limit is None else df.head(limit)
-
     with open_store(store_config, read_only=True) as store:
-        if pattern is None:
-            c = compare_circuits(store, *prompts)
-            click.echo(render_sections({"features": cut(c.features)}, fmt, summary=c.summary()))
-            return
-        g = compare_group(store, pattern)
-    labels = [str(i + 1) for i in range(len(g.circuits))]
-    circuits = g.circuits.copy()
-    circuits.insert(0, "#", labels)
-    sim = g.similarity.round(4) if fmt == "table" else g.similarity
-    sim = sim.set_axis(labels, axis=0).set_axis(labels, axis=1).reset_index(names="#")
-    summary = {"pattern": pattern, "circuits": len(circuits), "features": len(g.frequency)}
-    sections = {"prompts": circuits, "feature frequency": cut(g.frequency), "jaccard similarity": sim}
-    click.echo(render_sections(sections, fmt, summary=summary))
-    if plot is not None:
+        result = run_compare(store, prompts, pattern)
+    click.echo(render_sections(result.sections(limit), fmt, summary=result.summary()))
+    if plot is not None and isinstance(result, GroupComparison):
         from scd.report.draw import draw_similarity
 
-        named = g.similarity.set_axis(list(g.circuits["prompt"]), axis=0).set_axis(
-            list(g.circuits["prompt"]), axis=1
-        )
-        click.echo(
-            f"wrote {draw_similarity(named, plot, title=f'Jaccard similarity of feature sets: {pattern}')}",
-            err=True,
-        )
+        title = f"Jaccard similarity of feature sets: {pattern}"
+        click.echo(f"wrote {draw_similarity(result.similarity_by_prompt(), plot, title=title)}", err=True)
 
 
 @click.command("cypher")

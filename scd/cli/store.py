@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-
 import click
 
 from scd.cli.options import FORMAT, store_options
@@ -33,32 +29,20 @@ def stats(store_config, fmt):
     Example:
       scd store stats --format json
     """
+    from scd.queries.render import render_sections
+    from scd.queries.stats import stats as store_stats
     from scd.store import open_store
-    from scd.store.schema import LABELS
 
     with open_store(store_config, read_only=True) as s:
-        counts = s.stats()
-        pending = s.pending()
-        where = s.describe()
-    rows = [("label" if name in LABELS else "relationship", name, n) for name, n in counts.items()]
-    if fmt == "json":
-        click.echo(json.dumps({"store": where, "counts": counts, "pending_fold": pending}, indent=1))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["kind", "name", "count"])
-        w.writerows(rows)
-        click.echo(buf.getvalue(), nl=False)
-    else:
-        click.echo(where)
-        width = max(len(name) for _, name, _ in rows)
-        for kind, name, n in rows:
-            click.echo(f"  {name:<{width}}  {n:>10,}  ({kind})")
-        if pending:
-            click.echo(
-                f"{pending:,} circuit{'s' if pending != 1 else ''} not yet in the aggregate layer "
-                "(`scd store fold` adds them; queries read the FEEDS edges meanwhile)"
-            )
+        result = store_stats(s)
+    click.echo(render_sections(result.sections(), fmt, summary=result.summary()))
+    if result.pending_fold and fmt == "table":
+        n = result.pending_fold
+        click.echo(
+            f"\n{n:,} circuit{'s' if n != 1 else ''} not yet in the aggregate layer "
+            "(`scd store fold` adds them; queries read the FEEDS edges meanwhile)",
+            err=True,
+        )
 
 
 @store.command()

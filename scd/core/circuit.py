@@ -35,9 +35,10 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from scd.core.hooks import NODE_KINDS  # noqa: F401 - Node.kind is one of these (their home: scd.core.hooks)
 
@@ -196,16 +197,22 @@ class Circuit:
 
     # -- pandas -----------------------------------------------------------------------------------------------
     def nodes_df(self) -> pd.DataFrame:
+        import pandas as pd  # only here: `scd` commands that never build a frame don't pay for pandas
+
         return pd.DataFrame(
             [dataclasses.asdict(n) for n in self.nodes], columns=[f.name for f in dataclasses.fields(Node)]
         )
 
     def edges_df(self) -> pd.DataFrame:
+        import pandas as pd  # only here: `scd` commands that never build a frame don't pay for pandas
+
         return pd.DataFrame(
             [dataclasses.asdict(e) for e in self.edges], columns=[f.name for f in dataclasses.fields(Edge)]
         )
 
     def features_df(self) -> pd.DataFrame:
+        import pandas as pd  # only here: `scd` commands that never build a frame don't pay for pandas
+
         return pd.DataFrame(
             [dataclasses.asdict(f) for f in self.features],
             columns=[f.name for f in dataclasses.fields(Feature)],

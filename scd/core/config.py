@@ -2,14 +2,17 @@
 
 ``--neo4j URI`` (or ``SCD_NEO4J_URI``, with ``SCD_NEO4J_USER``, ``SCD_NEO4J_PASSWORD``, ``SCD_NEO4J_DATABASE``)
 selects a Neo4j server; otherwise the embedded LadybugDB store at ``--store PATH`` (default ``./scd-store``).
-Secrets come from the environment only, never from flags that land in shell history.
+Secrets come from the environment only, never from flags that land in shell history; a login written into the URI
+(``bolt://user:pw@host``) is taken out of it (scd.core.secrets), so no message or log repeats it.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from scd.core.secrets import remember, split_credentials
 
 DEFAULT_STORE = "scd-store"
 
@@ -18,9 +21,21 @@ DEFAULT_STORE = "scd-store"
 class StoreConfig:
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
-    neo4j_password: str | None = None
+    neo4j_password: str | None = field(default=None, repr=False)  # never in a repr, a log or a traceback
     neo4j_database: str = "neo4j"
     path: Path = Path(DEFAULT_STORE)
+
+    def __post_init__(self) -> None:
+        # a login inside the URI moves to user/password, so the URI can be printed (scd.core.secrets)
+        if self.neo4j_uri:
+            uri, user, password = split_credentials(self.neo4j_uri)
+            if uri != self.neo4j_uri:
+                object.__setattr__(self, "neo4j_uri", uri)
+                if user:
+                    object.__setattr__(self, "neo4j_user", user)
+                if password is not None:
+                    object.__setattr__(self, "neo4j_password", password)
+        remember(self.neo4j_password)
 
     @property
     def kind(self) -> str:

@@ -6,6 +6,8 @@ Every error names the problem *and* the fix, because the person reading it is us
 
 from __future__ import annotations
 
+from scd.core.secrets import scrub
+
 
 class ScdError(Exception):
     """An expected problem with a one-line explanation and a suggested fix."""
@@ -13,8 +15,8 @@ class ScdError(Exception):
     exit_code = 1
 
     def __init__(self, problem: str, fix: str | None = None):
-        self.problem = problem
-        self.fix = fix
+        self.problem = scrub(problem)  # a driver's message may quote a URI or a login
+        self.fix = scrub(fix) if fix else fix
         super().__init__(self.line())
 
     def line(self) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from scd.core.circuit import Circuit
 from scd.store.aggregates import FOLD_TX_EDGES, FoldReport
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
 
 
 class Store(ABC):
@@ -62,9 +63,15 @@ class Store(ABC):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        """Run a read-only query with parameters; refuse anything that writes (QueryError), by the database's
-        own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
+        """Run a read-only query with parameters; refuse (QueryError) anything the allow-list of scd.store.gate
+        does not accept, and anything that writes by the database's own verdict. Nodes and relationships come back as dicts of their properties plus ``_label`` (label or
         relationship type); paths as ``{"nodes": [...], "relationships": [...]}``. ``timeout`` in seconds."""
+
+    def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """``cypher`` reads the pre-aggregated layer and ``fallback`` gives the same rows from the FEEDS edges:
+        run ``cypher`` while no circuit is pending for that layer, else ``fallback``, so an answer never misses
+        a stored circuit. Backends may do both in fewer round trips (scd.store.neo4j)."""
+        return self.read(cypher if self.pending() == 0 else fallback, params)
 
     @abstractmethod
     def stats(self) -> dict[str, int]:

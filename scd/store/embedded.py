@@ -36,18 +36,21 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ladybug
-import pandas as pd
 
 from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
+from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
 
 DB_FILE = "graph.lbdb"
 BATCH = 20_000
@@ -465,12 +468,15 @@ class EmbeddedStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
+        gate.check(cypher)  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
+        params = dict(params or {})
+        gate.check_params(params)
         self._require_existing()
         timeout = self.read_timeout if timeout is None else timeout
         with self._reader() as conn:
             conn.set_query_timeout(int(timeout * 1000))
             try:
-                result = conn.execute(cypher, dict(params or {}))
+                result = conn.execute(cypher, params)
             except RuntimeError as e:
                 msg = str(e).strip()
                 if "read-only" in msg.lower():
@@ -489,6 +495,8 @@ class EmbeddedStore(Store):
                 raise QueryError("one query at a time, please", "run the statements separately")
             keys = result.get_column_names()
             data = [[to_python(v) for v in row] for row in result.get_all()]
+        import pandas as pd
+
         return pd.DataFrame(data, columns=keys)
 
     def stats(self) -> dict[str, int]:

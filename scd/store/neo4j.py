@@ -27,8 +27,10 @@ losing a race on the constraint.
 
 Reads
 -----
-``read`` asks the server: ``EXPLAIN`` the query and refuse unless the plan's query type is read-only (``r``), then
-run it in a READ transaction with a timeout. Results come back as a pandas DataFrame; graph values become dicts
+``read`` passes the text through the allow-list of scd.store.gate (no file, network or administration statement),
+then asks the server once per text: ``EXPLAIN`` it and refuse unless the plan's query type is read-only (``r``),
+and runs it as one auto-commit READ transaction with a timeout -- one round trip once the text is known. Results
+come back as a pandas DataFrame; graph values become dicts
 (``_label`` names a node's label or a relationship's type; a path is ``{"nodes": [...], "relationships": [...]}``).
 """
 
@@ -39,11 +41,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import neo4j
-import pandas as pd
-from neo4j import GraphDatabase, unit_of_work
+from neo4j import GraphDatabase
 from neo4j.exceptions import (
     AuthError,
     ClientError,
@@ -59,6 +60,7 @@ from neo4j.exceptions import (
 from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
+from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
 from scd.store.rows import (
@@ -72,9 +74,18 @@ from scd.store.rows import (
 )
 from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
 
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
+
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
 READ_TIMEOUT_S = 120.0
+# read_folded: rows only while no circuit waits for the fold (the same condition as COUNT_PENDING)
+PENDING_GUARD = (
+    "OPTIONAL MATCH (pending:Circuit) WHERE pending.aggregated = false\n"
+    "WITH count(pending) AS scd_pending WHERE scd_pending = 0\n"
+)
+PLANNED_READS_KEPT = 4096  # texts whose read-only plan is remembered per store
 CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
@@ -320,6 +331,7 @@ class Neo4jStore(Store):
         self.config = config
         self.database = config.neo4j_database
         self.read_timeout = READ_TIMEOUT_S
+        self._planned_reads: set[str] = set()  # texts Neo4j has planned as read-only (see _explain)
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -408,13 +420,11 @@ class Neo4jStore(Store):
 
     # -- writes ---------------------------------------------------------------------------------------------
     def _count(self, query: str, **params: Any) -> int:
-        try:
-            records, _, _ = self.driver.execute_query(
-                query, params, database_=self.database, routing_=neo4j.RoutingControl.READ
-            )
+        try:  # auto-commit: one round trip (runner.run asks pending() before every aggregated query)
+            with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
+                return int(s.run(query, params).single(strict=True)["n"])
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
-        return int(records[0]["n"])
 
     def has_circuit(self, circuit_id: str) -> bool:
         return self._count("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=circuit_id) > 0
@@ -531,29 +541,19 @@ class Neo4jStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
+        gate.check(cypher)  # the allow-list first: no file, network or administration statement gets through
         params = dict(params or {})
+        gate.check_params(params)
         timeout = self.read_timeout if timeout is None else timeout
         try:
             with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
-                try:
-                    summary = s.run("EXPLAIN " + cypher, params).consume()
-                except ClientError as e:
-                    raise QueryError(
-                        f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
-                    ) from e
-                if summary.query_type != "r":
-                    raise QueryError(
-                        f"refused: Neo4j plans this query as {summary.query_type!r}, not read-only ('r')",
-                        "queries run read-only; write with `scd ingest` or `scd store clear`",
-                    )
-
-                @unit_of_work(timeout=timeout)
-                def work(tx: neo4j.ManagedTransaction) -> tuple[list[str], list[list[Any]]]:
-                    result = tx.run(cypher, params)
-                    keys = list(result.keys())
-                    return keys, [[to_python(v) for v in rec.values()] for rec in result]
-
-                keys, data = s.execute_read(work)
+                if cypher not in self._planned_reads:  # the server's verdict, asked once per text
+                    self._explain(s, cypher, params)
+                # one auto-commit READ transaction: RUN and PULL go out together and the server commits when
+                # the last record is sent -- one round trip, where BEGIN ... COMMIT costs two
+                result = s.run(neo4j.Query(cypher, timeout=timeout), params)
+                keys = list(result.keys())
+                data = [[to_python(v) for v in rec.values()] for rec in result]
         except QueryError:
             raise
         except ClientError as e:
@@ -566,7 +566,35 @@ class Neo4jStore(Store):
             ) from e
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
+        import pandas as pd
+
         return pd.DataFrame(data, columns=keys)
+
+    def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        # one round trip in the common case: the pending check rides in the same statement, which then
+        # returns no rows while a circuit is pending; only an empty answer costs a second look
+        df = self.read(PENDING_GUARD + cypher, params)
+        if df.empty and self.pending() > 0:
+            return self.read(fallback, params)
+        return df
+
+    def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
+        """The second wall: refuse unless Neo4j plans the text as read-only ('r'); remembered per text (a plan's
+        query type depends on the text only), so a repeated query costs one transaction, not two."""
+        try:
+            summary = session.run("EXPLAIN " + cypher, params).consume()
+        except ClientError as e:
+            raise QueryError(
+                f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+            ) from e
+        if summary.query_type != "r":
+            raise QueryError(
+                f"refused: Neo4j plans this query as {summary.query_type!r}, not read-only ('r')",
+                "queries run read-only; write with `scd ingest` or `scd store clear`",
+            )
+        if len(self._planned_reads) >= PLANNED_READS_KEPT:
+            self._planned_reads.clear()
+        self._planned_reads.add(cypher)
 
     def stats(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -40,6 +40,10 @@ public class Launcher {
                 .withConfig(BoltConnector.listen_address, new SocketAddress("127.0.0.1", port))
                 .withConfig(HttpConnector.enabled, false)
                 .withConfig(GraphDatabaseSettings.auth_enabled, auth)
+                // no LOAD CSV from file:/// URLs, and an empty import folder inside the data directory
+                // (dbms.security.allow_csv_import_from_file_urls, server.directories.import)
+                .withConfig(GraphDatabaseSettings.allow_file_urls, false)
+                .withConfig(GraphDatabaseSettings.load_csv_file_url_root, dir.resolve("import").toAbsolutePath())
                 .build();
 
         CountDownLatch stopped = new CountDownLatch(1);
