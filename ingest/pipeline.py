@@ -207,6 +207,7 @@ def ingest(
     t0 = time.perf_counter()
     if store is None and not dry_run:
         raise ValueError("a store is needed unless dry_run")
+    sink = None if dry_run else store  # where circuits go; None: discover only
     report = IngestReport(
         total=len(prompts), dry_run=dry_run, store="" if store is None else store.describe()
     )
@@ -264,12 +265,12 @@ def ingest(
         bar = _progress(len(prompts), enabled=progress)
         bar.update(len(prompts) - len(todo))
         progress_ = _Progress(bar, report)
-        writer = None if dry_run else _Writer(store, progress_, writers or store.writers, fold=fold)
+        writer = None if sink is None else _Writer(sink, progress_, writers or sink.writers, fold=fold)
         report.phase = "discover"
         for spec in todo:
             # 3. resume
             key = request_key(model_key, sae_key, spec, key_options)
-            if not dry_run and store.has_request(key):
+            if sink is not None and sink.has_request(key):
                 progress_.done(skipped=1)
                 continue
             # 4. discover
@@ -286,17 +287,17 @@ def ingest(
             if writer is None:
                 progress_.done(nodes=len(circuit.nodes), edges=len(circuit.edges))
             else:
-                writer.submit(store.prepare(circuit, request=key), circuit)
+                writer.submit(writer.store.prepare(circuit, request=key), circuit)
         if writer is not None:
             report.phase = "write"
             writer.close()  # every circuit written (or the writer's error raised here)
             # 6. fold (what this run wrote, and what an interrupted earlier run left pending); a run that
             # wrote nothing into a store that does not exist yet creates nothing
             report.phase = "fold"
-            if fold and (report.written or store.pending()):
-                _fold(store, progress_)
+            if fold and (report.written or writer.store.pending()):
+                _fold(writer.store, progress_)
             elif not fold:
-                report.pending = store.pending()
+                report.pending = writer.store.pending()
         report.phase = "done"
     except KeyboardInterrupt as e:
         report.interrupted = True
@@ -306,7 +307,9 @@ def ingest(
         raise IngestInterrupted(report) from e
     finally:
         if writer is not None:
-            writer.stop()  # after an error: drop what waits, let the transaction in flight end
+            # after an error (a bad prompt with fail_fast, a store error): circuits already discovered are
+            # complete, so they are still written; the writer's own error, if any, is already on its way up
+            writer.drain()
         bar.close()
         report.elapsed = time.perf_counter() - t0
     return report
@@ -371,6 +374,11 @@ class _Writer:
         except queue.Empty:
             pass
         self._join()
+
+    def drain(self) -> None:
+        """Write what waits, then end the threads; never raises (used while another error propagates)."""
+        if any(t.is_alive() for t in self.threads):
+            self._join()
 
     def _join(self) -> None:
         for _ in self.threads:

@@ -167,7 +167,7 @@ def compare_group(store: Store, pattern: str) -> GroupComparison:
     freq = freq.sort_values(["circuits", "feature"], ascending=[False, True], kind="stable").reset_index(
         drop=True
     )
-    sets = {c: set(g["feature"]) for c, g in rows.groupby("circuit", sort=False)}
+    sets = {str(c): set(g["feature"]) for c, g in rows.groupby("circuit", sort=False)}
     sets = {c: sets[c] for c in circuits["circuit"]}
     return GroupComparison(
         pattern=pattern, circuits=circuits, frequency=freq, similarity=jaccard_matrix(sets)

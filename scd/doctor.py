@@ -45,10 +45,12 @@ def demo_check() -> Check:
 
 
 def neo4j_check(config: StoreConfig) -> Check:
-    """Connect and ask the server its version; one line either way."""
+    """Connect and ask the server its version; one line either way (also when none is configured)."""
     from neo4j import GraphDatabase
     from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
 
+    if config.neo4j_uri is None:
+        return Check("neo4j server", True, "none configured (pass --neo4j URI or set SCD_NEO4J_URI)")
     auth = (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
     try:
         with GraphDatabase.driver(config.neo4j_uri, auth=auth, connection_timeout=5) as driver:
@@ -103,10 +105,7 @@ def gpt2_cache_checks(cache_dir=None) -> list[Check]:
 
 def diagnose(config: StoreConfig) -> list[Check]:
     checks = package_checks() + [demo_check()] + gpt2_cache_checks()
-    if config.neo4j_uri:
-        checks.append(neo4j_check(config))
-    else:
-        checks.append(Check("neo4j server", True, "none configured (pass --neo4j URI or set SCD_NEO4J_URI)"))
+    checks.append(neo4j_check(config))
     path = config.path.resolve()
     state = "exists" if path.exists() else "will be created on first ingest"
     checks.append(Check("embedded store", True, f"{path} ({state})"))

@@ -176,7 +176,9 @@ class _Attribution:
             return sae.decode(f_a).to(x.dtype) + e_a
 
         logits = self.model.run_with_hooks(self.tokens.expand(n, -1), fwd_hooks=[(site.hook, patch)])
-        m = sum(self.metric(logits[i : i + 1]) for i in range(n))
+        m = self.metric(logits[0:1])
+        for i in range(1, n):  # the same order of additions as sum(), without its int start
+            m = m + self.metric(logits[i : i + 1])
         g_f, g_e = torch.autograd.grad(m, [f_a, e_a])
         return g_f.sum(0), g_e.sum(0)
 
@@ -217,7 +219,7 @@ def _backward_sweep(fwd: LeafForward, m: Tensor) -> tuple[list[Tensor | None], l
     """(direct, total): ∂m/∂leaf through no SAE sublayer (None where m does not depend on the leaf directly)
     and the full ∂m/∂leaf, for every leaf in `fwd.leaves` order, each [1, pos, d_model]."""
     leaves = fwd.leaves
-    direct = list(torch.autograd.grad(m, leaves, retain_graph=True, allow_unused=True))
+    direct: list[Tensor | None] = list(torch.autograd.grad(m, leaves, retain_graph=True, allow_unused=True))
     total = [
         torch.zeros_like(leaf) if g is None else g.clone() for leaf, g in zip(leaves, direct, strict=True)
     ]
@@ -293,6 +295,7 @@ def _edges(fwd: LeafForward, kept: list[_Kept], direct, total, grad_f, logit_id,
         vecs = [site.eps[k.err_pos]]
         if len(k.feat_pos):
             lat, inv = torch.unique(k.feat_idx, return_inverse=True)
+            assert view is not None  # needs_view holds whenever there are feature targets
             rows = view.decoder_rows(x, lat)  # [n_lat, pos, d_model]
             row = rows[inv, k.feat_pos].to(site.eps.dtype)
             vecs.insert(0, site.f[k.feat_pos, k.feat_idx].to(row.dtype)[:, None] * row)
@@ -319,7 +322,7 @@ def _edges(fwd: LeafForward, kept: list[_Kept], direct, total, grad_f, logit_id,
             k.err_pos,
             k.err_ids,
         )
-        parents = [(leaves[u], sources[u]) for u in range(d + 1) if sources[u] is not None]
+        parents = [(leaves[u], s) for u, s in enumerate(sources[: d + 1]) if s is not None]
         p, w = edges_into(site.x, targets, parents, batch_size=batch_size, edge_threshold=edge_threshold)
         pairs += p
         weights += w

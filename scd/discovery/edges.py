@@ -102,12 +102,14 @@ def _sub_sae(sae, latents: Tensor, x: Tensor, f: Tensor, x_hat: Tensor):
             f_ref = f[:, latents]
             on = f_ref != 0
             x_sub = sub.decode(f_ref.to(sub.dtype))
-        tol = dict(rtol=1e-4, atol=1e-5) if sae.dtype != torch.float64 else dict(rtol=1e-9, atol=1e-10)
+        rtol, atol = (1e-4, 1e-5) if sae.dtype != torch.float64 else (1e-9, 1e-10)
         scale_f = f_ref.abs().max().clamp_min(1.0)
         scale_x = x_hat.abs().max().clamp_min(1.0)
-        if not torch.allclose(f_sub[on] / scale_f, f_ref[on] / scale_f, **tol):
+        if not torch.allclose(f_sub[on] / scale_f, f_ref[on] / scale_f, rtol=rtol, atol=atol):
             return None
-        if not torch.allclose(x_sub / scale_x, x_hat.detach().to(x_sub.dtype) / scale_x, **tol):
+        if not torch.allclose(
+            x_sub / scale_x, x_hat.detach().to(x_sub.dtype) / scale_x, rtol=rtol, atol=atol
+        ):
             return None
         return sub
     except Exception:  # an SAE class this copy cannot reproduce: fall back to the whole SAE
@@ -178,7 +180,8 @@ def edges_into(
     ``batch_size`` targets share one backward (``is_grads_batched``); ``batch_size=1`` is the one backward
     per target baseline. Returns lists of [e, 2] (upstream id, downstream id) pairs and [e] weights.
     """
-    pairs, weights = [], []
+    pairs: list[Tensor] = []
+    weights: list[Tensor] = []
     leaves = [leaf for leaf, _ in parents]
     n = len(targets.pos)
     for start in range(0, n, batch_size):
@@ -206,7 +209,8 @@ def edges_into_metric(
     direct: list[Tensor | None], sources: list[Sources | None], logit_id: int, edge_threshold: float
 ) -> tuple[list[Tensor], list[Tensor]]:
     """Edges u -> logit node from the direct gradient ∂m/∂leaf (paths through no other SAE sublayer)."""
-    pairs, weights = [], []
+    pairs: list[Tensor] = []
+    weights: list[Tensor] = []
     for grad, src in zip(direct, sources, strict=True):
         if grad is None or src is None:
             continue

@@ -54,6 +54,8 @@ def logit_diff(target_id: int, contrast_id: int) -> Metric:
 def build(name: str, target_id: int, contrast_id: int | None = None) -> Metric:
     """The metric a circuit's ``params["metric"]`` names (a value of scd.discovery.config.METRICS)."""
     if name == "logit_diff":
+        if contrast_id is None:
+            raise ValueError("the logit_diff metric needs a contrast token id")
         return logit_diff(target_id, contrast_id)
     return {"log_prob": log_prob, "logit": logit}[name](target_id)
 

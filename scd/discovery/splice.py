@@ -15,7 +15,9 @@ Only the sublayers in ``scd.core.hooks.SPLICE_SUBLAYERS`` are supported; hooks r
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -64,7 +66,9 @@ def run_spliced(
     """
     check_saes(model, saes)
     store: dict[str, SpliceLeaves] = {}
-    hooks = [(h, splice_hook(saes[h], store)) for h in ordered_hooks(saes)]
+    hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = [
+        (h, splice_hook(saes[h], store)) for h in ordered_hooks(saes)
+    ]
     logits = model.run_with_hooks(tokens, fwd_hooks=hooks)
     return logits, store
 
@@ -128,7 +132,8 @@ def leaf_forward(model: HookedTransformer, saes: dict, tokens: Tensor) -> LeafFo
         return s
 
     # the embedding leaf goes first, so an SAE at blocks.0.hook_resid_pre reads it
-    fwd_hooks = [(EMBED_HOOK, embed_leaf)] + [(h, site_leaf) for h in hooks]
+    fwd_hooks: list[tuple[str | Callable[..., Any], Callable[..., Any]]] = [(EMBED_HOOK, embed_leaf)]
+    fwd_hooks += [(h, site_leaf) for h in hooks]
     with torch.enable_grad():
         logits = model.run_with_hooks(tokens, fwd_hooks=fwd_hooks)
     return LeafForward(embed[0], [sites[h] for h in hooks], logits)

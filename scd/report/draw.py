@@ -49,10 +49,10 @@ def _layout(circuit: Circuit) -> tuple[dict[str, tuple[float, float]], list[floa
     cells: dict[tuple[int, float], list[Node]] = defaultdict(list)
     for n in circuit.nodes:
         cells[(n.pos, sublayer_rank(n))].append(n)
-    xy = {}
+    xy: dict[str, tuple[float, float]] = {}
     for (pos, rank), nodes in cells.items():
         nodes.sort(key=lambda n: -abs(n.attribution))
-        y = top if rank == float("inf") else row[rank]
+        y = float(top if rank == float("inf") else row[rank])
         for k, n in enumerate(nodes):
             xy[n.id] = (pos + (k - (len(nodes) - 1) / 2) * min(0.8 / max(len(nodes), 1), 0.18), y)
     return xy, ranks
@@ -116,7 +116,7 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
 
     ax.set_xticks(range(n_pos))
     ax.set_xticklabels([repr(t)[1:-1] for t in circuit.prompt.tokens], fontsize=8)
-    hooks_by_rank = {}
+    hooks_by_rank: dict[float, str] = {}
     for n in circuit.nodes:
         if n.kind != "logit":
             hooks_by_rank.setdefault(

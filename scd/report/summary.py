@@ -43,7 +43,9 @@ def strongest_paths(circuit: Circuit, n: int = 3, *, end: str | None = "logit") 
     else:
         ends = [end]
     # best-first backwards from the ends; entries (-strength, tiebreak, node ids reversed, weights reversed)
-    heap = [(-float("inf"), k, (e,), ()) for k, e in enumerate(ends) if e in incoming]
+    heap: list[tuple[float, int, tuple[str, ...], tuple[float, ...]]] = [
+        (-float("inf"), k, (e,), ()) for k, e in enumerate(ends) if e in incoming
+    ]
     heapq.heapify(heap)
     found: list[Path] = []
     counter = len(heap)
@@ -89,7 +91,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
         "explicit": "chosen with --target",
         "last-token": "the prompt's last token",
     }.get(p.target_source, p.target_source)
-    kinds = defaultdict(int)
+    kinds: defaultdict[str, int] = defaultdict(int)
     for nd in circuit.nodes:
         kinds["feature" if nd.kind in FEATURE_KINDS else nd.kind] += 1
     out = [
