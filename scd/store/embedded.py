@@ -308,7 +308,12 @@ class EmbeddedStore(Store):
             )
 
         def run(conn: ladybug.Connection) -> FoldReport:
-            return fold_once(lambda q, p: conn.execute(q, p).get_all(), max_edges=max_edges, batch=BATCH)
+            return fold_once(
+                lambda q, p: conn.execute(q, p).get_all(),
+                "ladybug",
+                max_edges=max_edges,
+                batch=BATCH,
+            )
 
         while (
             done := self._transaction(run, "folding into the aggregate layer")

@@ -70,6 +70,7 @@ from scd.store.rows import (
     node_key,
 )
 from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS
+from scd.store.statements import cypher
 
 log = logging.getLogger(__name__)
 BATCH = 10_000  # rows per UNWIND (except the first EDGE_CHUNK edges, see CREATE_NODES_AND_EDGES)
@@ -128,8 +129,7 @@ MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
 EDGE_CHUNK = 50_000
-# the fold lock (see scd.store.aggregates): MERGE under a uniqueness constraint, then a write that locks the node
-FOLD_LOCK = "MERGE (m:ScdMeta {id: 'store'}) SET m.folded_at = datetime()"
+FOLD_LOCK = cypher("fold-lock", "neo4j")  # one fold at a time (see scd.store.aggregates)
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
@@ -452,6 +452,7 @@ class Neo4jStore(Store):
                     r.values()
                     for r in tx.run(q, {k: Rows(v) if isinstance(v, list) else v for k, v in p.items()})
                 ],
+                "neo4j",
                 max_edges=max_edges,
                 batch=BATCH,
             )
