@@ -292,6 +292,24 @@ def test_clear_keeps_schema(store_config):
         assert store.stats() == expected_counts([c], folded=True)
 
 
+@pytest.mark.neo4j
+def test_neo4j_clear_deletes_only_scd_data(neo4j_config):
+    """`clear` deletes scd's labels and relationships, not other data in the same Neo4j database."""
+    with open_store(neo4j_config) as store:
+        store.write_circuit(synthetic_circuit(8))
+        store.driver.execute_query(
+            "CREATE (:Other {id: 'x'})-[:LINKS]->(:Other {id: 'y'})", database_=store.database
+        )
+        try:
+            store.clear()
+            assert set(store.stats().values()) == {0}
+            assert store.read("MATCH (a:Other)-[:LINKS]->(b:Other) RETURN a.id AS a, b.id AS b").values.tolist() == [
+                ["x", "y"]
+            ]
+        finally:
+            store.driver.execute_query("MATCH (o:Other) DETACH DELETE o", database_=store.database)
+
+
 def test_failed_write_leaves_nothing(store_config, monkeypatch):
     """A statement failing after Prompt, Circuit and Nodes were written rolls all of them back. Neo4j commits a
     circuit's new Features just before (global metadata, see neo4j_store): they may stay, without any node."""

@@ -38,7 +38,7 @@ from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
-from scd.store.rows import CircuitRows, check_references, circuit_rows
+from scd.store.rows import CircuitRows, batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS
 
 DB_FILE = "graph.lbdb"
@@ -85,11 +85,6 @@ CREATE (a)-[:FEEDS {weight: r.weight, share: r.share}]->(b)
 """
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
-
-
-def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 def to_python(value: Any) -> Any:
@@ -281,15 +276,15 @@ class EmbeddedStore(Store):
         if _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": cid}):
             return False
         existing: set[str] = set()
-        for batch in _batches([f["id"] for f in rows.features]):
+        for batch in batches([f["id"] for f in rows.features], BATCH):
             existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
-        for batch in _batches([f for f in rows.features if f["id"] not in existing]):
+        for batch in batches([f for f in rows.features if f["id"] not in existing], BATCH):
             conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
         conn.execute(CREATE_CIRCUIT, rows.circuit)
-        for batch in _batches(rows.nodes):
+        for batch in batches(rows.nodes, BATCH):
             conn.execute(CREATE_NODES, {"circuit_id": cid, "rows": batch})
-        for batch in _batches(rows.edges):
+        for batch in batches(rows.edges, BATCH):
             conn.execute(CREATE_FEEDS, {"rows": batch})
         return True
 
