@@ -45,39 +45,22 @@ def demo_check() -> Check:
 
 
 def neo4j_check(config: StoreConfig) -> Check:
-    """Connect and ask the server its version; one line either way (also when none is configured)."""
-    from neo4j import GraphDatabase
-    from neo4j.exceptions import AuthError, Neo4jError, ServiceUnavailable
+    """Connect and ask the server its version; one line either way. Opening goes through the store
+    (scd.store.neo4j), so a failure reads exactly as it would for `scd ingest` or `scd query`."""
+    from scd.core.errors import StoreError
+    from scd.store.neo4j import Neo4jStore
 
     if config.neo4j_uri is None:
         return Check("neo4j server", True, "none configured (pass --neo4j URI or set SCD_NEO4J_URI)")
-    auth = (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
     try:
-        with GraphDatabase.driver(config.neo4j_uri, auth=auth, connection_timeout=5) as driver:
-            driver.verify_connectivity()
-            records, _, _ = driver.execute_query(
+        with Neo4jStore.open(config, read_only=True) as store:
+            records, _, _ = store.driver.execute_query(
                 "CALL dbms.components() YIELD name, versions, edition RETURN versions[0] AS v, edition AS e",
                 database_=config.neo4j_database,
             )
-            return Check(
-                "neo4j server", True, f"{config.neo4j_uri}: Neo4j {records[0]['v']} {records[0]['e']}"
-            )
-    except AuthError:
-        return Check(
-            "neo4j server",
-            False,
-            f"{config.neo4j_uri}: authentication failed -- check SCD_NEO4J_USER / SCD_NEO4J_PASSWORD",
-        )
-    except (ServiceUnavailable, OSError) as e:
-        return Check(
-            "neo4j server",
-            False,
-            f"{config.neo4j_uri} does not answer ({type(e).__name__}) -- start Neo4j or fix --neo4j / SCD_NEO4J_URI",
-        )
-    except (Neo4jError, ValueError) as e:
-        return Check(
-            "neo4j server", False, f"{config.neo4j_uri}: {e} -- check the URI and SCD_NEO4J_DATABASE"
-        )
+    except StoreError as e:
+        return Check("neo4j server", False, e.line())
+    return Check("neo4j server", True, f"{config.neo4j_uri}: Neo4j {records[0]['v']} {records[0]['e']}")
 
 
 def gpt2_cache_checks(cache_dir=None) -> list[Check]:

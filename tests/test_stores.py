@@ -76,6 +76,51 @@ def test_aggregates_equal_the_feeds_edges(store_config):
         assert store_snapshot(store) == before
 
 
+def pandas_aggregates(store) -> dict[str, dict[tuple[str, str], tuple]]:
+    """The aggregate layer computed independently of scd.store.aggregates: pandas over a plain read of every FEEDS
+    edge and every Feature's stored top_token (same shape as tests.synthetic.expected_aggregates)."""
+    edges = store.read(
+        "MATCH (u)-[e:FEEDS]->(d) RETURN u.feature_id AS u, d.feature_id AS d, u.circuit_id AS c, e.weight AS w"
+    )
+    top = store.read("MATCH (f:Feature) RETURN f.id AS id, f.top_token AS top_token")
+    token = dict(zip(top["id"], top["top_token"].where(top["top_token"].notna(), None), strict=True))
+    edges["tu"], edges["td"] = edges["u"].map(token), edges["d"].map(token)
+    edges["aw"] = edges["w"].abs()
+    out = {}
+    for rel, (a, b) in {"FEEDS_FEATURE": ("u", "d"), "FEEDS_TOKEN": ("u", "td"), "TOKEN_FEEDS": ("tu", "d")}.items():
+        g = (
+            edges.dropna(subset=[a, b])
+            .groupby([a, b])
+            .agg(circuits=("c", "nunique"), n=("w", "size"), w=("w", "sum"), aw=("aw", "sum"), ex=("c", "min"))
+        )
+        out[rel] = {
+            k: (int(r.circuits), int(r.n), r.w, r.aw, r.ex) for k, r in zip(g.index, g.itertuples(), strict=True)
+        }
+    return out
+
+
+def test_fold_equals_a_pandas_aggregation_in_any_order(store_config):
+    """After the fold, the aggregate layer equals pandas' aggregation of the raw FEEDS edges, for stores built in
+    different orders (circuits written forwards and folded once; backwards with a fold after each few circuits,
+    several small fold transactions each), and the two stores are identical."""
+    circuits = synthetic_circuits(10, seed=40) + synthetic_circuits(4, seed=60, n_edges=400)
+    snapshots = []
+    with open_store(store_config) as store:
+        for order, every, max_edges in ((circuits, len(circuits), 100_000), (circuits[::-1], 3, 500)):
+            store.clear()
+            for i, c in enumerate(order, 1):
+                store.write_circuit(c)
+                if i % every == 0:
+                    store.fold(max_edges=max_edges)
+            store.fold(max_edges=max_edges)
+            assert store.pending() == 0
+            got = stored_aggregates(store)
+            assert all(got[rel] for rel in AGGREGATES)
+            assert same_aggregates(got, pandas_aggregates(store))
+            snapshots.append(store_snapshot(store))
+    assert snapshots[0] == snapshots[1]
+
+
 def test_circuits_are_pending_until_folded(store_config):
     """A written circuit is pending (aggregated = false) until a fold; a fold that fails leaves everything as it
     was; a second fold finds nothing; --rebuild recomputes the same layer from the FEEDS edges."""
@@ -245,6 +290,24 @@ def test_clear_keeps_schema(store_config):
         assert store.stats() == expected_counts([c])
         store.fold()
         assert store.stats() == expected_counts([c], folded=True)
+
+
+@pytest.mark.neo4j
+def test_neo4j_clear_deletes_only_scd_data(neo4j_config):
+    """`clear` deletes scd's labels and relationships, not other data in the same Neo4j database."""
+    with open_store(neo4j_config) as store:
+        store.write_circuit(synthetic_circuit(8))
+        store.driver.execute_query(
+            "CREATE (:Other {id: 'x'})-[:LINKS]->(:Other {id: 'y'})", database_=store.database
+        )
+        try:
+            store.clear()
+            assert set(store.stats().values()) == {0}
+            assert store.read("MATCH (a:Other)-[:LINKS]->(b:Other) RETURN a.id AS a, b.id AS b").values.tolist() == [
+                ["x", "y"]
+            ]
+        finally:
+            store.driver.execute_query("MATCH (o:Other) DETACH DELETE o", database_=store.database)
 
 
 def test_failed_write_leaves_nothing(store_config, monkeypatch):

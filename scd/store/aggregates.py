@@ -9,109 +9,77 @@ pairs shared between circuits are MERGEd once per fold instead of once per circu
 ``scd store fold`` does it by hand. While any circuit is pending, the query runner answers from the FEEDS edges
 instead (scd.queries.runner), so no answer ever misses a stored circuit.
 
-One fold transaction (both stores run this same code through their own ``run`` callback):
+One fold transaction (both stores run this same code through their own ``run`` callback; the statements are
+scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 
 1. claim pending circuits in id order, up to ``max_edges`` FEEDS edges (at least one circuit);
 2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
    every feature involved (the first writer's metadata, which the aggregates must agree with);
 3. group them per circuit, summing each group's weights in a canonical order (so the order edges come back in
-   does not matter), rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the store does not
-   depend on the order circuits were ingested or folded in), then add the groups up over the claimed circuits;
-4. MERGE the groups into the aggregate relationships (create, or add up), in sorted order;
-5. set ``aggregated = true`` on the claimed circuits.
+   does not matter), rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the
+   store does not depend on the order circuits were ingested or folded in), then add the groups up over the
+   claimed circuits -- once per fold transaction, in the client;
+4. per batch of groups, read which pairs already have an aggregate relationship and its values (a read: no locks);
+5. CREATE the missing relationships (and Token nodes) outright and SET the existing ones to their new totals,
+   added up in the client;
+6. set ``aggregated = true`` on the claimed circuits.
+
+Why this shape (measured with bench/ingest.py, see the README): the first design MERGEd every group into its
+relationship, with the server adding up (ON MATCH SET x.n = x.n + r.n), in transactions of up to 100k edges.
+MERGE on a relationship between two Features -- dense nodes, each with an OF relationship from every Node of
+it -- takes both nodes' locks and searches their relationships, and one 100k-edge transaction (~190k
+relationships created) spent as long in its commit as in its statements. Reading first (no locks), creating the
+new pairs with CREATE and setting the others by element id, in smaller transactions, does the same work without
+the search under lock.
 
 Each relationship also keeps its ``EXAMPLES`` strongest circuits (largest per-circuit sum of |weight| over the
 group, ties by circuit id) as three parallel lists: ``examples`` (prompt texts), ``example_circuits`` and
-``example_weights``. Step 4 reads the lists a relationship already has and merges them with the fold's own in
-Python (``merge_examples``), so, like the sums, they do not depend on ingest or fold order.
+``example_weights``. Step 4 reads the lists a relationship already has with its totals, and they are merged with the
+fold's own in Python (``merge_examples``), so, like the sums, they do not depend on ingest or fold order.
 
 Atomic like a circuit write: a fold killed halfway leaves every claimed circuit pending and the aggregates as they
 were. Two folds never count a circuit twice: on Neo4j each fold transaction first takes the write lock of one
-``(:ScdMeta {id: "store"})`` node, so folds run one at a time and each sees what the previous one committed;
+``(:ScdMeta {id: "store"})`` node, so folds run one at a time and each sees what the previous one committed (which
+is also what makes steps 4-5 safe: nothing else creates or changes an aggregate relationship meanwhile);
 LadybugDB has one writer process at a time anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
+
+from scd.store.rows import batches
+from scd.store.schema import AGGREGATES
+from scd.store.statements import aggregate_cypher, shared
 
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
-#: edges per fold transaction: bounds the transaction state a server must hold (a 1 GiB heap manages ~200k)
+#: edges per fold transaction: bounds the transaction state a server must hold, whose commit grows faster than
+#: its size (a 1 GiB heap manages ~200k); a circuit is never split, so a bigger circuit makes a bigger transaction
 FOLD_TX_EDGES = 100_000
 SUM_QUANTUM = 2.0**-36
 #: example prompts kept per aggregate relationship (the strongest circuits first)
 EXAMPLES = 3
 
-PENDING = (
-    "MATCH (c:Circuit) WHERE c.aggregated = false "
-    "RETURN c.id AS id, c.n_edges AS n_edges ORDER BY id LIMIT $limit"
-)
-COUNT_PENDING = "MATCH (c:Circuit) WHERE c.aggregated = false RETURN count(c) AS n"
-# one row per circuit, its edges as three parallel lists (far fewer records to decode than one per edge)
-READ_EDGES = """
-UNWIND $ids AS cid
-MATCH (:Circuit {id: cid})-[:HAS]->(u:Node)-[e:FEEDS]->(d:Node)
-RETURN cid, collect(u.feature_id) AS a, collect(d.feature_id) AS b, collect(e.weight) AS w
-"""
-PROMPT_TEXTS = (
-    "UNWIND $ids AS cid MATCH (c:Circuit {id: cid})-[:EXPLAINS]->(p:Prompt) RETURN c.id AS id, p.text AS text"
-)
-TOP_TOKENS = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id AS id, f.top_token AS top_token"
-MERGE_TOKENS = "UNWIND $texts AS t MERGE (:Token {id: t})"
-MARK_FOLDED = "UNWIND $ids AS cid MATCH (c:Circuit {id: cid}) SET c.aggregated = true"
-# --rebuild: drop the layer and mark every circuit pending (also upgrades stores written before the layer existed)
-DROP_LAYER = (
-    "MATCH ()-[x:FEEDS_FEATURE]->() DELETE x",
-    "MATCH ()-[x:FEEDS_TOKEN]->() DELETE x",
-    "MATCH ()-[x:TOKEN_FEEDS]->() DELETE x",
-    "MATCH (k:Token) DELETE k",
-    "MATCH (c:Circuit) SET c.aggregated = false",
-)
-
-
-def _upsert(rel: str, a: str, b: str) -> str:
-    """Add a fold's groups to one aggregate relationship: create it, or add up (folds run one at a time)."""
-    return f"""
-UNWIND $rows AS r
-MATCH (a:{a})
-MATCH (b:{b})
-MERGE (a)-[x:{rel}]->(b)
-ON CREATE SET x.circuits = r.circuits, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
-  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = r.example
-ON MATCH SET x.circuits = x.circuits + r.circuits, x.n_edges = x.n_edges + r.n_edges,
-  x.weight_sum = x.weight_sum + r.weight_sum, x.abs_weight_sum = x.abs_weight_sum + r.abs_weight_sum,
-  x.example_circuit = CASE WHEN r.example < x.example_circuit THEN r.example ELSE x.example_circuit END
-SET x.examples = r.examples, x.example_circuits = r.example_circuits, x.example_weights = r.example_weights
-"""
-
-
-def _read_examples(rel: str, a: str, b: str) -> str:
-    """The example lists a fold's groups already have (merged with the fold's own before the upsert)."""
-    return f"""
-UNWIND $rows AS r
-MATCH (a:{a})-[x:{rel}]->(b:{b})
-RETURN a.id AS a, b.id AS b, x.example_circuits AS c, x.example_weights AS w, x.examples AS t
-"""
-
-
-#: one statement per scd.store.schema.AGGREGATES relationship, in that order (group_edges yields groups likewise)
-UPSERTS = (
-    _upsert("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
-    _upsert("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
-    _upsert("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
-)
-
-#: the same, reading each relationship's examples (only ``a`` and ``b`` of the rows are used)
-READ_EXAMPLES = (
-    _read_examples("FEEDS_FEATURE", "Feature {id: r.a}", "Feature {id: r.b}"),
-    _read_examples("FEEDS_TOKEN", "Feature {id: r.a}", "Token {id: r.b}"),
-    _read_examples("TOKEN_FEEDS", "Token {id: r.a}", "Feature {id: r.b}"),
-)
+PENDING = shared("fold-pending")
+COUNT_PENDING = shared("fold-count-pending")
+READ_EDGES = shared("fold-read-edges")
+PROMPT_TEXTS = shared("fold-prompt-texts")
+TOP_TOKENS = shared("fold-top-tokens")
+EXISTING_TOKENS = shared("fold-existing-tokens")
+CREATE_TOKENS = shared("fold-create-tokens")
+MARK_FOLDED = shared("fold-mark-folded")
+#: --rebuild: drop the layer and mark every circuit pending
+DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+ROW_KEYS = (
+    "a", "b", "circuits", "n_edges", "weight_sum", "abs_weight_sum", "example",
+    "example_circuits", "example_weights", "examples",
+)  # fmt: skip
 
 
 @dataclass
@@ -119,12 +87,14 @@ class FoldReport:
     circuits: int = 0  # circuits folded
     edges: int = 0  # their FEEDS edges
     groups: int = 0  # aggregate relationships created or added to (summed over fold transactions)
+    created: int = 0  # of those, created
     seconds: float = 0.0
 
     def add(self, other: FoldReport) -> None:
         self.circuits += other.circuits
         self.edges += other.edges
         self.groups += other.groups
+        self.created += other.created
 
     def line(self) -> str:
         return (
@@ -164,29 +134,62 @@ def group_edges(
     abs_weight_sum, example, example_circuits, example_weights, examples}`` (example = the smallest circuit id;
     the lists: the ``EXAMPLES`` circuits with the largest per-circuit sum of |weight|, their sums and prompt texts
     from ``texts``), sorted by (a, b) so writers lock in one order.
-    """
-    import pandas as pd  # vectorised: a fold groups ~10^5 edges per transaction
 
-    frames = [pd.DataFrame({"c": cid, "u": list(u), "d": list(d), "w": list(w)}) for cid, u, d, w in circuits]
-    if not frames:
+    Vectorised (a fold groups ~10^5 edges per transaction): ids become integer codes once (pandas.factorize), and
+    every sort and grouping runs on those; only the totals go back to strings.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if not circuits:
         return [], [], []
-    df = pd.concat(frames, ignore_index=True)
-    df["w"] = df["w"].astype("float64")
-    df["aw"] = df["w"].abs()
-    df["tu"] = df["u"].map(top_token)
-    df["td"] = df["d"].map(top_token)
+    counts = [len(w) for *_, w in circuits]
+    # circuit codes in id order, so the smallest code of a group is its smallest circuit id
+    cids, cuniq = pd.factorize(np.array([c for c, *_ in circuits], dtype=object), sort=True)
+    c = np.repeat(cids, counts)
+    n = int(c.size)
+    ends = np.array(
+        list(
+            chain(
+                chain.from_iterable(u for _, u, _, _ in circuits),
+                chain.from_iterable(d for _, _, d, _ in circuits),
+            )
+        ),
+        dtype=object,
+    )
+    fcodes, features = pd.factorize(ends)
+    u, d = fcodes[:n], fcodes[n:]
+    tcodes, tokens = pd.factorize(pd.Series([top_token.get(f) for f in features], dtype=object))  # None -> -1
+    tu, td = tcodes[u], tcodes[d]
+    w = np.array(list(chain.from_iterable(w for *_, w in circuits)), dtype="float64")
+
+    def rank(names: Any) -> Any:  # each name's position in sorted order
+        r = np.empty(len(names), dtype="int64")
+        r[np.argsort(np.asarray(names, dtype=object), kind="stable")] = np.arange(len(names))
+        return r
+
     out = []
-    for a, b in (("u", "d"), ("u", "td"), ("tu", "d")):
-        edges = df[df[a].notna() & df[b].notna()]
-        # per circuit first: weights in a canonical order, so the (float) sums do not depend on the order the
-        # database returned the edges in; then rounded, so adding them up over circuits is exact in any order
-        edges = edges.sort_values(["c", a, b, "w"], kind="mergesort")
-        per = edges.groupby(["c", a, b], sort=False).agg(n=("w", "size"), s=("w", "sum"), sa=("aw", "sum"))
+    for a, b, anames, bnames in (
+        (u, d, features, features),
+        (u, td, features, tokens),
+        (tu, d, tokens, features),
+    ):
+        keep = (a >= 0) & (b >= 0)
+        ck, ak, bk, wk = c[keep], a[keep], b[keep], w[keep]
+        # per circuit first: weights in a canonical order (by value within each group), so the (float) sums do not
+        # depend on the order the database returned the edges in; then rounded, so adding them up over circuits is
+        # exact in any order
+        order = np.lexsort((wk, bk, ak, ck))
+        edges = pd.DataFrame({"c": ck[order], "a": ak[order], "b": bk[order], "w": wk[order]})
+        edges["aw"] = edges["w"].abs()
+        per = edges.groupby(["c", "a", "b"], sort=False).agg(
+            n=("w", "size"), s=("w", "sum"), sa=("aw", "sum")
+        )
         per["s"] = quantize(per["s"])
         per["sa"] = quantize(per["sa"])
-        per = per.reset_index()
         total = (
-            per.groupby([a, b], sort=True)
+            per.reset_index()
+            .groupby(["a", "b"], sort=False)
             .agg(
                 circuits=("c", "size"),
                 n_edges=("n", "sum"),
@@ -195,28 +198,89 @@ def group_edges(
                 example=("c", "min"),
             )
             .reset_index()
-            .rename(columns={a: "a", b: "b"})
         )
-        best = per.sort_values([a, b, "sa", "c"], ascending=[True, True, False, True], kind="mergesort")
-        best = best.groupby([a, b], sort=True).head(EXAMPLES)
-        lists = best.groupby([a, b], sort=True).agg(
-            example_circuits=("c", list), example_weights=("sa", list)
+        # the EXAMPLES strongest circuits of each group (largest per-circuit |weight| sum; ties: the smaller circuit
+        # code, which is the smaller circuit id), in the order of `total`'s rows
+        best = per.reset_index().sort_values(
+            ["a", "b", "sa", "c"], ascending=[True, True, False, True], kind="stable"
         )
-        total["example_circuits"] = [[str(c) for c in cs] for cs in lists["example_circuits"]]
-        total["example_weights"] = [[float(w) for w in ws] for ws in lists["example_weights"]]
-        total["examples"] = [[(texts or {}).get(c, "") for c in cs] for cs in total["example_circuits"]]
-        out.append(total.to_dict("records"))  # Python ints, floats and strings, not numpy scalars
+        best = best.groupby(["a", "b"], sort=False).head(EXAMPLES)
+        lists = best.groupby(["a", "b"], sort=False).agg(ec=("c", list), ew=("sa", list))
+        lists = total[["a", "b"]].merge(lists, on=["a", "b"], how="left", validate="one_to_one")
+        ak, bk = total["a"].to_numpy(), total["b"].to_numpy()
+        order = np.lexsort((rank(bnames)[bk], rank(anames)[ak]))  # by (a, b) as strings
+        ex_circuits = [[str(cuniq[c]) for c in cs] for cs in lists["ec"].to_numpy()[order]]
+        a_ids, b_ids = np.asarray(anames, dtype=object)[ak], np.asarray(bnames, dtype=object)[bk]
+        columns = [
+            a_ids[order].tolist(),
+            b_ids[order].tolist(),
+            *(
+                total[k].to_numpy()[order].tolist()
+                for k in ("circuits", "n_edges", "weight_sum", "abs_weight_sum")
+            ),
+            np.asarray(cuniq, dtype=object)[total["example"].to_numpy()[order]].tolist(),
+            ex_circuits,
+            [[float(w) for w in ws] for ws in lists["ew"].to_numpy()[order]],
+            [[(texts or {}).get(c, "") for c in cs] for cs in ex_circuits],
+        ]
+        # Python ints, floats and strings, not numpy scalars (tolist; DataFrame.to_dict took 3/4 of the time)
+        out.append([dict(zip(ROW_KEYS, row, strict=True)) for row in zip(*columns, strict=True)])
     return tuple(out)  # type: ignore[return-value]
 
 
-def _batches(rows: list, size: int) -> Iterator[list]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
+def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> tuple[list, list]:
+    """A batch of a fold's groups and what fold-read-pairs found stored for them -> (rows to CREATE, rows to SET
+    with the new totals and the stored relationship's ``handle``). Sums of multiples of 2**-36: exact."""
+    found = {(a, b): (handle, rest) for a, b, handle, *rest in stored}
+    new: list[dict[str, Any]] = []
+    changed: list[dict[str, Any]] = []
+    for r in rows:
+        hit = found.get((r["a"], r["b"]))
+        if hit is None:
+            new.append(r)
+            continue
+        handle, (circuits, n_edges, weight_sum, abs_weight_sum, example, *old_examples) = hit
+        mine = (r["example_circuits"], r["example_weights"], r["examples"])
+        ex_circuits, ex_weights, ex_texts = merge_examples(tuple(old_examples), mine)
+        changed.append(
+            {
+                "a": r["a"],
+                "b": r["b"],
+                "handle": handle,
+                "circuits": circuits + r["circuits"],
+                "n_edges": n_edges + r["n_edges"],
+                "weight_sum": weight_sum + r["weight_sum"],
+                "abs_weight_sum": abs_weight_sum + r["abs_weight_sum"],
+                "example": min(example, r["example"]),
+                "example_circuits": ex_circuits,
+                "example_weights": ex_weights,
+                "examples": ex_texts,
+            }
+        )
+    return new, changed
 
 
-def fold_once(run: Run, *, max_edges: int = FOLD_TX_EDGES, batch: int = 10_000) -> FoldReport:
-    """Steps 1-5 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
+def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
+    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b}`` each on Neo4j; on LadybugDB one
+    ``{k, o}`` per start node (``k``) with the list of its end nodes (``o``), see its .cypher file."""
+    if dialect != "ladybug":
+        return [{"a": r["a"], "b": r["b"]} for r in rows]
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        by.setdefault(r["a"], []).append(r["b"])
+    return [{"k": k, "o": o} for k, o in by.items()]
+
+
+def fold_once(
+    run: Run,
+    dialect: str,
+    *,
+    max_edges: int = FOLD_TX_EDGES,
+    batch: int = 10_000,
+) -> FoldReport:
+    """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
     (the caller begins and commits it, and on Neo4j has taken the fold lock first)."""
+    # 1. claim
     ids: list[str] = []
     n = 0
     for cid, n_edges in run(PENDING, {"limit": 100_000}):
@@ -226,32 +290,54 @@ def fold_once(run: Run, *, max_edges: int = FOLD_TX_EDGES, batch: int = 10_000) 
         n += n_edges or 0
     if not ids:
         return FoldReport()
+    # 2. read
     edges: list[tuple[str, Sequence[str], Sequence[str], Sequence[float]]] = []
-    for chunk in _batches(ids, 64):
-        edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": chunk})]
+    for chunk in batches(ids, 64):
+        edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": list(chunk)})]
     features = sorted({f for _, a, b, _ in edges for f in (*a, *b)})
     top: dict[str, str | None] = {}
-    for chunk in _batches(features, batch):
-        top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": chunk}))
+    for chunk in batches(features, batch):
+        top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": list(chunk)}))
     texts: dict[str, str] = {}
-    for chunk in _batches(ids, batch):
-        texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": chunk}))
+    for chunk in batches(ids, batch):
+        texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": list(chunk)}))
+    # 3. group
     groups = group_edges(edges, top, texts)
+    # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
-    for chunk in _batches(tokens, batch):
-        run(MERGE_TOKENS, {"texts": chunk})
-    for read, statement, rows in zip(READ_EXAMPLES, UPSERTS, groups, strict=True):
-        for chunk in _batches(rows, batch):
-            keys = [{"a": r["a"], "b": r["b"]} for r in chunk]
-            old = {(a, b): (c, w, t) for a, b, c, w, t in run(read, {"rows": keys})}
-            for r in chunk:
-                if (r["a"], r["b"]) in old:
-                    mine = (r["example_circuits"], r["example_weights"], r["examples"])
-                    merged = merge_examples(old[(r["a"], r["b"])], mine)
-                    r["example_circuits"], r["example_weights"], r["examples"] = merged
-            run(statement, {"rows": chunk})
-    for chunk in _batches(ids, batch):
-        run(MARK_FOLDED, {"ids": chunk})
+    for chunk in batches(tokens, batch):
+        stored = {t for (t,) in run(EXISTING_TOKENS, {"texts": list(chunk)})}
+        if new_tokens := [t for t in chunk if t not in stored]:
+            run(CREATE_TOKENS, {"texts": new_tokens})
+    # every read before the first write: a read that has to look through this transaction's own new
+    # relationships on a dense Token or Feature is many times slower than one of the committed store
+    plans = []
+    for rel, rows in zip(AGGREGATES, groups, strict=True):
+        stored: list[Sequence[Any]] = []
+        if run(aggregate_cypher("fold-count-pairs", dialect, rel), {})[0][0]:  # else nothing to find
+            read = aggregate_cypher("fold-read-pairs", dialect, rel)
+            for chunk in batches(rows, batch):
+                stored += run(read, {"rows": pair_rows(chunk, dialect)})
+        plans.append((rel, *combine(rows, stored)))
+    created = 0
+    for rel, new, changed in plans:
+        create = aggregate_cypher("fold-create-pairs", dialect, rel)
+        created += len(new)
+        if dialect == "ladybug":  # delete the changed ones and create them again (see fold-delete-pairs)
+            for chunk in batches(changed, batch):
+                run(aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(chunk, dialect)})
+            new = new + [{k: r[k] for k in ROW_KEYS} for r in changed]
+        else:  # SET the changed ones, found by element id
+            for chunk in batches(changed, batch):
+                run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": list(chunk)})
+        for chunk in batches(new, batch):
+            run(create, {"rows": list(chunk)})
+    # 6. mark
+    for chunk in batches(ids, batch):
+        run(MARK_FOLDED, {"ids": list(chunk)})
     return FoldReport(
-        circuits=len(ids), edges=sum(len(w) for *_, w in edges), groups=sum(len(g) for g in groups)
+        circuits=len(ids),
+        edges=sum(len(w) for *_, w in edges),
+        groups=sum(len(g) for g in groups),
+        created=created,
     )

@@ -46,7 +46,7 @@ from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store
-from scd.store.rows import CircuitRows, check_references, circuit_rows
+from scd.store.rows import CircuitRows, batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
 
 if TYPE_CHECKING:
@@ -103,11 +103,6 @@ _RECOVERY_PENDING = re.compile(
     r"|Reading past the end of the file .*\.wal\b|may be checkpointing",
     re.I,
 )
-
-
-def _batches(rows: list[dict[str, Any]], size: int = BATCH) -> Iterator[list[dict[str, Any]]]:
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
 
 
 def to_python(value: Any) -> Any:
@@ -403,15 +398,15 @@ class EmbeddedStore(Store):
         if _count(conn, "MATCH (c:Circuit {id: $id}) RETURN count(c)", {"id": cid}):
             return False
         existing: set[str] = set()
-        for batch in _batches([f["id"] for f in rows.features]):
+        for batch in batches([f["id"] for f in rows.features], BATCH):
             existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
-        for batch in _batches([f for f in rows.features if f["id"] not in existing]):
+        for batch in batches([f for f in rows.features if f["id"] not in existing], BATCH):
             conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
         conn.execute(CREATE_CIRCUIT, rows.circuit)
-        for batch in _batches(rows.nodes):
+        for batch in batches(rows.nodes, BATCH):
             conn.execute(CREATE_NODES, {"circuit_id": cid, "rows": batch})
-        for batch in _batches(rows.edges):
+        for batch in batches(rows.edges, BATCH):
             conn.execute(CREATE_FEEDS, {"rows": batch})
         return True
 
@@ -438,7 +433,12 @@ class EmbeddedStore(Store):
             )
 
         def run(conn: ladybug.Connection) -> FoldReport:
-            return fold_once(lambda q, p: conn.execute(q, p).get_all(), max_edges=max_edges, batch=BATCH)
+            return fold_once(
+                lambda q, p: conn.execute(q, p).get_all(),
+                "ladybug",
+                max_edges=max_edges,
+                batch=BATCH,
+            )
 
         while (
             done := self._transaction(run, "folding into the aggregate layer")

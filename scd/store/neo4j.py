@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -66,6 +65,7 @@ from scd.store.base import Store
 from scd.store.rows import (
     NODE_PROPS,
     CircuitRows,
+    batches,
     check_node_features,
     circuit_rows,
     edge_tuples,
@@ -73,6 +73,7 @@ from scd.store.rows import (
     node_key,
 )
 from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
+from scd.store.statements import cypher
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
@@ -140,8 +141,7 @@ MATCH (b:Node {id: r[1]})
 CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
 """
 EDGE_CHUNK = 50_000
-# the fold lock (see scd.store.aggregates): MERGE under a uniqueness constraint, then a write that locks the node
-FOLD_LOCK = "MERGE (m:ScdMeta {id: 'store'}) SET m.folded_at = datetime()"
+FOLD_LOCK = cypher("fold-lock", "neo4j")  # one fold at a time (see scd.store.aggregates)
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
 
@@ -196,19 +196,13 @@ class _FeaturesMissing(Exception):
     process cleared the store meanwhile): rolled back; the write starts over with the Features."""
 
 
-def _batches(rows: list, size: int | None = None) -> Iterator[list]:
-    size = size or BATCH
-    for i in range(0, len(rows), size):
-        yield rows[i : i + size]
-
-
 def _merge_features(tx: neo4j.ManagedTransaction, features: list[dict[str, Any]]) -> int:
     """MERGE the Features not yet stored (most of a circuit's are; a lookup is much cheaper than a MERGE)."""
     existing: set[str] = set()
-    for batch in _batches([f["id"] for f in features]):
+    for batch in batches([f["id"] for f in features], BATCH):
         existing.update(tx.run(EXISTING_FEATURES, ids=batch).single()["ids"])
     new = sorted((f for f in features if f["id"] not in existing), key=lambda r: r["id"])
-    for batch in _batches(new):
+    for batch in batches(new, BATCH):
         tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
     return len(new)
 
@@ -241,14 +235,14 @@ def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = T
         rest = prepared.edges_by_id(EDGE_CHUNK)
     else:
         created = 0
-        for batch in _batches(nodes):
+        for batch in batches(nodes, BATCH):
             created += (
                 tx.run(CREATE_NODES, circuit_id=cid, nodes=Rows(batch)).consume().counters.nodes_created
             )
         if created != len(nodes):
             raise _FeaturesMissing(cid)
         rest = prepared.edges_by_id()
-    for batch in _batches(rest):
+    for batch in batches(rest, BATCH):
         tx.run(CREATE_FEEDS, rows=Rows(batch)).consume()
     return True
 
@@ -502,6 +496,7 @@ class Neo4jStore(Store):
                     r.values()
                     for r in tx.run(q, {k: Rows(v) if isinstance(v, list) else v for k, v in p.items()})
                 ],
+                "neo4j",
                 max_edges=max_edges,
                 batch=BATCH,
             )
@@ -611,9 +606,13 @@ class Neo4jStore(Store):
 
     def clear(self) -> None:
         try:
+            # scd's relationships and nodes only (and the fold lock): the database may hold other data
             with self._session() as s:
-                s.run("MATCH ()-[r]->() CALL (r) { DELETE r } IN TRANSACTIONS OF 50000 ROWS").consume()
-                s.run("MATCH (n) CALL (n) { DELETE n } IN TRANSACTIONS OF 50000 ROWS").consume()
+                batched = "CALL ({0}) {{ DELETE {0} }} IN TRANSACTIONS OF 50000 ROWS"
+                for rel in RELATIONSHIPS:
+                    s.run(f"MATCH ()-[r:`{rel}`]->() " + batched.format("r")).consume()
+                for label in (*LABELS, "ScdMeta"):
+                    s.run(f"MATCH (n:`{label}`) " + batched.format("n").replace("DELETE", "DETACH DELETE")).consume()
         except (Neo4jError, DriverError) as e:
             raise self._guard("clear", e) from e
 

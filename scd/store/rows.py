@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from scd.core.circuit import Circuit
 
@@ -29,6 +30,15 @@ def _fl(xs: Any) -> list[float]:
 
 def _i(x: Any) -> int | None:
     return None if x is None else int(x)
+
+
+T = TypeVar("T")
+
+
+def batches(rows: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``rows`` in consecutive slices of at most ``size`` (one ``UNWIND $rows`` statement each)."""
+    for i in range(0, len(rows), size):
+        yield rows[i : i + size]
 
 
 def node_key(circuit_id: str, node_id: str) -> str:

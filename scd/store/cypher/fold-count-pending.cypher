@@ -1,0 +1,1 @@
+MATCH (c:Circuit) WHERE c.aggregated = false RETURN count(c) AS n

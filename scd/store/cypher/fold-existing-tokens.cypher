@@ -1,0 +1,1 @@
+UNWIND $texts AS t MATCH (k:Token {id: t}) RETURN k.id AS id
