@@ -226,6 +226,29 @@ def trace(
     return circuit
 
 
+def trace_cli(prompt: str, *, model, saes, device, target, contrast, discovery) -> Circuit:
+    """`scd discover` with transcoders: the shared discovery options mapped onto :func:`trace`, refusing the
+    ones that have no meaning here. ``discovery``: a DiscoveryConfig (or a dict of its fields)."""
+    if not isinstance(discovery, dict):
+        import dataclasses
+
+        discovery = dataclasses.asdict(discovery)
+    if contrast is not None or discovery.get("metric") not in (None, "logit"):
+        raise InputError(
+            "transcoder graphs explain the target's demeaned logit (circuit-tracer's attribution target)",
+            "drop --contrast / --metric with transcoder sets",
+        )
+    if discovery.get("target_mode") == "last-token" or discovery.get("method") == "ig":
+        raise InputError("--last-token-target and --method ig are SAE-engine options", "drop them with transcoders")
+    node_t = discovery.get("node_threshold")
+    edge_t = discovery.get("edge_threshold")
+    return trace(
+        prompt, model=model or "demo", saes=saes, target=target, device=device,
+        node_threshold=0.8 if node_t is None else node_t,
+        edge_threshold=0.98 if not edge_t else edge_t,
+    )
+
+
 def total_effects(adjacency: torch.Tensor, row: int) -> torch.Tensor:
     """Signed total effect of every node on node `row`: e_row (A + A^2 + ...), A[target, source] (a DAG, so the
     series ends after at most as many terms as the graph is deep)."""
