@@ -86,10 +86,9 @@ def sae_scores(bundle, circuit, n: int) -> tuple[float, float]:
 @torch.no_grad()
 def transcoder_scores(loaded, circuit, graph, n: int) -> tuple[float, float]:
     """Matched-size scores in the replacement model (see module docstring, phase 2)."""
-    from scd.discovery.tracer import total_effects
-    from scd.demo.transcoders import TL_INPUT, TL_OUTPUT, _outputs
-
     import scd.demo as demo
+    from scd.demo.transcoders import TL_INPUT, TL_OUTPUT, _outputs
+    from scd.discovery.tracer import total_effects
 
     model = demo.load_model()
     tc = loaded.model.transcoders
