@@ -55,17 +55,19 @@ def error_share(circuit) -> float:
     return err / (err + tok) if err + tok > 0 else float("nan")
 
 
-def top_node(circuit) -> str:
+def top_node(circuit) -> tuple[str, bool, bool]:
+    """(description, is an error node, is a feature whose top promoted token is the target)."""
     logit = next(n.id for n in circuit.nodes if n.kind == "logit")
     into = [e for e in circuit.edges if e.target == logit]
     if not into:
-        return "-"
+        return "-", False, False
     best = max(into, key=lambda e: abs(e.weight))
     node = circuit.node(best.source)
     feat = next(f for f in circuit.features if f.id == node.feature_id)
     what = feat.label if feat.label and node.kind not in ("transcoder", "resid", "attn", "mlp") else None
     what = what or ("promotes " + " ".join(repr(t) for t in feat.top_promoted[:3]) if feat.top_promoted else "-")
-    return f"{node.kind} L{node.layer} ({what})"
+    readable = node.kind not in ("error", "token") and feat.top_promoted[:1] == [circuit.prompt.target]
+    return f"{node.kind} L{node.layer} ({what})", node.kind == "error", readable
 
 
 # -- matched-size ablation -------------------------------------------------------------------------------------
@@ -172,6 +174,7 @@ def main() -> None:
         small = scd.discover(prompt, model=bundle, metric="logit", top_k=20)
         stored.append(small)
         r = {"cost": cost, "nodes": len(small.nodes), "error_share": error_share(small), "top": top_node(small)}
+        r["top_error"], r["top_readable"] = float(r["top"][1]), float(r["top"][2])
         for n in SIZES:
             r[f"F{n}"], r[f"C{n}"] = sae_scores(bundle, big, n)
         rows["SAE (demo)"].append(r)
@@ -181,17 +184,22 @@ def main() -> None:
             cost = time.time() - t0
             stored.append(c)
             r = {"cost": cost, "nodes": len(c.nodes), "error_share": error_share(c), "top": top_node(c)}
+            r["top_error"], r["top_readable"] = float(r["top"][1]), float(r["top"][2])
             for n in SIZES:
                 r[f"F{n}"], r[f"C{n}"] = transcoder_scores(loaded[key], c, c.tracer_graph, n)
             rows[name].append(r)
-        print(f"{prompt!r}: " + "; ".join(f"{k}: {v[-1]['top']}" for k, v in rows.items()), flush=True)
-    head = "| dictionary | " + " | ".join(f"F@{n} | C@{n}" for n in SIZES) + " | error share | nodes | s/graph |"
-    print("\n" + head + "\n|" + "---|" * (3 + 2 * len(SIZES) + 1))
+        print(f"{prompt!r}: " + "; ".join(f"{k}: {v[-1]['top'][0]}" for k, v in rows.items()), flush=True)
+    head = "| dictionary | " + " | ".join(f"F@{n} | C@{n}" for n in SIZES) + (
+        " | error share | top node before logit: error / a feature promoting the target | nodes | s/graph |"
+    )
+    print("\n" + head + "\n|" + "---|" * (6 + 2 * len(SIZES)))
     for name, rs in rows.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "top"}
+        share = {k: statistics.mean(r[k] for r in rs) for k in ("top_error", "top_readable")}
         cells = " | ".join(f"{med[f'F{n}']:.2f} | {med[f'C{n}']:.2f}" for n in SIZES)
-        print(f"| {name} | {cells} | {med['error_share']:.2f} | {med['nodes']:.0f} | {med['cost']:.1f} |")
-    print("\n(medians over", len(rows["SAE (demo)"]), "prompts)")
+        print(f"| {name} | {cells} | {med['error_share']:.2f} | {share['top_error']:.0%} / "
+              f"{share['top_readable']:.0%} | {med['nodes']:.0f} | {med['cost']:.1f} |")
+    print("\n(medians over", len(rows["SAE (demo)"]), "prompts; top-node columns: share of prompts)")
     if args.store:
         from scd.core.config import StoreConfig
         from scd.store import open_store
