@@ -220,7 +220,7 @@ def trace(
                 "transcoders": loaded.kind,
             },
         )
-    circuit.scores["seconds"] = round(time.time() - t0, 3)
+    log.info("traced %r with %s in %.2f s", prompt, loaded.sae_set, time.time() - t0)
     if keep_graph:
         circuit.tracer_graph, circuit.tracer_prune = graph, pruned  # type: ignore[attr-defined]
     return circuit
