@@ -192,7 +192,7 @@ def main() -> None:
     head = "| dictionary | " + " | ".join(f"F@{n} | C@{n}" for n in SIZES) + (
         " | error share | top node before logit: error / a feature promoting the target | nodes | s/graph |"
     )
-    print("\n" + head + "\n|" + "---|" * (6 + 2 * len(SIZES)))
+    print("\n" + head + "\n|" + "---|" * (5 + 2 * len(SIZES)))
     for name, rs in rows.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "top"}
         share = {k: statistics.mean(r[k] for r in rs) for k in ("top_error", "top_readable")}
