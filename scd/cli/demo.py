@@ -43,13 +43,21 @@ def demo_model_group():
     help="SAE training steps, all SAEs in lockstep (default: the shipped SAEs').",
 )
 @click.option(
+    "--transcoder-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Transcoder training steps, per transcoder set (default: the shipped transcoders').",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=2,
     show_default=True,
     help="torch CPU threads (the shipped weights were trained with 2).",
 )
-def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, threads: int):
+def train_cmd(
+    out: Path, seed: int, steps: int | None, sae_steps: int | None, transcoder_steps: int | None, threads: int
+):
     """Train the demo model and its SAEs from scratch (seeded, CPU).
 
     \b
@@ -65,6 +73,7 @@ def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, th
         seed=seed,
         steps=steps,
         sae_steps=sae_steps,
+        transcoder_steps=transcoder_steps,
         threads=threads,
         progress=lambda line: click.echo(line, err=True),
     )

@@ -281,6 +281,7 @@ def train(
     seed: int = 0,
     steps: int | None = None,
     sae_steps: int | None = None,
+    transcoder_steps: int | None = None,
     threads: int | None = 2,
     progress: Callable[[str], None] = log.info,
 ) -> dict[str, float]:
@@ -303,9 +304,12 @@ def train(
     timings["saes"] = round(time.time() - t1, 1)
     save(out, model, tok, saes, spec, tspec, timings)
     t2 = time.time()
-    from scd.demo.transcoders import train_for  # phase 2b: the PLT and the CLT (scd/demo/transcoders.py)
+    from dataclasses import replace
 
-    train_for(out, threads=None, progress=progress)
+    from scd.demo.transcoders import TranscoderSpec, train_for  # phase 2b: the PLT and the CLT
+
+    tc_spec = replace(TranscoderSpec(), seed=seed, **({"steps": transcoder_steps} if transcoder_steps else {}))
+    train_for(out, tc_spec, threads=None, progress=progress)
     timings["transcoders"] = round(time.time() - t2, 1)
     timings["total"] = round(time.time() - t0, 1)
     (out / "training.json").write_text(
