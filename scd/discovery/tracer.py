@@ -111,7 +111,9 @@ def load(model: str = "demo", saes: str = "demo-plt", device: str = "cpu") -> Lo
     )
 
     from scd.demo.transcoders import load as load_transcoders
+    from scd.models.bundle import resolve_device
 
+    device = resolve_device(device)
     folder = transcoder_folder(saes)
     if saes in PRESETS and model != "demo":
         raise InputError(f"{saes} are the demo model's transcoders", "use them with --model demo")
