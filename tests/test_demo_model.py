@@ -185,9 +185,11 @@ def test_cli_train_writes_a_loadable_folder(tmp_path):
     """A 2-step smoke run of the training command (the shipped weights are never retrained here)."""
     out = tmp_path / "weights"
     result = CliRunner().invoke(
-        main, ["demo-model", "train", "--out", str(out), "--steps", "2", "--sae-steps", "2"]
+        main,
+        ["demo-model", "train", "--out", str(out), "--steps", "2", "--sae-steps", "2", "--transcoder-steps", "2"],
     )
     assert result.exit_code == 0, result.output
     assert demo.is_present(out) and list(demo.load_saes(out)) == hook_names(demo.load_config(out)["n_layers"])
     assert demo.load_model(out).cfg.n_ctx == demo.load_config()["n_ctx"]
     assert json.loads((out / "training.json").read_text())["train"]["steps"] == 2
+    assert json.loads((out / "transcoders" / "training.json").read_text())["spec"]["steps"] == 2

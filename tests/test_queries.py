@@ -253,6 +253,8 @@ def _cases(circuits):
         ("compare-group", {"pattern": r".*\(.*"}, ["prompt", "circuit", "feature"]),
         ("top-proximal-causes", {}, ["prompt", "circuit", "feature", "pos"]),
         ("top-proximal-causes", {"prompt": c0.prompt.text}, ["prompt", "circuit", "feature", "pos"]),
+        ("dictionaries", {"prompt": c0.prompt.text}, ["sae_set", "circuit"]),
+        ("dictionaries", {"prompt": big.prompt_id}, ["sae_set", "circuit"]),
     ]
 
 
@@ -688,3 +690,23 @@ def test_aggregated_path_gives_the_node_level_rows(circuits, embedded_store):
         {"feature": "x", "token": ")"},
     ):
         assert q.aggregated_case(q.bind(params)) is None
+
+
+def test_dictionaries_matches_the_circuits(circuits, embedded_store):
+    """dictionaries, recomputed from the Circuit objects: sizes, error share of the input nodes' |attribution|,
+    and the feature of the strongest edge into the logit."""
+    for c in circuits[:4]:
+        df = runner.run(embedded_store, "dictionaries", {"prompt": c.prompt_id})
+        row = df[df.circuit == c.id].iloc[0]
+        err = sum(abs(n.attribution) for n in c.nodes if n.kind == "error")
+        inputs = sum(abs(n.attribution) for n in c.nodes if n.kind in ("error", "token"))
+        logit = next(n.id for n in c.nodes if n.kind == "logit")
+        into = [e for e in c.edges if e.target == logit]
+        best = max(abs(e.weight) for e in into)
+        top = min(c.node(e.source).feature_id for e in into if abs(e.weight) == best)
+        feat = next(f for f in c.features if f.id == top)
+        assert (row.nodes, row.edges, row.sae_set) == (len(c.nodes), len(c.edges), c.sae_set)
+        assert row.features == sum(n.kind not in ("token", "logit", "error") for n in c.nodes)
+        assert row.error_share == pytest.approx(err / inputs)
+        assert (row.top_kind, row.top_layer) == (feat.kind, feat.layer)
+        assert abs(row.top_weight) == pytest.approx(best)

@@ -43,13 +43,21 @@ def demo_model_group():
     help="SAE training steps, all SAEs in lockstep (default: the shipped SAEs').",
 )
 @click.option(
+    "--transcoder-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Transcoder training steps, per transcoder set (default: the shipped transcoders').",
+)
+@click.option(
     "--threads",
     type=click.IntRange(min=1),
     default=2,
     show_default=True,
     help="torch CPU threads (the shipped weights were trained with 2).",
 )
-def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, threads: int):
+def train_cmd(
+    out: Path, seed: int, steps: int | None, sae_steps: int | None, transcoder_steps: int | None, threads: int
+):
     """Train the demo model and its SAEs from scratch (seeded, CPU).
 
     \b
@@ -65,6 +73,7 @@ def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, th
         seed=seed,
         steps=steps,
         sae_steps=sae_steps,
+        transcoder_steps=transcoder_steps,
         threads=threads,
         progress=lambda line: click.echo(line, err=True),
     )
@@ -72,6 +81,40 @@ def train_cmd(out: Path, seed: int, steps: int | None, sae_steps: int | None, th
         f"Wrote {out} in {time.time() - start:.0f} s (model {timings['model']:.0f} s, "
         f"SAEs {timings['saes']:.0f} s). Measure it: scd demo-model eval --weights {out}"
     )
+
+
+@demo_model_group.command("train-transcoders")
+@click.option(
+    "--weights",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="A folder written by `scd demo-model train` (default: the shipped weights); writes its transcoders/.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of the activation stream and the weights.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimiser steps per transcoder.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
+def train_transcoders_cmd(weights: Path | None, seed: int, steps: int | None, threads: int):
+    """Train the demo model's transcoders again: a per-layer set (demo-plt) and a cross-layer one (demo-clt).
+
+    `scd demo-model train` runs this too, after the model and its SAEs. Prints FVU and L0 per layer and the
+    replacement model's next-token agreement with the real model.
+
+    \b
+    Example:
+      scd demo-model train-transcoders --weights ./demo-weights
+    """
+    from dataclasses import replace
+
+    from scd.demo.transcoders import TranscoderSpec, train_for
+
+    spec = replace(TranscoderSpec(), seed=seed, **({"steps": steps} if steps else {}))
+    report = train_for(weights, spec, threads=threads, progress=lambda line: click.echo(line, err=True))
+    for kind in ("plt", "clt"):
+        r = report[kind]
+        click.echo(
+            f"{kind}: FVU {' '.join(f'{v:.3f}' for v in r['fvu'])}  L0 {' '.join(f'{v:.1f}' for v in r['l0'])}"
+            f"  next-token agreement {r['top1_agreement']:.3f}  ({r['seconds']:.0f} s)"
+        )
 
 
 @demo_model_group.command("eval")

@@ -36,15 +36,26 @@ from scd.cli.options import discovery_options, model_options
 def discover(prompt, model, saes, device, target, contrast, discovery, json_path):
     """Discover the SAE feature circuit behind a model's next token and print a summary.
 
+    With transcoders (--saes demo-plt, demo-clt or a circuit-tracer transcoder folder) circuit-tracer builds and
+    prunes the graph; --node-threshold / --edge-threshold are then its cumulative-influence fractions (default
+    0.8 / 0.98) and --top-k, --method, --metric do not apply.
+
     \b
     Example:
       scd discover "Copyright (C" --model demo --json copyright.json
       scd discover "f(a [b (c" --target ")" --contrast "]" --scores
     """
     from scd.discovery.discover import discover as run
+    from scd.discovery.tracer import is_transcoder_set
     from scd.report.summary import summarize
 
-    circuit = run(prompt, discovery, model=model, saes=saes, device=device, target=target, contrast=contrast)
+    if is_transcoder_set(saes):  # demo-plt, demo-clt, a circuit-tracer transcoder folder: circuit-tracer's graph
+        from scd.discovery.tracer import trace_cli
+
+        circuit = trace_cli(prompt, model=model, saes=saes, device=device, target=target, contrast=contrast,
+                            discovery=discovery)
+    else:
+        circuit = run(prompt, discovery, model=model, saes=saes, device=device, target=target, contrast=contrast)
     click.echo(summarize(circuit))
     if json_path is not None:
         circuit.to_json(json_path)

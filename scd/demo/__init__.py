@@ -64,6 +64,9 @@ def load_model(path: str | Path | None = None, device: str = "cpu"):
     cfg = HookedTransformerConfig(**{**load_config(path), "device": device})
     model = HookedTransformer(cfg)
     state = load_file(str(path / "model" / "model.safetensors"), device=device)
+    # attention masks and IGNORE are buffers TransformerLens rebuilds from the config; their saved shapes differ
+    # between TransformerLens versions (3.9 saves an empty mask, 3.2 expects n_ctx x n_ctx), so never load them
+    state = {k: v for k, v in state.items() if not k.endswith((".mask", ".IGNORE"))}
     missing, unexpected = model.load_state_dict(state, strict=False)
     # TransformerLens adds buffers (attention masks, IGNORE) that are rebuilt from the config
     missing = [k for k in missing if not k.endswith((".mask", ".IGNORE"))]

@@ -10,6 +10,9 @@ Phases (the log lines use the same names):
 3. **save** -- ``model/config.json`` + ``model/model.safetensors``, ``vocab.json``, and per hook
    ``saes/<hook>/`` written by sae_lens' ``save_inference_model`` (``cfg.json`` + ``sae_weights.safetensors``).
 
+Then the transcoders (a per-layer set and a cross-layer transcoder) are trained on the saved model by
+:mod:`scd.demo.transcoders` into ``transcoders/{plt,clt}/``.
+
 Everything is seeded (Python's ``random`` for the corpus, ``torch.manual_seed`` for weights and shuffles), so the
 same seed and step counts reproduce the same weights on the same torch build and thread count, up to float
 reduction order (about 1e-6 after 600 steps; the metrics came out identical).
@@ -278,6 +281,7 @@ def train(
     seed: int = 0,
     steps: int | None = None,
     sae_steps: int | None = None,
+    transcoder_steps: int | None = None,
     threads: int | None = 2,
     progress: Callable[[str], None] = log.info,
 ) -> dict[str, float]:
@@ -299,6 +303,14 @@ def train(
     saes = train_saes(model, tspec, tok, progress)
     timings["saes"] = round(time.time() - t1, 1)
     save(out, model, tok, saes, spec, tspec, timings)
+    t2 = time.time()
+    from dataclasses import replace
+
+    from scd.demo.transcoders import TranscoderSpec, train_for  # phase 2b: the PLT and the CLT
+
+    tc_spec = replace(TranscoderSpec(), seed=seed, **({"steps": transcoder_steps} if transcoder_steps else {}))
+    train_for(out, tc_spec, threads=None, progress=progress)
+    timings["transcoders"] = round(time.time() - t2, 1)
     timings["total"] = round(time.time() - t0, 1)
     (out / "training.json").write_text(
         json.dumps({**json.loads((out / "training.json").read_text()), "seconds": timings}, indent=1) + "\n"

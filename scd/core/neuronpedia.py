@@ -1,0 +1,450 @@
+"""Circuits as Neuronpedia / circuit-tracer graph JSON, both ways (pure data: no torch, no database).
+
+The format (FIELD-NOTES section 3): ``{metadata, qParams, nodes, links}``; a node has ``node_id``, ``feature``,
+``layer`` (a string: a number, ``"E"`` for embeddings), ``ctx_idx``, ``feature_type``, ``token_prob``,
+``is_target_logit``, ``influence``, ``activation``, ``clerp`` (its label); a link is ``{source, target, weight}``.
+
+Export (:func:`to_graph_json`)
+    * rows: each hooked sublayer of the circuit is one viewer row, in forward order (a transcoder circuit has one
+      per layer, so its rows are its layers, as in circuit-tracer's own files); logits sit on row ``rows + 1``.
+    * ids: features ``{row}_{index}_{pos}``, error nodes ``{row}_-1_{pos}`` (circuit-tracer 0.5.0 writes
+      ``0_{layer}_{pos}``, which collides with layer-0 feature ids), embeddings ``E_{token}_{pos}``, logits
+      ``{rows + 1}_{token}_{pos}``.
+    * feature types: ``cross layer transcoder`` (transcoder latents, what the viewer opens feature details for),
+      ``{kind} sae latent`` for SAE latents (resid / attn / mlp; the viewer draws any type as a feature),
+      ``{kind} reconstruction error`` for error nodes (``mlp reconstruction error`` for MLP / transcoder errors;
+      the viewer treats any type containing "error" as an error node), ``embedding``, ``logit``.
+    * ``clerp``: the Feature's label where it has one; ``influence``: circuit-tracer's cumulative influence,
+      recomputed from the links (:func:`cumulative_influence`), so it is a function of the file's own graph.
+    * every node also carries ``scd`` (the scd Node's fields) and the metadata ``scd`` (circuit, prompt,
+      features): :func:`from_graph_json` rebuilds the very same Circuit from them. The viewer ignores both.
+
+Import (:func:`from_graph_json`)
+    A file written by scd comes back exactly. Any other graph (circuit-tracer's output for any model) is mapped:
+    feature nodes become ``transcoder`` nodes (hook ``blocks.L.ln2.hook_normalized``, index parsed from
+    ``{layer}_{index}_{pos}``), error nodes ``error`` (hook ``blocks.L.hook_mlp_out``), embeddings ``token``,
+    logits ``logit``; a node's ``attribution`` is its total signed effect on the target logit along the file's
+    links (:func:`total_effects`); labels (``clerp``) become Feature labels. A malformed file raises one
+    InputError naming the first problem (path in the JSON, what was expected); nothing is returned half-built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from typing import Any
+
+from scd.core.circuit import (
+    SCHEMA_VERSION,
+    Circuit,
+    Edge,
+    Feature,
+    Node,
+    PromptRecord,
+    feature_id,
+    logit_feature_id,
+    token_feature_id,
+)
+from scd.core.errors import InputError
+
+FEATURE_TYPE_TRANSCODER = "cross layer transcoder"
+EMBEDDING, LOGIT = "embedding", "logit"
+_FIX = "give a Neuronpedia / circuit-tracer graph JSON ({metadata, nodes, links}; see FIELD-NOTES section 3)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# influence (circuit-tracer's definitions, on a graph given as links)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _propagate(ids: list[str], links: list[tuple[str, str, float]], start: dict[str, float], absolute: bool):
+    """sum_{n>=1} start @ A^n, where A[target, source] = weight (|weight| row-normalised if `absolute`), computed
+    by walking the DAG from the targets back to the sources (A is acyclic; a cycle is an InputError)."""
+    into: dict[str, list[tuple[str, float]]] = {i: [] for i in ids}
+    for s, t, w in links:
+        into[t].append((s, w))
+    if absolute:
+        for t, lst in into.items():
+            total = sum(abs(w) for _, w in lst)
+            into[t] = [(s, abs(w) / total if total > 0 else 0.0) for s, w in lst]
+    order = _topological(ids, links)  # sources first
+    score = {i: 0.0 for i in ids}
+    carried = dict.fromkeys(ids, 0.0)
+    for i, v in start.items():
+        carried[i] += v
+    for t in reversed(order):  # targets first: everything flowing into t is known when t is reached
+        for s, w in into[t]:
+            score[s] += carried[t] * w
+            carried[s] += carried[t] * w
+    return score
+
+
+def _topological(ids: list[str], links: list[tuple[str, str, float]]) -> list[str]:
+    children: dict[str, list[str]] = {i: [] for i in ids}
+    indegree = dict.fromkeys(ids, 0)
+    for s, t, _ in links:
+        children[s].append(t)
+        indegree[t] += 1
+    ready = [i for i in ids if indegree[i] == 0]
+    order = []
+    while ready:
+        n = ready.pop()
+        order.append(n)
+        for c in children[n]:
+            indegree[c] -= 1
+            if indegree[c] == 0:
+                ready.append(c)
+    if len(order) != len(ids):
+        raise InputError("the graph's links form a cycle", "attribution graphs are acyclic: check the links")
+    return order
+
+
+def total_effects(ids: list[str], links: list[tuple[str, str, float]], target: str) -> dict[str, float]:
+    """Signed total effect of every node on `target` along the links: e_target (A + A^2 + ...)."""
+    return _propagate(ids, links, {target: 1.0}, absolute=False)
+
+
+def cumulative_influence(ids: list[str], links: list[tuple[str, str, float]], logit_probs: dict[str, float]):
+    """circuit-tracer's node influence (``compute_node_influence``: logit probabilities pushed back through the
+    row-normalised |adjacency|), as the cumulative score ``prune_graph`` reports: the share of total influence
+    held by nodes at least as influential. Logits carry their own probability's rank."""
+    influence = _propagate(ids, links, logit_probs, absolute=True)
+    ranked = sorted(ids, key=lambda i: -influence[i])
+    total = sum(influence.values()) or 1.0
+    out, running = {}, 0.0
+    for i in ranked:
+        running += influence[i]
+        out[i] = running / total
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# export
+# ---------------------------------------------------------------------------------------------------------------
+
+
+# forward order inside a TransformerLens block (the same order as scd.models.presets; core cannot import it)
+_IN_BLOCK = ("hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized",
+             "mlp.hook_post", "hook_mlp_out", "hook_resid_post")
+_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
+
+
+def _hook_order(hook: str) -> tuple[int, int, str]:
+    m = _BLOCK_HOOK.match(hook)
+    if not m:
+        return (10**6, 0, hook)
+    rest = m.group(2)
+    return (int(m.group(1)), _IN_BLOCK.index(rest) if rest in _IN_BLOCK else len(_IN_BLOCK), rest)
+
+
+def _feature_type(kind: str, hook: str) -> str:
+    if kind == "transcoder":
+        return FEATURE_TYPE_TRANSCODER
+    if kind == "token":
+        return EMBEDDING
+    if kind == "logit":
+        return LOGIT
+    if kind == "error":
+        sub = "mlp" if ("mlp" in hook or "ln2" in hook) else "attn" if "attn" in hook else "resid"
+        return f"{sub} reconstruction error"
+    return f"{kind} sae latent"
+
+
+def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
+    """The circuit as a Neuronpedia graph JSON document (see module docstring)."""
+    inner = [n for n in circuit.nodes if n.kind not in ("token", "logit")]
+    if any(n.kind == "transcoder" for n in inner) and all(n.kind in ("transcoder", "error") for n in inner):
+        # a transcoder circuit: one row per layer (features and that layer's MLP error), as circuit-tracer draws
+        row = {n.hook: n.layer for n in inner}
+        n_layers = max([n.layer for n in circuit.nodes if n.kind == "logit"] + [n.layer + 1 for n in inner])
+        logit_row = n_layers + 1
+    else:
+        hooks = sorted({n.hook for n in inner}, key=_hook_order)
+        row = {h: i for i, h in enumerate(hooks)}
+        logit_row = len(hooks) + 1
+    labels = {f.id: f.label for f in circuit.features}
+    np_id: dict[str, str] = {}
+    for n in circuit.nodes:
+        if n.kind == "token":
+            np_id[n.id] = f"E_{n.index}_{n.pos}"
+        elif n.kind == "logit":
+            np_id[n.id] = f"{logit_row}_{n.index}_{n.pos}"
+        else:
+            np_id[n.id] = f"{row[n.hook]}_{n.index if n.kind != 'error' else -1}_{n.pos}"
+    links = [(np_id[e.source], np_id[e.target], e.weight) for e in circuit.edges]
+    ids = list(np_id.values())
+    target_logits = [n for n in circuit.nodes if n.kind == "logit"]
+    target = next((n for n in target_logits if n.index == circuit.prompt.target_id), None)
+    probs = {np_id[n.id]: (circuit.prompt.target_prob if n is target else 0.0) for n in target_logits}
+    influence = cumulative_influence(ids, links, probs) if probs and any(probs.values()) else {}
+    nodes = []
+    for n in circuit.nodes:
+        nid = np_id[n.id]
+        is_target = n is target
+        label = labels.get(n.feature_id) or ""
+        if n.kind == "logit":
+            prob = circuit.prompt.target_prob if is_target else 0.0
+            label = f'Output "{_tok(circuit, n.index)}" (p={prob:.3f})'
+        nodes.append(
+            {
+                "node_id": nid,
+                "feature": n.pos if n.kind == "token" else n.index,
+                "layer": "E" if n.kind == "token" else str(logit_row if n.kind == "logit" else row[n.hook]),
+                "ctx_idx": n.pos,
+                "feature_type": _feature_type(n.kind, n.hook),
+                "token_prob": circuit.prompt.target_prob if is_target else 0.0,
+                "is_target_logit": is_target,
+                "run_idx": 0,
+                "reverse_ctx_idx": 0,
+                "jsNodeId": nid,
+                "clerp": label,
+                "influence": influence.get(nid),
+                "activation": n.activation,
+                "scd": {k: getattr(n, k) for k in ("id", "kind", "layer", "hook", "index", "pos", "token",
+                                                   "attribution", "feature_id")},
+            }
+        )
+    d = circuit.to_dict()
+    meta_scd = {k: d[k] for k in ("id", "model", "sae_set", "saes", "params", "prompt", "features",
+                                  "metric_value", "scores", "created_at", "schema_version")}
+    return {
+        "metadata": {
+            "slug": slug or circuit.id,
+            "scan": circuit.sae_set,
+            "transcoder_list": [],
+            "prompt_tokens": list(circuit.prompt.tokens),
+            "prompt": circuit.prompt.text,
+            "node_threshold": circuit.params.get("node_threshold"),
+            "schema_version": 1,
+            "scd": meta_scd,
+        },
+        "qParams": {"pinnedIds": [], "supernodes": [], "linkType": "both", "clickedId": "", "sg_pos": ""},
+        "nodes": nodes,
+        "links": [{"source": s, "target": t, "weight": w} for s, t, w in links],
+    }
+
+
+def _tok(circuit: Circuit, token_id: int) -> str:
+    if token_id == circuit.prompt.target_id:
+        return circuit.prompt.target
+    for i, t in zip(circuit.prompt.token_ids, circuit.prompt.tokens, strict=False):
+        if i == token_id:
+            return t
+    return str(token_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# import: validation first (one InputError, nothing built), then the mapping
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _bad(where: str, problem: str) -> InputError:
+    return InputError(f"malformed graph JSON at {where}: {problem}", _FIX)
+
+
+def _need(obj: dict, key: str, types: tuple[type, ...], where: str, optional: bool = False):
+    if key not in obj or obj[key] is None:
+        if optional:
+            return None
+        raise _bad(f"{where}.{key}", "missing")
+    value = obj[key]
+    ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+    if not ok:
+        names = "/".join(t.__name__ for t in types)
+        raise _bad(f"{where}.{key}", f"expected {names}, got {type(value).__name__} {value!r:.40}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _bad(f"{where}.{key}", f"not a finite number ({value})")
+    return value
+
+
+def validate(doc: Any) -> None:
+    """Raise one InputError naming the first problem of a graph JSON document, or return None."""
+    if not isinstance(doc, dict):
+        raise _bad("the top level", f"expected an object, got {type(doc).__name__}")
+    meta = _need(doc, "metadata", (dict,), "$")
+    nodes = _need(doc, "nodes", (list,), "$")
+    links = _need(doc, "links", (list,), "$")
+    tokens = _need(meta, "prompt_tokens", (list,), "$.metadata")
+    if not all(isinstance(t, str) for t in tokens):
+        raise _bad("$.metadata.prompt_tokens", "expected a list of strings")
+    _need(meta, "prompt", (str,), "$.metadata")
+    seen: set[str] = set()
+    n_logits = 0
+    for k, n in enumerate(nodes):
+        where = f"$.nodes[{k}]"
+        if not isinstance(n, dict):
+            raise _bad(where, f"expected an object, got {type(n).__name__}")
+        nid = _need(n, "node_id", (str,), where)
+        if nid in seen:
+            raise _bad(f"{where}.node_id", f"duplicate node id {nid!r} (node ids must be unique)")
+        seen.add(nid)
+        ftype = _need(n, "feature_type", (str,), where)
+        _need(n, "layer", (str, int), where)
+        ctx = _need(n, "ctx_idx", (int,), where)
+        if not 0 <= ctx < max(1, len(tokens)):
+            raise _bad(f"{where}.ctx_idx", f"{ctx} is outside the prompt's {len(tokens)} tokens")
+        _need(n, "feature", (int,), where, optional=ftype == EMBEDDING)
+        for key in ("token_prob", "influence", "activation"):
+            _need(n, key, (int, float), where, optional=True)
+        _need(n, "is_target_logit", (bool,), where, optional=True)
+        _need(n, "clerp", (str,), where, optional=True)
+        if ftype not in (EMBEDDING, LOGIT) and "error" not in ftype:
+            try:
+                int(str(n["layer"]))
+            except ValueError:
+                raise _bad(f"{where}.layer", f"a feature's layer must be a number, got {n['layer']!r}") from None
+        n_logits += ftype == LOGIT
+    if n_logits == 0:
+        raise _bad("$.nodes", "no logit node: a graph explains a logit")
+    for k, link in enumerate(links):
+        where = f"$.links[{k}]"
+        if not isinstance(link, dict):
+            raise _bad(where, f"expected an object, got {type(link).__name__}")
+        for key in ("source", "target"):
+            ref = _need(link, key, (str,), where)
+            if ref not in seen:
+                raise _bad(f"{where}.{key}", f"links to unknown node {ref!r}")
+        _need(link, "weight", (int, float), where)
+
+
+_NODE_ID = re.compile(r"^(-?\d+|E)_(-?\d+)_(\d+)$")
+
+
+def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None = None) -> Circuit:
+    """A Circuit from a graph JSON document (validated first; see module docstring). ``model`` / ``sae_set`` name
+    a foreign graph's model and dictionaries in Feature ids (default: the file's ``scan``)."""
+    validate(doc)
+    meta = doc["metadata"]
+    if _is_scd(doc):
+        return _from_scd(doc)
+    scan = str(meta.get("scan") or "imported")
+    model = model or scan
+    sae_set = sae_set or scan
+    tokens = list(meta["prompt_tokens"])
+    n_pos = len(tokens)
+    nodes_in = doc["nodes"]
+    logits = [n for n in nodes_in if n["feature_type"] == LOGIT]
+    target = next((n for n in logits if n.get("is_target_logit")), None) or max(
+        logits, key=lambda n: n.get("token_prob") or 0.0
+    )
+    token_ids = [-1] * n_pos
+    for n in nodes_in:
+        if n["feature_type"] == EMBEDDING:
+            m = _NODE_ID.match(n["node_id"])
+            token_ids[n["ctx_idx"]] = int(m.group(2)) if m else -1
+    n_layers = max([int(str(n["layer"])) - 1 for n in logits] + [0])
+    scd_id: dict[str, str] = {}
+    taken: set[str] = set()
+    nodes: list[Node] = []
+    for n in nodes_in:
+        ftype, pos = n["feature_type"], n["ctx_idx"]
+        m = _NODE_ID.match(n["node_id"])
+        if ftype == EMBEDDING:
+            index = token_ids[pos]
+            node = Node(f"token/{index}@{pos}", "token", -1, "hook_embed", index, pos, tokens[pos], 1.0, 0.0,
+                        token_feature_id(model, index))
+        elif ftype == LOGIT:
+            index = int(n["feature"])
+            node = Node(f"logit/{index}@{pos}", "logit", n_layers, "unembed", index, pos, tokens[pos],
+                        float(n.get("activation") or 0.0), 0.0, logit_feature_id(model, index))
+        elif "error" in ftype:
+            layer = _error_layer(n, m)
+            hook = f"blocks.{layer}.hook_mlp_out"
+            node = Node(f"{hook}/error@{pos}", "error", layer, hook, -1, pos, tokens[pos], 0.0, 0.0,
+                        feature_id(model, sae_set, hook, -1))
+        else:
+            layer = int(str(n["layer"]))
+            index = int(m.group(2)) if m else int(n["feature"])
+            hook = f"blocks.{layer}.ln2.hook_normalized"
+            node = Node(f"{hook}/{index}@{pos}", "transcoder", layer, hook, index, pos, tokens[pos],
+                        float(n.get("activation") or 0.0), 0.0, feature_id(model, sae_set, hook, index))
+        if node.id in taken:
+            raise _bad(f"node {n['node_id']!r}", f"maps onto the same scd node as another ({node.id})")
+        taken.add(node.id)
+        scd_id[n["node_id"]] = node.id
+        nodes.append(node)
+    edges = [Edge(scd_id[lk["source"]], scd_id[lk["target"]], float(lk["weight"])) for lk in doc["links"]]
+    ids = [x.id for x in nodes]
+    target_id = scd_id[target["node_id"]]
+    effects = total_effects(ids, [(e.source, e.target, e.weight) for e in edges], target_id)
+    for node in nodes:
+        node.attribution = node.activation if node.id == target_id else effects[node.id]
+    features = _features(nodes_in, nodes, model, sae_set)
+    prob = float(target.get("token_prob") or 0.0)
+    top = sorted(logits, key=lambda n: -(n.get("token_prob") or 0.0))[:5]
+    prompt = PromptRecord(
+        text=meta["prompt"],
+        tokens=tokens,
+        token_ids=token_ids,
+        target=_logit_token(target),
+        target_id=int(target["feature"]),
+        target_prob=prob,
+        loss=-math.log(prob) if prob > 0 else 1e9,
+        top_completions=[(_logit_token(n), float(n.get("token_prob") or 0.0)) for n in top],
+        target_source="imported",
+    )
+    digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return Circuit(
+        prompt=prompt, model=model, sae_set=sae_set, saes={}, nodes=nodes, edges=edges, features=features,
+        params={"method": "imported", "source": "neuronpedia-json", "slug": meta.get("slug"),
+                "node_threshold": meta.get("node_threshold"), "file_sha1": digest},
+        metric_value=float(target.get("activation") or 0.0),
+    )
+
+
+def _error_layer(n: dict, m: re.Match | None) -> int:
+    try:
+        return int(str(n["layer"]))
+    except ValueError:
+        return int(m.group(2)) if m else 0
+
+
+def _logit_token(n: dict) -> str:
+    m = re.match(r'^Output "(.*)" \(p=', n.get("clerp") or "", re.S)
+    return m.group(1) if m else str(n["feature"])
+
+
+def _features(nodes_in: list[dict], nodes: list[Node], model: str, sae_set: str) -> list[Feature]:
+    out: dict[str, Feature] = {}
+    for raw, n in zip(nodes_in, nodes, strict=True):
+        if n.feature_id in out:
+            continue
+        label = raw.get("clerp") or None
+        if n.kind == "logit":
+            label = f"logit of {_logit_token(raw)!r}"
+        out[n.feature_id] = Feature(
+            id=n.feature_id, model=model, sae=sae_set if n.kind in ("transcoder", "error") else "",
+            hook=n.hook, layer=n.layer, kind=n.kind, index=n.index, label=label,
+        )
+    return list(out.values())
+
+
+def _is_scd(doc: dict) -> bool:
+    meta = doc["metadata"].get("scd")
+    return isinstance(meta, dict) and all(isinstance(n.get("scd"), dict) for n in doc["nodes"])
+
+
+def _from_scd(doc: dict) -> Circuit:
+    """A file scd wrote: the Circuit from the ``scd`` fields, weights from the links."""
+    meta = doc["metadata"]["scd"]
+    try:
+        ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
+        nodes = [
+            Node(**{k: n["scd"][k] for k in ("id", "kind", "layer", "hook", "index", "pos", "token",
+                                             "attribution", "feature_id")}, activation=float(n["activation"]))
+            for n in doc["nodes"]
+        ]
+        d = {k: meta[k] for k in ("model", "sae_set", "saes", "params", "prompt", "features", "metric_value",
+                                  "scores", "created_at", "schema_version")}
+    except (KeyError, TypeError) as e:
+        raise _bad("$.metadata.scd / $.nodes[].scd", f"incomplete scd fields ({e})") from e
+    if d["schema_version"] != SCHEMA_VERSION:
+        raise _bad("$.metadata.scd.schema_version", f"{d['schema_version']!r}; this scd reads {SCHEMA_VERSION}")
+    d["nodes"] = []
+    d["edges"] = []
+    circuit = Circuit.from_dict(d)
+    circuit.nodes = nodes
+    circuit.edges = [Edge(ids[lk["source"]], ids[lk["target"]], float(lk["weight"])) for lk in doc["links"]]
+    return circuit

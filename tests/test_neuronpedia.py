@@ -1,0 +1,158 @@
+"""Neuronpedia / circuit-tracer graph JSON: export -> import -> export round trip, a foreign (scd-free) file, and
+malformed files refused in one line with the store left as it was."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from scd.cli import main
+from scd.core.errors import InputError
+from scd.core.neuronpedia import cumulative_influence, from_graph_json, to_graph_json, total_effects
+from tests.synthetic import synthetic_circuit
+
+
+@pytest.fixture
+def circuit():
+    return synthetic_circuit(3, n_nodes=40, n_edges=120)
+
+
+def test_round_trip_preserves_everything(circuit):
+    doc = to_graph_json(circuit)
+    back = from_graph_json(json.loads(json.dumps(doc)))
+    assert back.to_dict() == circuit.to_dict()
+    assert to_graph_json(back) == doc
+    # the viewer's own fields: one node per scd node, one link per edge, weights unchanged
+    assert len(doc["nodes"]) == len(circuit.nodes) and len({n["node_id"] for n in doc["nodes"]}) == len(doc["nodes"])
+    assert sorted(lk["weight"] for lk in doc["links"]) == sorted(e.weight for e in circuit.edges)
+    types = {n["feature_type"] for n in doc["nodes"]}
+    assert {"embedding", "logit"} <= types and any(t.endswith("sae latent") for t in types)
+
+
+def _foreign(doc):
+    """The same document as a non-scd tool would write it: no scd fields."""
+    doc = copy.deepcopy(doc)
+    doc["metadata"].pop("scd")
+    for n in doc["nodes"]:
+        n.pop("scd")
+    return doc
+
+
+def test_foreign_graph_imports_nodes_links_weights(circuit):
+    doc = _foreign(to_graph_json(circuit))
+    c = from_graph_json(doc, model="m", sae_set="s")
+    assert len(c.nodes) == len(doc["nodes"]) and len(c.edges) == len(doc["links"])
+    again = to_graph_json(c)
+    # export -> import -> export keeps node ids, types, positions, activations, links and weights
+    assert sorted((lk["source"], lk["target"], lk["weight"]) for lk in again["links"]) == sorted(
+        (lk["source"], lk["target"], lk["weight"]) for lk in doc["links"]
+    )
+
+    def nodes(d):
+        return sorted((n["node_id"], n["layer"], n["ctx_idx"], n["activation"]) for n in d["nodes"])
+
+    assert nodes(again) == nodes(doc)
+    assert sum(n.kind == "logit" for n in c.nodes) == 1 and c.prompt.target_id == circuit.prompt.target_id
+
+
+def test_total_effects_and_influence_against_matrix_powers():
+    """Path sums along links against an explicit (I - A)^-1, computed with numpy."""
+    np = pytest.importorskip("numpy")
+    ids = ["e", "f", "g", "l"]
+    links = [("e", "f", 2.0), ("e", "g", -1.0), ("f", "g", 0.5), ("f", "l", 3.0), ("g", "l", -2.0), ("e", "l", 1)]
+    a = np.zeros((4, 4))
+    for s, t, w in links:
+        a[ids.index(t), ids.index(s)] = w
+    total = np.linalg.solve(np.eye(4) - a.T, a[3])  # e_l (A + A^2 + ...)
+    got = total_effects(ids, links, "l")
+    assert [got[i] for i in ids] == pytest.approx(list(total))
+    norm = np.abs(a) / np.maximum(np.abs(a).sum(1, keepdims=True), 1e-10)
+    infl = np.linalg.solve(np.eye(4) - norm.T, norm[3])
+    order = np.argsort(-infl)
+    cum = np.cumsum(infl[order]) / infl.sum()
+    want = {ids[k]: cum[r] for r, k in enumerate(order)}
+    assert cumulative_influence(ids, links, {"l": 1.0}) == pytest.approx(want)
+
+
+# -- malformed files: one clear error each, nothing written ------------------------------------------------------
+
+
+def _malformed(doc):
+    d = _foreign(doc)
+    cases = {}
+    x = copy.deepcopy(d)
+    del x["links"]
+    cases["missing links"] = (x, r"\$\.links: missing")
+    x = copy.deepcopy(d)
+    del x["nodes"][2]["ctx_idx"]
+    cases["missing field"] = (x, r"\$\.nodes\[2\]\.ctx_idx: missing")
+    x = copy.deepcopy(d)
+    x["nodes"][1]["ctx_idx"] = "3"
+    cases["wrong type"] = (x, r"\$\.nodes\[1\]\.ctx_idx: expected int, got str")
+    x = copy.deepcopy(d)
+    x["links"][0]["weight"] = "big"
+    cases["wrong weight type"] = (x, r"\$\.links\[0\]\.weight: expected int/float")
+    x = copy.deepcopy(d)
+    x["nodes"][3]["node_id"] = x["nodes"][0]["node_id"]
+    cases["duplicate id"] = (x, r"duplicate node id")
+    x = copy.deepcopy(d)
+    x["links"][1]["target"] = "99_99_99"
+    cases["unknown node"] = (x, r"links to unknown node '99_99_99'")
+    cases["not an object"] = ([1, 2], r"expected an object")
+    return cases
+
+
+def test_malformed_files_raise_one_input_error(circuit):
+    for name, (doc, pattern) in _malformed(to_graph_json(circuit)).items():
+        with pytest.raises(InputError, match=pattern):
+            from_graph_json(doc)
+        assert name
+
+
+@pytest.mark.parametrize(
+    "case", ["missing links", "missing field", "wrong type", "duplicate id", "unknown node", "not an object"]
+)
+def test_import_cli_refuses_malformed_and_leaves_store_unchanged(circuit, tmp_path, embedded_config, case):
+    runner = CliRunner()
+    store = str(embedded_config.path)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(to_graph_json(circuit)))
+    assert runner.invoke(main, ["import", str(good), "--store", store]).exit_code == 0
+    before = runner.invoke(main, ["store", "stats", "--format", "json", "--store", store]).output
+    doc, _ = _malformed(to_graph_json(circuit))[case]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(doc))
+    result = runner.invoke(main, ["import", str(bad), "--store", store])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: malformed graph JSON"), result.output
+    assert runner.invoke(main, ["store", "stats", "--format", "json", "--store", store]).output == before
+
+
+def test_cli_export_import_export_round_trip(circuit, tmp_path, embedded_config):
+    """Through the store: import a file, export the stored circuit by id, and the graph is the same."""
+    runner = CliRunner()
+    store = str(embedded_config.path)
+    src = tmp_path / "c.json"
+    circuit.to_json(src)
+    first = tmp_path / "first.json"
+    r = runner.invoke(main, ["export", str(src), "--format", "neuronpedia", "-o", str(first)])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["import", str(first), "--store", store])
+    assert r.exit_code == 0, r.output
+    second = tmp_path / "second.json"
+    r = runner.invoke(main, ["export", circuit.id, "-o", str(second), "--store", store])
+    assert r.exit_code == 0, r.output
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+
+    def links(doc):
+        return sorted((lk["source"], lk["target"], lk["weight"]) for lk in doc["links"])
+
+    def nodes(doc):
+        return sorted((n["node_id"], n["feature_type"], n["layer"], n["ctx_idx"], n["activation"]) for n in doc["nodes"])
+
+    assert links(a) == links(b)
+    assert nodes(a) == nodes(b)
