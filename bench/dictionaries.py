@@ -65,7 +65,9 @@ def top_node(circuit) -> tuple[str, bool, bool]:
     node = circuit.node(best.source)
     feat = next(f for f in circuit.features if f.id == node.feature_id)
     what = feat.label if feat.label and node.kind not in ("transcoder", "resid", "attn", "mlp") else None
-    what = what or ("promotes " + " ".join(repr(t) for t in feat.top_promoted[:3]) if feat.top_promoted else "-")
+    what = what or (
+        "promotes " + " ".join(repr(t) for t in feat.top_promoted[:3]) if feat.top_promoted else "-"
+    )
     readable = node.kind not in ("error", "token") and feat.top_promoted[:1] == [circuit.prompt.target]
     return f"{node.kind} L{node.layer} ({what})", node.kind == "error", readable
 
@@ -77,7 +79,9 @@ def sae_scores(bundle, circuit, n: int) -> tuple[float, float]:
     from scd.discovery.evaluate import Ablator, circuit_metric
 
     ab = Ablator(bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), errors="keep")
-    feats = sorted((x for x in circuit.nodes if x.kind in ("resid", "attn", "mlp")), key=lambda x: -abs(x.attribution))
+    feats = sorted(
+        (x for x in circuit.nodes if x.kind in ("resid", "attn", "mlp")), key=lambda x: -abs(x.attribution)
+    )
     keys = [(x.hook, x.index, x.pos) for x in feats[:n]]
     m_model, m_empty = circuit.metric_value, ab.metric_with(ab.masks([]))
     m_c, m_comp = ab.metric_with(ab.masks(keys)), ab.metric_with(ab.masks(keys, complement=True))
@@ -127,7 +131,7 @@ def transcoder_scores(loaded, circuit, graph, n: int) -> tuple[float, float]:
             else:
                 f = tc.encode(xin.transpose(0, 1))
             mask = torch.zeros_like(f, dtype=torch.bool)
-            for (lay, pos, idx) in keep:
+            for lay, pos, idx in keep:
                 mask[lay, pos, idx] = True
             f = torch.where(mask, f, torch.zeros_like(f))
             if hasattr(tc, "transcoders"):
@@ -173,7 +177,12 @@ def main() -> None:
         cost = time.time() - t0
         small = scd.discover(prompt, model=bundle, metric="logit", top_k=20)
         stored.append(small)
-        r = {"cost": cost, "nodes": len(small.nodes), "error_share": error_share(small), "top": top_node(small)}
+        r = {
+            "cost": cost,
+            "nodes": len(small.nodes),
+            "error_share": error_share(small),
+            "top": top_node(small),
+        }
         r["top_error"], r["top_readable"] = float(r["top"][1]), float(r["top"][2])
         for n in SIZES:
             r[f"F{n}"], r[f"C{n}"] = sae_scores(bundle, big, n)
@@ -189,16 +198,22 @@ def main() -> None:
                 r[f"F{n}"], r[f"C{n}"] = transcoder_scores(loaded[key], c, c.tracer_graph, n)
             rows[name].append(r)
         print(f"{prompt!r}: " + "; ".join(f"{k}: {v[-1]['top'][0]}" for k, v in rows.items()), flush=True)
-    head = "| dictionary | " + " | ".join(f"F@{n} | C@{n}" for n in SIZES) + (
-        " | error share | top node before logit: error / a feature promoting the target | nodes | s/graph |"
+    head = (
+        "| dictionary | "
+        + " | ".join(f"F@{n} | C@{n}" for n in SIZES)
+        + (
+            " | error share | top node before logit: error / a feature promoting the target | nodes | s/graph |"
+        )
     )
     print("\n" + head + "\n|" + "---|" * (5 + 2 * len(SIZES)))
     for name, rs in rows.items():
         med = {k: statistics.median(r[k] for r in rs) for k in rs[0] if k != "top"}
         share = {k: statistics.mean(r[k] for r in rs) for k in ("top_error", "top_readable")}
         cells = " | ".join(f"{med[f'F{n}']:.2f} | {med[f'C{n}']:.2f}" for n in SIZES)
-        print(f"| {name} | {cells} | {med['error_share']:.2f} | {share['top_error']:.0%} / "
-              f"{share['top_readable']:.0%} | {med['nodes']:.0f} | {med['cost']:.1f} |")
+        print(
+            f"| {name} | {cells} | {med['error_share']:.2f} | {share['top_error']:.0%} / "
+            f"{share['top_readable']:.0%} | {med['nodes']:.0f} | {med['cost']:.1f} |"
+        )
     print("\n(medians over", len(rows["SAE (demo)"]), "prompts; top-node columns: share of prompts)")
     if args.store:
         from scd.core.config import StoreConfig
@@ -207,8 +222,10 @@ def main() -> None:
         with open_store(StoreConfig.resolve(None, args.store)) as s:
             for c in stored:
                 s.write_circuit(c)
-        print(f"wrote {len(stored)} circuits to {args.store}; try: scd query dictionaries -p prompt=... --store "
-              f"{args.store}")
+        print(
+            f"wrote {len(stored)} circuits to {args.store}; try: scd query dictionaries -p prompt=... --store "
+            f"{args.store}"
+        )
 
 
 if __name__ == "__main__":

@@ -186,7 +186,18 @@ def test_cli_train_writes_a_loadable_folder(tmp_path):
     out = tmp_path / "weights"
     result = CliRunner().invoke(
         main,
-        ["demo-model", "train", "--out", str(out), "--steps", "2", "--sae-steps", "2", "--transcoder-steps", "2"],
+        [
+            "demo-model",
+            "train",
+            "--out",
+            str(out),
+            "--steps",
+            "2",
+            "--sae-steps",
+            "2",
+            "--transcoder-steps",
+            "2",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert demo.is_present(out) and list(demo.load_saes(out)) == hook_names(demo.load_config(out)["n_layers"])

@@ -23,5 +23,7 @@ def test_doctor_unreachable_neo4j_is_one_line_and_nonzero(tmp_path):
     result = CliRunner().invoke(main, ["doctor", "--neo4j", "bolt://127.0.0.1:1", "--store", str(tmp_path)])
     assert result.exit_code == 1
     bad = [line for line in result.output.splitlines() if line.startswith("BAD") and "neo4j server" in line]
-    assert len(bad) == 1 and bad[0].startswith("BAD") and "cannot reach Neo4j" in bad[0]  # the store's own message (scd.store.neo4j)
+    assert (
+        len(bad) == 1 and bad[0].startswith("BAD") and "cannot reach Neo4j" in bad[0]
+    )  # the store's own message (scd.store.neo4j)
     assert "Traceback" not in result.output

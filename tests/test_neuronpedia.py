@@ -26,7 +26,9 @@ def test_round_trip_preserves_everything(circuit):
     assert back.to_dict() == circuit.to_dict()
     assert to_graph_json(back) == doc
     # the viewer's own fields: one node per scd node, one link per edge, weights unchanged
-    assert len(doc["nodes"]) == len(circuit.nodes) and len({n["node_id"] for n in doc["nodes"]}) == len(doc["nodes"])
+    assert len(doc["nodes"]) == len(circuit.nodes) and len({n["node_id"] for n in doc["nodes"]}) == len(
+        doc["nodes"]
+    )
     assert sorted(lk["weight"] for lk in doc["links"]) == sorted(e.weight for e in circuit.edges)
     types = {n["feature_type"] for n in doc["nodes"]}
     assert {"embedding", "logit"} <= types and any(t.endswith("sae latent") for t in types)
@@ -62,7 +64,14 @@ def test_total_effects_and_influence_against_matrix_powers():
     """Path sums along links against an explicit (I - A)^-1, computed with numpy."""
     np = pytest.importorskip("numpy")
     ids = ["e", "f", "g", "l"]
-    links = [("e", "f", 2.0), ("e", "g", -1.0), ("f", "g", 0.5), ("f", "l", 3.0), ("g", "l", -2.0), ("e", "l", 1)]
+    links = [
+        ("e", "f", 2.0),
+        ("e", "g", -1.0),
+        ("f", "g", 0.5),
+        ("f", "l", 3.0),
+        ("g", "l", -2.0),
+        ("e", "l", 1),
+    ]
     a = np.zeros((4, 4))
     for s, t, w in links:
         a[ids.index(t), ids.index(s)] = w
@@ -152,7 +161,9 @@ def test_cli_export_import_export_round_trip(circuit, tmp_path, embedded_config)
         return sorted((lk["source"], lk["target"], lk["weight"]) for lk in doc["links"])
 
     def nodes(doc):
-        return sorted((n["node_id"], n["feature_type"], n["layer"], n["ctx_idx"], n["activation"]) for n in doc["nodes"])
+        return sorted(
+            (n["node_id"], n["feature_type"], n["layer"], n["ctx_idx"], n["activation"]) for n in doc["nodes"]
+        )
 
     assert links(a) == links(b)
     assert nodes(a) == nodes(b)

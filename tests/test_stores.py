@@ -87,14 +87,21 @@ def pandas_aggregates(store) -> dict[str, dict[tuple[str, str], tuple]]:
     edges["tu"], edges["td"] = edges["u"].map(token), edges["d"].map(token)
     edges["aw"] = edges["w"].abs()
     out = {}
-    for rel, (a, b) in {"FEEDS_FEATURE": ("u", "d"), "FEEDS_TOKEN": ("u", "td"), "TOKEN_FEEDS": ("tu", "d")}.items():
+    for rel, (a, b) in {
+        "FEEDS_FEATURE": ("u", "d"),
+        "FEEDS_TOKEN": ("u", "td"),
+        "TOKEN_FEEDS": ("tu", "d"),
+    }.items():
         g = (
             edges.dropna(subset=[a, b])
             .groupby([a, b])
-            .agg(circuits=("c", "nunique"), n=("w", "size"), w=("w", "sum"), aw=("aw", "sum"), ex=("c", "min"))
+            .agg(
+                circuits=("c", "nunique"), n=("w", "size"), w=("w", "sum"), aw=("aw", "sum"), ex=("c", "min")
+            )
         )
         out[rel] = {
-            k: (int(r.circuits), int(r.n), r.w, r.aw, r.ex) for k, r in zip(g.index, g.itertuples(), strict=True)
+            k: (int(r.circuits), int(r.n), r.w, r.aw, r.ex)
+            for k, r in zip(g.index, g.itertuples(), strict=True)
         }
     return out
 
@@ -303,9 +310,9 @@ def test_neo4j_clear_deletes_only_scd_data(neo4j_config):
         try:
             store.clear()
             assert set(store.stats().values()) == {0}
-            assert store.read("MATCH (a:Other)-[:LINKS]->(b:Other) RETURN a.id AS a, b.id AS b").values.tolist() == [
-                ["x", "y"]
-            ]
+            assert store.read(
+                "MATCH (a:Other)-[:LINKS]->(b:Other) RETURN a.id AS a, b.id AS b"
+            ).values.tolist() == [["x", "y"]]
         finally:
             store.driver.execute_query("MATCH (o:Other) DETACH DELETE o", database_=store.database)
 

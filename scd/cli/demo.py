@@ -92,7 +92,9 @@ def train_cmd(
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the activation stream and the weights.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Optimiser steps per transcoder.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads.")
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=1, show_default=True, help="torch CPU threads."
+)
 def train_transcoders_cmd(weights: Path | None, seed: int, steps: int | None, threads: int):
     """Train the demo model's transcoders again: a per-layer set (demo-plt) and a cross-layer one (demo-clt).
 

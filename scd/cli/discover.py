@@ -49,13 +49,24 @@ def discover(prompt, model, saes, device, target, contrast, discovery, json_path
     from scd.discovery.tracer import is_transcoder_set
     from scd.report.summary import summarize
 
-    if is_transcoder_set(saes):  # demo-plt, demo-clt, a circuit-tracer transcoder folder: circuit-tracer's graph
+    if is_transcoder_set(
+        saes
+    ):  # demo-plt, demo-clt, a circuit-tracer transcoder folder: circuit-tracer's graph
         from scd.discovery.tracer import trace_cli
 
-        circuit = trace_cli(prompt, model=model, saes=saes, device=device, target=target, contrast=contrast,
-                            discovery=discovery)
+        circuit = trace_cli(
+            prompt,
+            model=model,
+            saes=saes,
+            device=device,
+            target=target,
+            contrast=contrast,
+            discovery=discovery,
+        )
     else:
-        circuit = run(prompt, discovery, model=model, saes=saes, device=device, target=target, contrast=contrast)
+        circuit = run(
+            prompt, discovery, model=model, saes=saes, device=device, target=target, contrast=contrast
+        )
     click.echo(summarize(circuit))
     if json_path is not None:
         circuit.to_json(json_path)

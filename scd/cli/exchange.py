@@ -41,7 +41,12 @@ def _load_circuit(circuit: str, store_config):
     help="neuronpedia: the graph JSON of Neuronpedia and circuit-tracer's viewer; json: scd's circuit JSON.",
 )
 @click.option(
-    "-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="File to write."
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write.",
 )
 @store_options
 def export_cmd(circuit, fmt, out, store_config):
@@ -65,7 +70,9 @@ def export_cmd(circuit, fmt, out, store_config):
 
 @click.command("import")
 @click.argument("graph", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model", default=None, metavar="NAME", help="Model name for a foreign graph (default: its scan).")
+@click.option(
+    "--model", default=None, metavar="NAME", help="Model name for a foreign graph (default: its scan)."
+)
 @click.option(
     "--sae-set", default=None, metavar="NAME", help="Dictionary name for a foreign graph (default: its scan)."
 )
@@ -93,7 +100,9 @@ def import_cmd(graph, model, sae_set, store_config):
         written = s.write_circuit(circuit)
         where = s.describe()
     verb = "stored" if written else "already in the store:"
-    click.echo(f"{verb} circuit {circuit.id} ({len(circuit.nodes)} nodes, {len(circuit.edges)} edges) in {where}")
+    click.echo(
+        f"{verb} circuit {circuit.id} ({len(circuit.nodes)} nodes, {len(circuit.edges)} edges) in {where}"
+    )
 
 
 @click.command("serve")

@@ -126,8 +126,16 @@ def cumulative_influence(ids: list[str], links: list[tuple[str, str, float]], lo
 
 
 # forward order inside a TransformerLens block (the same order as scd.models.presets; core cannot import it)
-_IN_BLOCK = ("hook_resid_pre", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "ln2.hook_normalized",
-             "mlp.hook_post", "hook_mlp_out", "hook_resid_post")
+_IN_BLOCK = (
+    "hook_resid_pre",
+    "attn.hook_z",
+    "hook_attn_out",
+    "hook_resid_mid",
+    "ln2.hook_normalized",
+    "mlp.hook_post",
+    "hook_mlp_out",
+    "hook_resid_post",
+)
 _BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -202,13 +210,39 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
                 "clerp": label,
                 "influence": influence.get(nid),
                 "activation": n.activation,
-                "scd": {k: getattr(n, k) for k in ("id", "kind", "layer", "hook", "index", "pos", "token",
-                                                   "attribution", "feature_id")},
+                "scd": {
+                    k: getattr(n, k)
+                    for k in (
+                        "id",
+                        "kind",
+                        "layer",
+                        "hook",
+                        "index",
+                        "pos",
+                        "token",
+                        "attribution",
+                        "feature_id",
+                    )
+                },
             }
         )
     d = circuit.to_dict()
-    meta_scd = {k: d[k] for k in ("id", "model", "sae_set", "saes", "params", "prompt", "features",
-                                  "metric_value", "scores", "created_at", "schema_version")}
+    meta_scd = {
+        k: d[k]
+        for k in (
+            "id",
+            "model",
+            "sae_set",
+            "saes",
+            "params",
+            "prompt",
+            "features",
+            "metric_value",
+            "scores",
+            "created_at",
+            "schema_version",
+        )
+    }
     return {
         "metadata": {
             "slug": slug or circuit.id,
@@ -294,7 +328,9 @@ def validate(doc: Any) -> None:
             try:
                 int(str(n["layer"]))
             except ValueError:
-                raise _bad(f"{where}.layer", f"a feature's layer must be a number, got {n['layer']!r}") from None
+                raise _bad(
+                    f"{where}.layer", f"a feature's layer must be a number, got {n['layer']!r}"
+                ) from None
         n_logits += ftype == LOGIT
     if n_logits == 0:
         raise _bad("$.nodes", "no logit node: a graph explains a logit")
@@ -343,23 +379,63 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
         m = _NODE_ID.match(n["node_id"])
         if ftype == EMBEDDING:
             index = token_ids[pos]
-            node = Node(f"token/{index}@{pos}", "token", -1, "hook_embed", index, pos, tokens[pos], 1.0, 0.0,
-                        token_feature_id(model, index))
+            node = Node(
+                f"token/{index}@{pos}",
+                "token",
+                -1,
+                "hook_embed",
+                index,
+                pos,
+                tokens[pos],
+                1.0,
+                0.0,
+                token_feature_id(model, index),
+            )
         elif ftype == LOGIT:
             index = int(n["feature"])
-            node = Node(f"logit/{index}@{pos}", "logit", n_layers, "unembed", index, pos, tokens[pos],
-                        float(n.get("activation") or 0.0), 0.0, logit_feature_id(model, index))
+            node = Node(
+                f"logit/{index}@{pos}",
+                "logit",
+                n_layers,
+                "unembed",
+                index,
+                pos,
+                tokens[pos],
+                float(n.get("activation") or 0.0),
+                0.0,
+                logit_feature_id(model, index),
+            )
         elif "error" in ftype:
             layer = _error_layer(n, m)
             hook = f"blocks.{layer}.hook_mlp_out"
-            node = Node(f"{hook}/error@{pos}", "error", layer, hook, -1, pos, tokens[pos], 0.0, 0.0,
-                        feature_id(model, sae_set, hook, -1))
+            node = Node(
+                f"{hook}/error@{pos}",
+                "error",
+                layer,
+                hook,
+                -1,
+                pos,
+                tokens[pos],
+                0.0,
+                0.0,
+                feature_id(model, sae_set, hook, -1),
+            )
         else:
             layer = int(str(n["layer"]))
             index = int(m.group(2)) if m else int(n["feature"])
             hook = f"blocks.{layer}.ln2.hook_normalized"
-            node = Node(f"{hook}/{index}@{pos}", "transcoder", layer, hook, index, pos, tokens[pos],
-                        float(n.get("activation") or 0.0), 0.0, feature_id(model, sae_set, hook, index))
+            node = Node(
+                f"{hook}/{index}@{pos}",
+                "transcoder",
+                layer,
+                hook,
+                index,
+                pos,
+                tokens[pos],
+                float(n.get("activation") or 0.0),
+                0.0,
+                feature_id(model, sae_set, hook, index),
+            )
         if node.id in taken:
             raise _bad(f"node {n['node_id']!r}", f"maps onto the same scd node as another ({node.id})")
         taken.add(node.id)
@@ -387,9 +463,20 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
     )
     digest = hashlib.sha1(json.dumps(doc, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     return Circuit(
-        prompt=prompt, model=model, sae_set=sae_set, saes={}, nodes=nodes, edges=edges, features=features,
-        params={"method": "imported", "source": "neuronpedia-json", "slug": meta.get("slug"),
-                "node_threshold": meta.get("node_threshold"), "file_sha1": digest},
+        prompt=prompt,
+        model=model,
+        sae_set=sae_set,
+        saes={},
+        nodes=nodes,
+        edges=edges,
+        features=features,
+        params={
+            "method": "imported",
+            "source": "neuronpedia-json",
+            "slug": meta.get("slug"),
+            "node_threshold": meta.get("node_threshold"),
+            "file_sha1": digest,
+        },
         metric_value=float(target.get("activation") or 0.0),
     )
 
@@ -415,8 +502,14 @@ def _features(nodes_in: list[dict], nodes: list[Node], model: str, sae_set: str)
         if n.kind == "logit":
             label = f"logit of {_logit_token(raw)!r}"
         out[n.feature_id] = Feature(
-            id=n.feature_id, model=model, sae=sae_set if n.kind in ("transcoder", "error") else "",
-            hook=n.hook, layer=n.layer, kind=n.kind, index=n.index, label=label,
+            id=n.feature_id,
+            model=model,
+            sae=sae_set if n.kind in ("transcoder", "error") else "",
+            hook=n.hook,
+            layer=n.layer,
+            kind=n.kind,
+            index=n.index,
+            label=label,
         )
     return list(out.values())
 
@@ -432,16 +525,46 @@ def _from_scd(doc: dict) -> Circuit:
     try:
         ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
         nodes = [
-            Node(**{k: n["scd"][k] for k in ("id", "kind", "layer", "hook", "index", "pos", "token",
-                                             "attribution", "feature_id")}, activation=float(n["activation"]))
+            Node(
+                **{
+                    k: n["scd"][k]
+                    for k in (
+                        "id",
+                        "kind",
+                        "layer",
+                        "hook",
+                        "index",
+                        "pos",
+                        "token",
+                        "attribution",
+                        "feature_id",
+                    )
+                },
+                activation=float(n["activation"]),
+            )
             for n in doc["nodes"]
         ]
-        d = {k: meta[k] for k in ("model", "sae_set", "saes", "params", "prompt", "features", "metric_value",
-                                  "scores", "created_at", "schema_version")}
+        d = {
+            k: meta[k]
+            for k in (
+                "model",
+                "sae_set",
+                "saes",
+                "params",
+                "prompt",
+                "features",
+                "metric_value",
+                "scores",
+                "created_at",
+                "schema_version",
+            )
+        }
     except (KeyError, TypeError) as e:
         raise _bad("$.metadata.scd / $.nodes[].scd", f"incomplete scd fields ({e})") from e
     if d["schema_version"] != SCHEMA_VERSION:
-        raise _bad("$.metadata.scd.schema_version", f"{d['schema_version']!r}; this scd reads {SCHEMA_VERSION}")
+        raise _bad(
+            "$.metadata.scd.schema_version", f"{d['schema_version']!r}; this scd reads {SCHEMA_VERSION}"
+        )
     d["nodes"] = []
     d["edges"] = []
     circuit = Circuit.from_dict(d)

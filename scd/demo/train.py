@@ -308,7 +308,9 @@ def train(
 
     from scd.demo.transcoders import TranscoderSpec, train_for  # phase 2b: the PLT and the CLT
 
-    tc_spec = replace(TranscoderSpec(), seed=seed, **({"steps": transcoder_steps} if transcoder_steps else {}))
+    tc_spec = replace(
+        TranscoderSpec(), seed=seed, **({"steps": transcoder_steps} if transcoder_steps else {})
+    )
     train_for(out, tc_spec, threads=None, progress=progress)
     timings["transcoders"] = round(time.time() - t2, 1)
     timings["total"] = round(time.time() - t0, 1)

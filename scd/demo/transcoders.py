@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -69,7 +70,9 @@ class TranscoderSpec:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def pair_stream(model, tok, seed: int, batch: int, seqs_per_refill: int) -> Iterator[tuple[torch.Tensor, ...]]:
+def pair_stream(
+    model, tok, seed: int, batch: int, seqs_per_refill: int
+) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless (x, y) batches: x, y of shape (batch, n_layers, d_model), MLP inputs and outputs, BOS left out."""
     from scd.demo.train import batch_tokens
 
@@ -128,9 +131,7 @@ class _Fit(torch.nn.Module):
         return torch.stack([d.pow(2).sum(dim=(1, 2)).sqrt() for d in self.W_dec])
 
 
-def fit(
-    kind: str, model, tok, spec: TranscoderSpec, progress: Callable[[str], None] = log.info
-) -> _Fit:
+def fit(kind: str, model, tok, spec: TranscoderSpec, progress: Callable[[str], None] = log.info) -> _Fit:
     """Train one PLT or CLT on the frozen `model` (phases 1-2)."""
     torch.manual_seed(spec.seed + (21 if kind == "plt" else 22))
     stream = pair_stream(model, tok, spec.seed, spec.batch_tokens, spec.seqs_per_refill)
@@ -142,7 +143,7 @@ def fit(
     for step in range(spec.steps):
         x, y = next(stream)
         f = net.encode(x)
-        fvu = ((net.decode(f) - y).pow(2).sum(-1).mean(0) / var)  # (L,)
+        fvu = (net.decode(f) - y).pow(2).sum(-1).mean(0) / var  # (L,)
         sparsity = (f * net.dec_norms()).sum(-1).mean(0)  # (L,)
         ramp = min(1.0, step / max(1, spec.steps // 4))
         loss = fvu.sum() + spec.l1 * ramp * sparsity.sum()
@@ -171,7 +172,7 @@ def fit(
 def _write_config(folder: Path, kind: str, n_layers: int, scan: str) -> None:
     import yaml
 
-    cfg = {
+    cfg: dict[str, Any] = {
         "model_kind": "transcoder_set" if kind == "plt" else "cross_layer_transcoder",
         "feature_input_hook": INPUT_HOOK,
         "feature_output_hook": OUTPUT_HOOK,
@@ -192,7 +193,9 @@ def save(net: _Fit, folder: str | Path, scan: str) -> None:
     n_layers, d_t, d_model = net.W_enc.shape
     if net.kind == "plt":
         for layer in range(n_layers):
-            t = SingleLayerTranscoder(d_model, d_t, torch.relu, layer, device="cpu", dtype=torch.float32)
+            t = SingleLayerTranscoder(
+                d_model, d_t, torch.relu, layer, device=torch.device("cpu"), dtype=torch.float32
+            )
             t.W_enc.data.copy_(net.W_enc[layer])
             t.W_dec.data.copy_(net.W_dec[layer][:, 0])
             t.b_enc.data.copy_(net.b_enc[layer])
@@ -200,7 +203,7 @@ def save(net: _Fit, folder: str | Path, scan: str) -> None:
             t.to_safetensors(str(folder / f"layer_{layer}.safetensors"))
     else:
         clt = CrossLayerTranscoder(
-            n_layers, d_t, d_model, lazy_decoder=False, device="cpu", dtype=torch.float32
+            n_layers, d_t, d_model, lazy_decoder=False, device=torch.device("cpu"), dtype=torch.float32
         )
         clt.W_enc.data.copy_(net.W_enc)
         clt.b_enc.data.copy_(net.b_enc)
@@ -237,16 +240,29 @@ def load(folder: str | Path, device: str = "cpu"):
     cfg = read_config(folder)
     scan = cfg.get("scan") or folder.name
     if cfg["model_kind"] == "transcoder_set":
-        paths = {i: str((folder / p) if not Path(p).is_absolute() else Path(p)) for i, p in
-                 enumerate(cfg["transcoders"])}
+        paths = {
+            i: str((folder / p) if not Path(p).is_absolute() else Path(p))
+            for i, p in enumerate(cfg["transcoders"])
+        }
         return load_transcoder_set(
-            paths, scan=scan, feature_input_hook=cfg["feature_input_hook"],
-            feature_output_hook=cfg["feature_output_hook"], device=torch.device(device),
-            dtype=torch.float32, lazy_encoder=False, lazy_decoder=False,
+            paths,
+            scan=scan,
+            feature_input_hook=cfg["feature_input_hook"],
+            feature_output_hook=cfg["feature_output_hook"],
+            device=torch.device(device),
+            dtype=torch.float32,
+            lazy_encoder=False,
+            lazy_decoder=False,
         )
     return load_clt(
-        str(folder), feature_input_hook=cfg["feature_input_hook"], feature_output_hook=cfg["feature_output_hook"],
-        scan=scan, device=torch.device(device), dtype=torch.float32, lazy_decoder=False, lazy_encoder=False,
+        str(folder),
+        feature_input_hook=cfg["feature_input_hook"],
+        feature_output_hook=cfg["feature_output_hook"],
+        scan=scan,
+        device=torch.device(device),
+        dtype=torch.float32,
+        lazy_decoder=False,
+        lazy_encoder=False,
     )
 
 
@@ -301,7 +317,9 @@ def measure(transcoders, model, tok, seed: int = 0, n_texts: int = 128) -> dict:
         TL_OUTPUT.format(layer=i) for i in range(n_layers)
     ]
     logits, cache = model.run_with_cache(tokens, names_filter=names)
-    x = torch.stack([cache[names[i]][:, 1:] for i in range(n_layers)], 2).reshape(-1, n_layers, model.cfg.d_model)
+    x = torch.stack([cache[names[i]][:, 1:] for i in range(n_layers)], 2).reshape(
+        -1, n_layers, model.cfg.d_model
+    )
     y = torch.stack([cache[names[n_layers + i]][:, 1:] for i in range(n_layers)], 2).reshape(x.shape)
     y_hat = _outputs(transcoders, x)
     fvu = ((y - y_hat).pow(2).sum((0, 2)) / (y - y.mean(0)).pow(2).sum((0, 2))).tolist()
@@ -316,7 +334,11 @@ def measure(transcoders, model, tok, seed: int = 0, n_texts: int = 128) -> dict:
 
 
 def train_transcoders(
-    model, tok, out: str | Path, spec: TranscoderSpec | None = None, progress: Callable[[str], None] = log.info
+    model,
+    tok,
+    out: str | Path,
+    spec: TranscoderSpec | None = None,
+    progress: Callable[[str], None] = log.info,
 ) -> dict:
     """Train and save the PLT and the CLT of `model` into ``out/transcoders/{plt,clt}``; returns their
     measurements (and seconds) per kind."""

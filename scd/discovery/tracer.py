@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -46,6 +46,7 @@ from scd.core.circuit import (
 )
 from scd.core.errors import InputError, ModelError
 from scd.core.timing import phase
+from scd.models.tokens import Tokenizer
 
 log = logging.getLogger("scd.discovery.tracer")
 
@@ -123,13 +124,14 @@ def load(model: str = "demo", saes: str = "demo-plt", device: str = "cpu") -> Lo
             "pass demo-plt, demo-clt, or a folder with circuit-tracer's config.yaml and weights",
         )
     transcoders = load_transcoders(folder, device=device)
+    tok: Tokenizer
     if model == "demo":
         import scd.demo as demo
 
         hooked, tok = demo.load_model(device=device), demo.load_tokenizer()
         name = "demo"
     else:
-        from scd.models.bundle import load_hf_gpt2_folder
+        from scd.models.model import load_hf_gpt2_folder
 
         hooked, tok = load_hf_gpt2_folder(model, device=device)
         name = Path(model).resolve().name
@@ -145,11 +147,15 @@ def load(model: str = "demo", saes: str = "demo-plt", device: str = "cpu") -> Lo
     # unembed -> unembed.old_unembed); the weights stay the model's
     state = {_wrapped_key(k): v for k, v in hooked.state_dict().items()}
     missing, unexpected = rm.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith((".mask", ".IGNORE")) and not k.startswith("transcoders.")]
+    missing = [
+        k for k in missing if not k.endswith((".mask", ".IGNORE")) and not k.startswith("transcoders.")
+    ]
     if missing or unexpected:
-        raise ModelError(f"the replacement model did not take the weights (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]})")
-    rm.tokenizer = _Tokenizer(tok)
+        raise ModelError(
+            f"the replacement model did not take the weights (missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]})"
+        )
+    rm.tokenizer = _Tokenizer(tok)  # type: ignore[assignment]  # duck-typed: what attribute() touches
     rm.eval()
     kind = "clt" if not hasattr(transcoders, "transcoders") else "plt"
     sae_set = saes if saes in PRESETS else folder.resolve().name
@@ -193,24 +199,36 @@ def trace(
         loaded = model if isinstance(model, Loaded) else load(model, saes, device)
     rm, tok = loaded.model, loaded.tokenizer
     if not isinstance(prompt, str) or not prompt.strip():
-        raise InputError("the prompt is empty", 'give the text whose next token to explain, e.g. "Copyright (C"')
+        raise InputError(
+            "the prompt is empty", 'give the text whose next token to explain, e.g. "Copyright (C"'
+        )
     ids = list(tok.encode(prompt))
     if len(ids) > rm.cfg.n_ctx:
-        raise InputError(f"the prompt is {len(ids)} tokens, longer than the model's context of {rm.cfg.n_ctx}")
+        raise InputError(
+            f"the prompt is {len(ids)} tokens, longer than the model's context of {rm.cfg.n_ctx}"
+        )
     tokens = torch.tensor(ids, dtype=torch.long, device=rm.cfg.device)
     with torch.no_grad():
         logits = rm(tokens[None])[0, -1].float()
     target_id = tok.single_token_id(target) if target is not None else int(logits.argmax())
     with phase(log, "attribute", logging.INFO):
         graph = attribute(
-            tokens, rm, attribution_targets=torch.tensor([target_id]), batch_size=batch_size,
+            tokens,
+            rm,
+            attribution_targets=torch.tensor([target_id]),
+            batch_size=batch_size,
             max_feature_nodes=max_feature_nodes,
         )
     with phase(log, "prune", logging.INFO):
         pruned = prune_graph(graph, node_threshold=node_threshold, edge_threshold=edge_threshold)
     with phase(log, "map", logging.INFO):
         circuit = to_circuit(
-            graph, pruned, loaded, ids, logits, target_id,
+            graph,
+            pruned,
+            loaded,
+            ids,
+            logits,
+            target_id,
             params={
                 "method": ENGINE,
                 "node_threshold": node_threshold,
@@ -241,11 +259,17 @@ def trace_cli(prompt: str, *, model, saes, device, target, contrast, discovery) 
             "drop --contrast / --metric with transcoder sets",
         )
     if discovery.get("target_mode") == "last-token" or discovery.get("method") == "ig":
-        raise InputError("--last-token-target and --method ig are SAE-engine options", "drop them with transcoders")
+        raise InputError(
+            "--last-token-target and --method ig are SAE-engine options", "drop them with transcoders"
+        )
     node_t = discovery.get("node_threshold")
     edge_t = discovery.get("edge_threshold")
     return trace(
-        prompt, model=model or "demo", saes=saes, target=target, device=device,
+        prompt,
+        model=model or "demo",
+        saes=saes,
+        target=target,
+        device=device,
         node_threshold=0.8 if node_t is None else node_t,
         edge_threshold=0.98 if not edge_t else edge_t,
     )
@@ -270,8 +294,9 @@ def _hooks(layer: int) -> tuple[str, str]:
     return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
 
 
-def to_circuit(graph, pruned, loaded: Loaded, ids: list[int], logits: torch.Tensor, target_id: int,
-               params: dict) -> Circuit:
+def to_circuit(
+    graph, pruned, loaded: Loaded, ids: list[int], logits: torch.Tensor, target_id: int, params: dict
+) -> Circuit:
     """Phase 4: the pruned circuit-tracer graph as a Circuit (see module docstring)."""
     tok = loaded.tokenizer
     strs = [tok.token_str(i) for i in ids]
@@ -306,8 +331,16 @@ def to_circuit(graph, pruned, loaded: Loaded, ids: list[int], logits: torch.Tens
             nid, fid = f"logit/{index}@{pos}", logit_feature_id(loaded.name, index)
         attribution = demeaned if kind == "logit" else effects[k]
         nodes[k] = Node(
-            id=nid, kind=kind, layer=layer, hook=hook, index=index, pos=pos, token=strs[pos],
-            activation=_finite(act), attribution=_finite(attribution), feature_id=fid,
+            id=nid,
+            kind=kind,
+            layer=layer,
+            hook=hook,
+            index=index,
+            pos=pos,
+            token=strs[pos],
+            activation=_finite(act),
+            attribution=_finite(attribution),
+            feature_id=fid,
         )
     dst, src = edge_mask.nonzero(as_tuple=True)
     edges = [
@@ -340,8 +373,9 @@ def _prompt_record(tok, ids, logits, target_id, source) -> PromptRecord:
         target_id=target_id,
         target_prob=float(logp[target_id].exp()),
         loss=float(-logp[target_id]),
-        top_completions=[(tok.token_str(int(i)), float(v.exp())) for v, i in zip(top.values, top.indices,
-                                                                                 strict=True)],
+        top_completions=[
+            (tok.token_str(int(i)), float(v.exp())) for v, i in zip(top.values, top.indices, strict=True)
+        ],
         target_source=source,
     )
 
@@ -351,9 +385,12 @@ def build_features(loaded: Loaded, nodes: list[Node]) -> list[Feature]:
     """Feature metadata as scd.discovery.features builds it for SAEs: a transcoder feature's direct logit effect
     is its decoder (summed over the layers a CLT feature writes to) through ln_final and W_U."""
     from scd.discovery.features import _top_tokens, unembed_directions
+    from scd.models.bundle import ModelBundle
 
     rm, tc = loaded.model, loaded.model.transcoders
-    shim = SimpleNamespace(model=rm, tokenizer=loaded.tokenizer)
+    shim = cast(
+        ModelBundle, SimpleNamespace(model=rm, tokenizer=loaded.tokenizer)
+    )  # all the two helpers read
     out: dict[str, Feature] = {}
     for n in nodes:
         if n.feature_id in out:
@@ -374,10 +411,18 @@ def build_features(loaded: Loaded, nodes: list[Node]) -> list[Feature]:
         else:
             label = f"MLP reconstruction error at {n.hook} (what the transcoders do not reconstruct)"
         out[n.feature_id] = Feature(
-            id=n.feature_id, model=loaded.name, sae=f"{loaded.sae_set}/{n.layer}" if n.kind in
-            ("transcoder", "error") else "", hook=n.hook, layer=n.layer, kind=n.kind, index=n.index,
-            top_promoted=list(up), top_promoted_logits=list(up_v), top_suppressed=list(down),
-            top_suppressed_logits=list(down_v), label=label,
+            id=n.feature_id,
+            model=loaded.name,
+            sae=f"{loaded.sae_set}/{n.layer}" if n.kind in ("transcoder", "error") else "",
+            hook=n.hook,
+            layer=n.layer,
+            kind=n.kind,
+            index=n.index,
+            top_promoted=list(up),
+            top_promoted_logits=list(up_v),
+            top_suppressed=list(down),
+            top_suppressed_logits=list(down_v),
+            label=label,
         )
     return list(out.values())
 

@@ -306,8 +306,8 @@ def fold_once(
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     for chunk in batches(tokens, batch):
-        stored = {t for (t,) in run(EXISTING_TOKENS, {"texts": list(chunk)})}
-        if new_tokens := [t for t in chunk if t not in stored]:
+        have = {t for (t,) in run(EXISTING_TOKENS, {"texts": list(chunk)})}
+        if new_tokens := [t for t in chunk if t not in have]:
             run(CREATE_TOKENS, {"texts": new_tokens})
     # every read before the first write: a read that has to look through this transaction's own new
     # relationships on a dense Token or Feature is many times slower than one of the committed store
@@ -316,16 +316,16 @@ def fold_once(
         stored: list[Sequence[Any]] = []
         if run(aggregate_cypher("fold-count-pairs", dialect, rel), {})[0][0]:  # else nothing to find
             read = aggregate_cypher("fold-read-pairs", dialect, rel)
-            for chunk in batches(rows, batch):
-                stored += run(read, {"rows": pair_rows(chunk, dialect)})
+            for part in batches(rows, batch):
+                stored += run(read, {"rows": pair_rows(part, dialect)})
         plans.append((rel, *combine(rows, stored)))
     created = 0
     for rel, new, changed in plans:
         create = aggregate_cypher("fold-create-pairs", dialect, rel)
         created += len(new)
         if dialect == "ladybug":  # delete the changed ones and create them again (see fold-delete-pairs)
-            for chunk in batches(changed, batch):
-                run(aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(chunk, dialect)})
+            for part in batches(changed, batch):
+                run(aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(part, dialect)})
             new = new + [{k: r[k] for k in ROW_KEYS} for r in changed]
         else:  # SET the changed ones, found by element id
             for chunk in batches(changed, batch):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from scd.core.circuit import Circuit
 from scd.store.aggregates import FOLD_TX_EDGES, FoldReport
@@ -88,7 +88,7 @@ class Store(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -105,6 +105,13 @@ _RECOVERY_PENDING = re.compile(
 )
 
 
+def _rows(conn: ladybug.Connection, query: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
+    """The rows of one statement (``execute`` returns a list of results only for several statements)."""
+    result = conn.execute(query, params or {})
+    assert not isinstance(result, list), "one statement at a time"
+    return [list(row) for row in result.get_all()]
+
+
 def to_python(value: Any) -> Any:
     """LadybugDB values -> the same plain shapes the Neo4j store returns (see scd.store.neo4j.to_python)."""
     if isinstance(value, dict):
@@ -364,7 +371,7 @@ class EmbeddedStore(Store):
         for stmt in LADYBUG_SCHEMA:
             conn.execute(stmt)
         for table, columns in _schema_columns().items():
-            have = {r[0] for r in conn.execute(f"CALL table_info('{table}') RETURN name").get_all()}
+            have = {r[0] for r in _rows(conn, f"CALL table_info('{table}') RETURN name")}
             for name, type_ in columns:
                 if name not in have:
                     conn.execute(f"ALTER TABLE {table} ADD {name} {type_}")
@@ -399,7 +406,7 @@ class EmbeddedStore(Store):
             return False
         existing: set[str] = set()
         for batch in batches([f["id"] for f in rows.features], BATCH):
-            existing.update(r[0] for r in conn.execute(EXISTING_FEATURES, {"ids": batch}).get_all())
+            existing.update(r[0] for r in _rows(conn, EXISTING_FEATURES, {"ids": batch}))
         for batch in batches([f for f in rows.features if f["id"] not in existing], BATCH):
             conn.execute(CREATE_FEATURES, {"rows": batch})
         conn.execute(MERGE_PROMPT, rows.prompt)
@@ -434,7 +441,7 @@ class EmbeddedStore(Store):
 
         def run(conn: ladybug.Connection) -> FoldReport:
             return fold_once(
-                lambda q, p: conn.execute(q, p).get_all(),
+                lambda q, p: _rows(conn, q, p),
                 "ladybug",
                 max_edges=max_edges,
                 batch=BATCH,
@@ -571,7 +578,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def _count(conn: ladybug.Connection, query: str, params: dict[str, Any] | None = None) -> int:
-    return int(conn.execute(query, params or {}).get_all()[0][0])
+    return int(_rows(conn, query, params)[0][0])
 
 
 def _rollback(conn: ladybug.Connection) -> None:

@@ -200,7 +200,7 @@ def _merge_features(tx: neo4j.ManagedTransaction, features: list[dict[str, Any]]
     """MERGE the Features not yet stored (most of a circuit's are; a lookup is much cheaper than a MERGE)."""
     existing: set[str] = set()
     for batch in batches([f["id"] for f in features], BATCH):
-        existing.update(tx.run(EXISTING_FEATURES, ids=batch).single()["ids"])
+        existing.update(tx.run(EXISTING_FEATURES, ids=batch).single(strict=True)["ids"])
     new = sorted((f for f in features if f["id"] not in existing), key=lambda r: r["id"])
     for batch in batches(new, BATCH):
         tx.run(MERGE_FEATURES, rows=batch).consume()  # MERGE: a concurrent writer may create one meanwhile
@@ -210,7 +210,7 @@ def _merge_features(tx: neo4j.ManagedTransaction, features: list[dict[str, Any]]
 def _write_rows(tx: neo4j.ManagedTransaction, prepared: Prepared, fast: bool = True) -> bool:
     rows, nodes = prepared.rows, prepared.nodes
     cid = rows.circuit["id"]
-    if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single()["n"]:
+    if tx.run("MATCH (c:Circuit {id: $id}) RETURN count(c) AS n", id=cid).single(strict=True)["n"]:
         return False
     tx.run(MERGE_PROMPT, r=rows.prompt).consume()
     circuit = {k: v for k, v in rows.circuit.items() if v is not None}
@@ -468,7 +468,7 @@ class Neo4jStore(Store):
 
     def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
         def work(tx: neo4j.ManagedTransaction) -> int:
-            return int(tx.run(SET_FEATURE_CARDS, rows=Rows(rows)).single()["n"])
+            return int(tx.run(SET_FEATURE_CARDS, rows=Rows(rows)).single(strict=True)["n"])
 
         try:
             with self._session() as s:
@@ -597,9 +597,13 @@ class Neo4jStore(Store):
             # on an empty database the labels and types do not exist yet: no "unknown label" notifications
             with self._session(default_access_mode=neo4j.READ_ACCESS, notifications_min_severity="OFF") as s:
                 for label in LABELS:
-                    counts[label] = s.run(f"MATCH (n:`{label}`) RETURN count(n) AS n").single()["n"]
+                    counts[label] = s.run(f"MATCH (n:`{label}`) RETURN count(n) AS n").single(strict=True)[
+                        "n"
+                    ]
                 for rel in RELATIONSHIPS:
-                    counts[rel] = s.run(f"MATCH ()-[r:`{rel}`]->() RETURN count(r) AS n").single()["n"]
+                    counts[rel] = s.run(f"MATCH ()-[r:`{rel}`]->() RETURN count(r) AS n").single(strict=True)[
+                        "n"
+                    ]
         except (Neo4jError, DriverError) as e:
             raise self._guard("stats", e) from e
         return counts
@@ -612,7 +616,9 @@ class Neo4jStore(Store):
                 for rel in RELATIONSHIPS:
                     s.run(f"MATCH ()-[r:`{rel}`]->() " + batched.format("r")).consume()
                 for label in (*LABELS, "ScdMeta"):
-                    s.run(f"MATCH (n:`{label}`) " + batched.format("n").replace("DELETE", "DETACH DELETE")).consume()
+                    s.run(
+                        f"MATCH (n:`{label}`) " + batched.format("n").replace("DELETE", "DETACH DELETE")
+                    ).consume()
         except (Neo4jError, DriverError) as e:
             raise self._guard("clear", e) from e
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from scd.core.circuit import Circuit, Edge, Feature, Node, PromptRecord
 from scd.core.errors import InputError
@@ -46,28 +47,47 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
     """The circuit `circuit_id` as stored; InputError if the store has none by that id."""
     head = store.read(_CIRCUIT, {"id": circuit_id})
     if head.empty:
-        raise InputError(f"no circuit {circuit_id!r} in {store.describe()}", "list them with `scd query circuits`")
+        raise InputError(
+            f"no circuit {circuit_id!r} in {store.describe()}", "list them with `scd query circuits`"
+        )
     c = head.iloc[0]
     prefix = circuit_id + "/"
     nodes = [
         Node(
-            id=r.id[len(prefix):], kind=r.kind, layer=int(r.layer), hook=r.hook, index=int(r.idx), pos=int(r.pos),
-            token=r.token, activation=_num(r.activation), attribution=_num(r.attribution), feature_id=r.feature_id,
+            id=r.id[len(prefix) :],
+            kind=r.kind,
+            layer=int(r.layer),
+            hook=r.hook,
+            index=int(r.idx),
+            pos=int(r.pos),
+            token=r.token,
+            activation=_num(r.activation),
+            attribution=_num(r.attribution),
+            feature_id=r.feature_id,
         )
-        for r in store.read(_NODES, {"id": circuit_id}).itertuples()
+        for r in _records(store.read(_NODES, {"id": circuit_id}))
     ]
     edges = [
-        Edge(r.source[len(prefix):], r.target[len(prefix):], float(r.weight))
-        for r in store.read(_EDGES, {"id": circuit_id}).itertuples()
+        Edge(r.source[len(prefix) :], r.target[len(prefix) :], float(r.weight))
+        for r in _records(store.read(_EDGES, {"id": circuit_id}))
     ]
     features = [
         Feature(
-            id=r.id, model=r.model, sae=r.sae or "", hook=r.hook, layer=int(r.layer), kind=r.kind, index=int(r.idx),
-            top_promoted=list(r.top_promoted or []), top_promoted_logits=list(r.top_promoted_logits or []),
-            top_suppressed=list(r.top_suppressed or []), top_suppressed_logits=list(r.top_suppressed_logits or []),
-            neuronpedia_url=r.neuronpedia_url or None, label=r.label or None,
+            id=r.id,
+            model=r.model,
+            sae=r.sae or "",
+            hook=r.hook,
+            layer=int(r.layer),
+            kind=r.kind,
+            index=int(r.idx),
+            top_promoted=list(r.top_promoted or []),
+            top_promoted_logits=list(r.top_promoted_logits or []),
+            top_suppressed=list(r.top_suppressed or []),
+            top_suppressed_logits=list(r.top_suppressed_logits or []),
+            neuronpedia_url=r.neuronpedia_url or None,
+            label=r.label or None,
         )
-        for r in store.read(_FEATURES, {"id": circuit_id}).itertuples()
+        for r in _records(store.read(_FEATURES, {"id": circuit_id}))
     ]
     tokens = list(c.tokens)
     token_ids = [-1] * len(tokens)
@@ -77,13 +97,33 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
     target_id = next((n.index for n in nodes if n.kind == "logit"), -1)
     scores = {k: float(c[k]) for k in ("faithfulness", "completeness") if c[k] is not None and c[k] == c[k]}
     prompt = PromptRecord(
-        text=c.text, tokens=tokens, token_ids=token_ids, target=c.target, target_id=int(target_id),
-        target_prob=_num(c.target_prob), loss=_num(c.loss),
-        top_completions=list(zip(list(c.top_completions or []), [float(x) for x in c.top_completion_probs or []],
-                                 strict=False)),
+        text=c.text,
+        tokens=tokens,
+        token_ids=token_ids,
+        target=c.target,
+        target_id=int(target_id),
+        target_prob=_num(c.target_prob),
+        loss=_num(c.loss),
+        top_completions=list(
+            zip(list(c.top_completions or []), [float(x) for x in c.top_completion_probs or []], strict=False)
+        ),
     )
     return Circuit(
-        prompt=prompt, model=c.model, sae_set=c.sae_set, saes={}, params=json.loads(c.params or "{}"),
-        nodes=nodes, edges=edges, features=features, metric_value=_num(c.metric_value), scores=scores,
+        prompt=prompt,
+        model=c.model,
+        sae_set=c.sae_set,
+        saes={},
+        params=json.loads(c.params or "{}"),
+        nodes=nodes,
+        edges=edges,
+        features=features,
+        metric_value=_num(c.metric_value),
+        scores=scores,
         created_at=c.created_at,
     )
+
+
+def _records(frame: Any) -> list[Any]:
+    """A read's rows with attribute access. Any to the type checker: the columns are scd's own schema, their
+    types set by what the query returns."""
+    return list(frame.itertuples())

@@ -69,8 +69,11 @@ LABELS = ("Feature", "Prompt", "Circuit", "Node", "Token")
 RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS", "FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
 AGGREGATES = ("FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
 #: (start label, end label) of each aggregate relationship
-AGGREGATE_ENDS = {"FEEDS_FEATURE": ("Feature", "Feature"), "FEEDS_TOKEN": ("Feature", "Token"),
-                  "TOKEN_FEEDS": ("Token", "Feature")}
+AGGREGATE_ENDS = {
+    "FEEDS_FEATURE": ("Feature", "Feature"),
+    "FEEDS_TOKEN": ("Feature", "Token"),
+    "TOKEN_FEEDS": ("Token", "Feature"),
+}
 
 NEO4J_SCHEMA = [
     "CREATE CONSTRAINT feature_id IF NOT EXISTS FOR (f:Feature) REQUIRE f.id IS UNIQUE",
