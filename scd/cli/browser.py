@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from scd.cli.options import PORT
+
 
 @click.command("browser")
 @click.option(
@@ -13,13 +15,7 @@ import click
     metavar="URI",
     help="Bolt URI Browser connects to (env SCD_NEO4J_URI), e.g. what `scripts/neo4j/neo4j-local start` prints.",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port on 127.0.0.1 (0 picks a free one).",
-)
+@PORT
 @click.option("--no-guide", is_flag=True, help="Open Browser without playing the scd guide.")
 def browser(neo4j_uri, port, no_guide):
     """Serve Neo4j Browser (and the scd guide and style) on loopback until Ctrl-C.

@@ -109,6 +109,14 @@ FORMAT = click.option(
     help="Output format.",
 )
 LIMIT = click.option("--limit", type=click.IntRange(0), default=None, help="At most this many rows.")
+#: the loopback port of the commands that serve pages (browser, browser-guide)
+PORT = click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
 
 
 def _apply(options, f):

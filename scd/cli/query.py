@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from scd.cli.options import FORMAT, LIMIT, store_options
+from scd.cli.options import FORMAT, LIMIT, PORT, store_options
 
 
 def _pairs(values: tuple[str, ...]) -> dict[str, str]:
@@ -180,13 +180,7 @@ def cypher(text, params, fmt, limit, store_config):
 
 
 @click.command("browser-guide")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port on 127.0.0.1 (0 picks a free one).",
-)
+@PORT
 @click.option(
     "--print-path", is_flag=True, help="Print where the static guide and style files are, and exit."
 )

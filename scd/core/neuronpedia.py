@@ -48,6 +48,15 @@ from scd.core.circuit import (
     token_feature_id,
 )
 from scd.core.errors import InputError
+from scd.core.hooks import hook_sort_key
+
+#: the Node fields an export carries under each node's "scd" key (the import reads them back)
+_NODE_FIELDS = ("id", "kind", "layer", "hook", "index", "pos", "token", "attribution", "feature_id")
+#: the Circuit fields an export carries under metadata's "scd" key, besides its id
+_META_FIELDS = (
+    "model", "sae_set", "saes", "params", "prompt", "features", "metric_value", "scores", "created_at",
+    "schema_version",
+)  # fmt: skip
 
 FEATURE_TYPE_TRANSCODER = "cross layer transcoder"
 EMBEDDING, LOGIT = "embedding", "logit"
@@ -125,28 +134,6 @@ def cumulative_influence(ids: list[str], links: list[tuple[str, str, float]], lo
 # ---------------------------------------------------------------------------------------------------------------
 
 
-# forward order inside a TransformerLens block (the same order as scd.models.presets; core cannot import it)
-_IN_BLOCK = (
-    "hook_resid_pre",
-    "attn.hook_z",
-    "hook_attn_out",
-    "hook_resid_mid",
-    "ln2.hook_normalized",
-    "mlp.hook_post",
-    "hook_mlp_out",
-    "hook_resid_post",
-)
-_BLOCK_HOOK = re.compile(r"^blocks\.(\d+)\.(.+)$")
-
-
-def _hook_order(hook: str) -> tuple[int, int, str]:
-    m = _BLOCK_HOOK.match(hook)
-    if not m:
-        return (10**6, 0, hook)
-    rest = m.group(2)
-    return (int(m.group(1)), _IN_BLOCK.index(rest) if rest in _IN_BLOCK else len(_IN_BLOCK), rest)
-
-
 def _feature_type(kind: str, hook: str) -> str:
     if kind == "transcoder":
         return FEATURE_TYPE_TRANSCODER
@@ -169,7 +156,7 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
         n_layers = max([n.layer for n in circuit.nodes if n.kind == "logit"] + [n.layer + 1 for n in inner])
         logit_row = n_layers + 1
     else:
-        hooks = sorted({n.hook for n in inner}, key=_hook_order)
+        hooks = sorted({n.hook for n in inner}, key=hook_sort_key)
         row = {h: i for i, h in enumerate(hooks)}
         logit_row = len(hooks) + 1
     labels = {f.id: f.label for f in circuit.features}
@@ -210,39 +197,11 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
                 "clerp": label,
                 "influence": influence.get(nid),
                 "activation": n.activation,
-                "scd": {
-                    k: getattr(n, k)
-                    for k in (
-                        "id",
-                        "kind",
-                        "layer",
-                        "hook",
-                        "index",
-                        "pos",
-                        "token",
-                        "attribution",
-                        "feature_id",
-                    )
-                },
+                "scd": {k: getattr(n, k) for k in _NODE_FIELDS},
             }
         )
     d = circuit.to_dict()
-    meta_scd = {
-        k: d[k]
-        for k in (
-            "id",
-            "model",
-            "sae_set",
-            "saes",
-            "params",
-            "prompt",
-            "features",
-            "metric_value",
-            "scores",
-            "created_at",
-            "schema_version",
-        )
-    }
+    meta_scd = {k: d[k] for k in ("id", *_META_FIELDS)}
     return {
         "metadata": {
             "slug": slug or circuit.id,
@@ -526,39 +485,12 @@ def _from_scd(doc: dict) -> Circuit:
         ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
         nodes = [
             Node(
-                **{
-                    k: n["scd"][k]
-                    for k in (
-                        "id",
-                        "kind",
-                        "layer",
-                        "hook",
-                        "index",
-                        "pos",
-                        "token",
-                        "attribution",
-                        "feature_id",
-                    )
-                },
+                **{k: n["scd"][k] for k in _NODE_FIELDS},
                 activation=float(n["activation"]),
             )
             for n in doc["nodes"]
         ]
-        d = {
-            k: meta[k]
-            for k in (
-                "model",
-                "sae_set",
-                "saes",
-                "params",
-                "prompt",
-                "features",
-                "metric_value",
-                "scores",
-                "created_at",
-                "schema_version",
-            )
-        }
+        d = {k: meta[k] for k in _META_FIELDS}
     except (KeyError, TypeError) as e:
         raise _bad("$.metadata.scd / $.nodes[].scd", f"incomplete scd fields ({e})") from e
     if d["schema_version"] != SCHEMA_VERSION:
