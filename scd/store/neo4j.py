@@ -502,7 +502,9 @@ class Neo4jStore(Store):
             )
 
         try:
-            with self._session() as s:
+            # the fold's own statements name aggregate types a fresh store has not created yet: the server's
+            # "unknown relationship type" warnings would reach the user's terminal and mean nothing
+            with self._session(notifications_min_severity="OFF") as s:
                 if rebuild:
                     self._with_constraint_retries(
                         lambda: s.execute_write(drop), "dropping the aggregate layer"
