@@ -223,7 +223,9 @@ def browser_guide(port, print_path, favorites):
         click.echo(
             f"  (or :play {url}scd.html once 127.0.0.1 is in browser.remote_content_hostname_whitelist)"
         )
-        click.echo(f"Style: drag {GUIDE_DIR / 'scd.grass'} onto the Browser window, or :style {host_url}scd.grass")
+        click.echo(
+            f"Style: drag {GUIDE_DIR / 'scd.grass'} onto the Browser window, or :style {host_url}scd.grass"
+        )
         try:
             import threading
 
