@@ -18,7 +18,7 @@ position where a closer comes and which one; :func:`expected_closer` says which 
 from __future__ import annotations
 
 import random
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 OPENERS = "([{"
 CLOSERS = ")]}"
@@ -327,3 +327,11 @@ def eval_cases(n_per_depth: int = 250, max_len: int = 63, seed: int = 0) -> list
             if b is not None and len(b) < n_per_depth and due.pos <= max_len and rng.random() < 0.5:
                 b.append(EvalCase(t[: due.pos], due.char, due.depth))
     return [c for d in sorted(buckets) for c in buckets[d]]
+
+
+def batch_tokens(tok: Any, rng: random.Random, n: int, n_ctx: int) -> Any:
+    """`n` fresh corpus texts as a (n, n_ctx) torch tensor of token ids, BOS first: the training batches of the
+    demo model, its SAEs and its transcoders (``tok``: the demo's CharTokenizer)."""
+    import torch  # the corpus itself is plain Python
+
+    return torch.tensor([tok.encode(text(rng, n_ctx - 1)) for _ in range(n)], dtype=torch.long)

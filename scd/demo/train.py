@@ -93,11 +93,6 @@ def model_config(spec: ModelSpec, d_vocab: int, seed: int) -> dict:
     }
 
 
-def batch_tokens(tok: CharTokenizer, rng: random.Random, n: int, n_ctx: int) -> torch.Tensor:
-    """`n` fresh corpus texts as a (n, n_ctx) tensor of token ids, BOS first."""
-    return torch.tensor([tok.encode(corpus.text(rng, n_ctx - 1)) for _ in range(n)], dtype=torch.long)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Phase 1: the model
 # ---------------------------------------------------------------------------------------------------------------
@@ -126,7 +121,7 @@ def train_model(
     model.train()
     t0 = time.time()
     for step in range(train.steps):
-        tokens = batch_tokens(tok, rng, train.batch_size, spec.n_ctx)
+        tokens = corpus.batch_tokens(tok, rng, train.batch_size, spec.n_ctx)
         logits = model(tokens)[:, :-1]
         target = tokens[:, 1:]
         nll = torch.nn.functional.cross_entropy(
@@ -168,7 +163,7 @@ def activation_stream(
     gen = torch.Generator().manual_seed(seed + 7)
     n_ctx = model.cfg.n_ctx
     while True:
-        tokens = batch_tokens(tok, rng, seqs_per_refill, n_ctx)
+        tokens = corpus.batch_tokens(tok, rng, seqs_per_refill, n_ctx)
         with torch.no_grad():
             _, cache = model.run_with_cache(tokens, names_filter=hooks)
         acts = {h: cache[h].reshape(-1, cache[h].shape[-1]) for h in hooks}

@@ -74,7 +74,7 @@ def pair_stream(
     model, tok, seed: int, batch: int, seqs_per_refill: int
 ) -> Iterator[tuple[torch.Tensor, ...]]:
     """Endless (x, y) batches: x, y of shape (batch, n_layers, d_model), MLP inputs and outputs, BOS left out."""
-    from scd.demo.train import batch_tokens
+    from scd.demo.corpus import batch_tokens
 
     rng = random.Random(seed + 11)
     gen = torch.Generator().manual_seed(seed + 11)

@@ -388,9 +388,8 @@ def build_features(loaded: Loaded, nodes: list[Node]) -> list[Feature]:
     from scd.models.bundle import ModelBundle
 
     rm, tc = loaded.model, loaded.model.transcoders
-    shim = cast(
-        ModelBundle, SimpleNamespace(model=rm, tokenizer=loaded.tokenizer)
-    )  # all the two helpers read
+    # the model and tokenizer are all that _top_tokens and unembed_directions read of a bundle
+    shim = cast(ModelBundle, SimpleNamespace(model=rm, tokenizer=loaded.tokenizer))
     out: dict[str, Feature] = {}
     for n in nodes:
         if n.feature_id in out:

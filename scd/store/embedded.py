@@ -96,11 +96,18 @@ CREATE (a)-[:FEEDS {weight: r.weight, share: r.share}]->(b)
 """
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
+# A read-write open that meets another process's checkpoint half way (its shadow/WAL checkpoint files appear and
+# vanish under the open): transient -- wait for that process and open again
+_CHECKPOINT_RACE = re.compile(
+    r"interrupted checkpoint during recovery|\.wal\.checkpoint|Reading past the end of the file", re.I
+)
 # A read-only open that meets an unfinished checkpoint (LadybugDB 0.22's wording, and newer releases'), or a
-# WAL/header another process is rewriting at that moment (a checkpoint truncating the WAL under the open)
+# WAL/header another process is rewriting at that moment (a checkpoint truncating the WAL under the open, a
+# record half appended: its checksum fails). Recovery under the write lock waits for that writer, then replays
+# the WAL up to its last whole record.
 _RECOVERY_PENDING = re.compile(
     r"checkpoint recovery is pending|checkpoint is in progress|replay shadow pages under read-only"
-    r"|Reading past the end of the file .*\.wal\b|may be checkpointing",
+    r"|Reading past the end of the file .*\.wal\b|may be checkpointing|Checksum verification failed, the WAL",
     re.I,
 )
 
@@ -224,6 +231,8 @@ class EmbeddedStore(Store):
                 if read_only and _RECOVERY_PENDING.search(str(e)):
                     if self._recover():
                         continue  # recovered: open read-only again at once
+                elif not read_only and _CHECKPOINT_RACE.search(str(e)):
+                    pass  # another process is checkpointing the file right now: wait, then open again
                 elif not _LOCKED.search(str(e)):
                     raise self._unreadable(e) from e
                 if time.monotonic() >= deadline:
@@ -248,8 +257,8 @@ class EmbeddedStore(Store):
             try:
                 db = ladybug.Database(str(self.db_path), read_only=False, throw_on_wal_replay_failure=False)
             except RuntimeError as e:
-                if _LOCKED.search(str(e)):
-                    return False
+                if _LOCKED.search(str(e)) or _CHECKPOINT_RACE.search(str(e)):
+                    return False  # another process holds the lock or is checkpointing: the caller waits
                 raise StoreError(
                     f"the embedded store at {self.folder.resolve()} needs recovery (a process stopped in the "
                     f"middle of a checkpoint) and it could not be completed here: {_first_line(e)}",
