@@ -142,9 +142,20 @@ class Page:
         self.find("[data-testid=editor-Run]")[0].click()
 
     def click(self, element) -> None:
-        """A user's click, after scrolling the element clear of the sticky editor bar."""
+        """A user's click, after scrolling the element clear of the sticky editor bar; while Browser is still
+        reflowing the stream over it (the click lands on something else), wait and click again."""
+        from selenium.common.exceptions import ElementClickInterceptedException
+
         self.d.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-        element.click()
+
+        def clicked(_d) -> bool:
+            try:
+                element.click()
+                return True
+            except ElementClickInterceptedException:
+                return False
+
+        self.until(clicked, "a click that reaches its element")
 
     def script_click(self, element) -> None:
         """Browser's own controls (slide arrows, fullscreen): clicked by script, as the stream may still be
@@ -436,7 +447,9 @@ def test_favorites_zip_imports_the_query_library(page, tmp_path):
         page.find("[data-testid=stream]")[0],
         data,
     )
-    page.find("[data-testid=navigationFavorites]")[0].click()
+    page.click(
+        page.until(lambda d: page.find("[data-testid=navigationFavorites]"), "the favorites button")[0]
+    )
     page.until(lambda d: page.find("[data-testid=savedScriptsFolder-scd]"), "the scd favorites folder")
     folder = page.find("[data-testid=savedScriptsFolder-scd]")[0]
     page.click(page.find("[data-testid=expandFolder-scd]", folder)[0])
