@@ -48,6 +48,7 @@ from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldR
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
+from scd.store.statements import cypher
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
@@ -60,40 +61,12 @@ HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore
 
 # Features: look up which exist, CREATE the rest. This process holds the database's only write lock, so nothing
 # can create them in between; MERGE would do the same work several times slower in LadybugDB 0.22.
-EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN f.id"
-CREATE_FEATURES = """
-UNWIND $rows AS r
-CREATE (f:Feature {id: r.id, model: r.model, sae: r.sae, hook: r.hook, layer: r.layer, kind: r.kind, idx: r.idx,
-  top_promoted: r.top_promoted, top_promoted_logits: r.top_promoted_logits, top_suppressed: r.top_suppressed,
-  top_suppressed_logits: r.top_suppressed_logits, neuronpedia_url: r.neuronpedia_url, label: r.label,
-  top_token: r.top_token})
-"""
-MERGE_PROMPT = """
-MERGE (p:Prompt {id: $id})
-ON CREATE SET p.text = $text, p.model = $model, p.tokens = $tokens, p.target = $target, p.target_prob = $target_prob,
-  p.loss = $loss, p.top_completions = $top_completions, p.top_completion_probs = $top_completion_probs
-"""
-CREATE_CIRCUIT = """
-MATCH (p:Prompt {id: $prompt_id})
-CREATE (c:Circuit {id: $id, prompt_id: $prompt_id, model: $model, sae_set: $sae_set, method: $method,
-  metric: $metric, top_k: $top_k, edge_threshold: $edge_threshold, params: $params, metric_value: $metric_value,
-  faithfulness: $faithfulness, completeness: $completeness, ablation: $ablation, selection: $selection, n_nodes: $n_nodes, n_edges: $n_edges,
-  created_at: $created_at, request: $request, aggregated: $aggregated})-[:EXPLAINS]->(p)
-"""
-CREATE_NODES = """
-MATCH (c:Circuit {id: $circuit_id})
-UNWIND $rows AS r
-MATCH (f:Feature {id: r.feature_id})
-CREATE (c)-[:HAS]->(n:Node {id: r.id, circuit_id: r.circuit_id, feature_id: r.feature_id, kind: r.kind,
-  layer: r.layer, hook: r.hook, idx: r.idx, pos: r.pos, token: r.token, activation: r.activation,
-  attribution: r.attribution})-[:OF]->(f)
-"""
-CREATE_FEEDS = """
-UNWIND $rows AS r
-MATCH (a:Node {id: r.src})
-MATCH (b:Node {id: r.dst})
-CREATE (a)-[:FEEDS {weight: r.weight, share: r.share}]->(b)
-"""
+EXISTING_FEATURES = cypher("write-existing-features", "ladybug")
+CREATE_FEATURES = cypher("write-create-features", "ladybug")
+MERGE_PROMPT = cypher("write-merge-prompt", "ladybug")
+CREATE_CIRCUIT = cypher("write-create-circuit", "ladybug")
+CREATE_NODES = cypher("write-create-nodes", "ladybug")
+CREATE_FEEDS = cypher("write-create-feeds", "ladybug")
 
 _LOCKED = re.compile(r"Could not set lock on file", re.I)
 # A read-write open that meets another process's checkpoint half way (its shadow/WAL checkpoint files appear and

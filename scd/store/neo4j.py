@@ -91,55 +91,17 @@ CONSTRAINT_RETRIES = 5
 SCHEMES = ("bolt", "bolt+s", "bolt+ssc", "neo4j", "neo4j+s", "neo4j+ssc")
 
 # one record back, not one per feature: each record is a Bolt message the client decodes on the write path
-EXISTING_FEATURES = "UNWIND $ids AS i MATCH (f:Feature {id: i}) RETURN collect(f.id) AS ids"
-MERGE_FEATURES = """
-UNWIND $rows AS r
-MERGE (f:Feature {id: r.id})
-ON CREATE SET f.model = r.model, f.sae = r.sae, f.hook = r.hook, f.layer = r.layer, f.kind = r.kind, f.idx = r.idx,
-  f.top_promoted = r.top_promoted, f.top_promoted_logits = r.top_promoted_logits,
-  f.top_suppressed = r.top_suppressed, f.top_suppressed_logits = r.top_suppressed_logits,
-  f.neuronpedia_url = r.neuronpedia_url, f.label = r.label, f.top_token = r.top_token
-"""
-MERGE_PROMPT = """
-MERGE (p:Prompt {id: $r.id})
-ON CREATE SET p.text = $r.text, p.model = $r.model, p.tokens = $r.tokens, p.target = $r.target,
-  p.target_prob = $r.target_prob, p.loss = $r.loss, p.top_completions = $r.top_completions,
-  p.top_completion_probs = $r.top_completion_probs
-"""
-CREATE_CIRCUIT = """
-MATCH (p:Prompt {id: $r.prompt_id})
-CREATE (c:Circuit {id: $r.id})-[:EXPLAINS]->(p)
-SET c += $r
-"""
+EXISTING_FEATURES = cypher("write-existing-features", "neo4j")
+MERGE_FEATURES = cypher("write-merge-features", "neo4j")
+MERGE_PROMPT = cypher("write-merge-prompt", "neo4j")
+CREATE_CIRCUIT = cypher("write-create-circuit", "neo4j")
 # Nodes with HAS and OF, then the first EDGE_CHUNK edges, in one statement: edges name their end nodes by position
 # in the node list, so no index lookups are needed. That relies on collect() keeping the UNWIND order, which the
 # statement checks itself (`in_order`); should it ever fail, no edge is created, the counters below disagree and
 # the circuit is written again the slow way (every edge end looked up by id).
-CREATE_NODES_AND_EDGES = """
-MATCH (c:Circuit {id: $circuit_id})
-UNWIND $nodes AS r
-MATCH (f:Feature {id: r[1]})
-CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, feature_id: r[1], kind: r[2], layer: r[3],
-  hook: r[4], idx: r[5], pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
-WITH collect(n) AS ns
-WITH ns, [n IN ns | n.id] = $node_ids AS in_order
-UNWIND CASE WHEN in_order THEN $edges ELSE [] END AS e
-WITH ns[e[0]] AS a, ns[e[1]] AS b, e[2] AS w, e[3] AS share
-CREATE (a)-[:FEEDS {weight: w, share: share}]->(b)
-"""
-CREATE_NODES = """
-MATCH (c:Circuit {id: $circuit_id})
-UNWIND $nodes AS r
-MATCH (f:Feature {id: r[1]})
-CREATE (c)-[:HAS]->(n:Node {id: r[0], circuit_id: $circuit_id, feature_id: r[1], kind: r[2], layer: r[3],
-  hook: r[4], idx: r[5], pos: r[6], token: r[7], activation: r[8], attribution: r[9]})-[:OF]->(f)
-"""
-CREATE_FEEDS = """
-UNWIND $rows AS r
-MATCH (a:Node {id: r[0]})
-MATCH (b:Node {id: r[1]})
-CREATE (a)-[:FEEDS {weight: r[2], share: r[3]}]->(b)
-"""
+CREATE_NODES = cypher("write-create-nodes", "neo4j")
+CREATE_NODES_AND_EDGES = CREATE_NODES + "\n" + cypher("write-edges-by-position", "neo4j")
+CREATE_FEEDS = cypher("write-create-feeds", "neo4j")
 EDGE_CHUNK = 50_000
 FOLD_LOCK = cypher("fold-lock", "neo4j")  # one fold at a time (see scd.store.aggregates)
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id

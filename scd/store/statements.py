@@ -1,4 +1,5 @@
-"""Write, schema and fold Cypher of the store layer, loaded by name from the ``.cypher`` files in scd/store/cypher/.
+"""Write and fold Cypher of the store layer, loaded by name from the ``.cypher`` files in scd/store/cypher/ (the
+schema's DDL is generated from the tables in scd.store.schema, the one place each label's properties are listed).
 
 ``cypher(name, dialect)`` returns ``cypher/<dialect>/<name>.cypher`` where the two databases need different text,
 else ``cypher/<name>.cypher`` (one text both run). Lines starting with ``//`` are comments and are dropped (the
