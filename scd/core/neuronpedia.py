@@ -1,6 +1,6 @@
 """Circuits as Neuronpedia / circuit-tracer graph JSON, both ways (pure data: no torch, no database).
 
-The format (FIELD-NOTES section 3): ``{metadata, qParams, nodes, links}``; a node has ``node_id``, ``feature``,
+The format (what circuit-tracer's create_graph_files writes and Neuronpedia's viewer reads): ``{metadata, qParams, nodes, links}``; a node has ``node_id``, ``feature``,
 ``layer`` (a string: a number, ``"E"`` for embeddings), ``ctx_idx``, ``feature_type``, ``token_prob``,
 ``is_target_logit``, ``influence``, ``activation``, ``clerp`` (its label); a link is ``{source, target, weight}``.
 
@@ -60,7 +60,7 @@ _META_FIELDS = (
 
 FEATURE_TYPE_TRANSCODER = "cross layer transcoder"
 EMBEDDING, LOGIT = "embedding", "logit"
-_FIX = "give a Neuronpedia / circuit-tracer graph JSON ({metadata, nodes, links}; see FIELD-NOTES section 3)"
+_FIX = "give a Neuronpedia / circuit-tracer graph JSON (a JSON object with metadata, nodes and links, as circuit-tracer writes)"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ from scd.models.bundle import ModelBundle
 
 ABLATIONS = ("zero", "mean")
 ERROR_MODES = ("circuit", "keep")
-FEATURE_KINDS = ("resid", "attn", "mlp")
+#: the node kinds this ablation can switch off: latents of SAEs spliced at a sublayer (transcoder latents are
+#: not spliced here; circuit-tracer evaluates those graphs)
+SPLICED_KINDS = ("resid", "attn", "mlp")
 
 FeatureKey = tuple[str, int, int]  # (hook, latent, position)
 ErrorKey = tuple[str, int]  # (hook, position)
@@ -274,7 +276,7 @@ def circuit_metric(bundle: ModelBundle, circuit: Circuit):
 
 
 def node_keys(circuit: Circuit) -> tuple[list[FeatureKey], list[ErrorKey]]:
-    feats = [(n.hook, n.index, n.pos) for n in circuit.nodes if n.kind in FEATURE_KINDS]
+    feats = [(n.hook, n.index, n.pos) for n in circuit.nodes if n.kind in SPLICED_KINDS]
     errs = [(n.hook, n.pos) for n in circuit.nodes if n.kind == "error"]
     return feats, errs
 
@@ -320,7 +322,7 @@ def curve(
     m_empty = ablator.metric_with(ablator.masks([]), ablator.error_masks([]))
     by_hook: dict[str, list] = {}
     for n in circuit.nodes:
-        if n.kind in FEATURE_KINDS or n.kind == "error":
+        if n.kind in SPLICED_KINDS or n.kind == "error":
             by_hook.setdefault(n.hook, []).append(n)
     points = []
     for k in sorted(set(ks)):
