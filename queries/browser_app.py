@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import http.server
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import urllib.parse
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from scd.core.errors import ScdError
-from scd.queries.guide import GUIDE_DIR, CorsHandler
+from scd.queries.guide import GUIDE_DIR, CorsHandler, serve_handler
 from scd.queries.runner import list_queries
 
 #: the newest Neo4j Browser on Maven Central (the 5.26 server line ships Browser 5.x); connects to 4.4 to 2025.x
@@ -118,14 +116,8 @@ def serve(port: int = 0, app: Path | None = None, guide: Path = GUIDE_DIR) -> It
     ``browser.remote_content_hostname_whitelist``, whose default (``guides.neo4j.com,localhost``) has it.
     """
     handler = functools.partial(_AppHandler, app=app or browser_dir(), guide=guide)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_handler(handler, port, host="localhost") as url:
+        yield url
 
 
 def browser_url(base: str, bolt_uri: str, play: bool = True, no_auth: bool = True) -> str:

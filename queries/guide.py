@@ -230,17 +230,21 @@ class CorsHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serve(port: int = 0, directory: Path = GUIDE_DIR) -> Iterator[str]:
-    """Serve ``directory`` on 127.0.0.1:port (0 = a free port) in a thread; yields the base URL."""
-    handler = functools.partial(CorsHandler, directory=str(directory))
+def serve_handler(handler: Any, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve ``handler`` on 127.0.0.1:port (0 = a free port) in a thread; yields the base URL, naming ``host``."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
+        yield f"http://{host}:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+
+
+def serve(port: int = 0, directory: Path = GUIDE_DIR) -> contextlib.AbstractContextManager[str]:
+    """Serve ``directory`` on 127.0.0.1:port (0 = a free port) in a thread; yields the base URL."""
+    return serve_handler(functools.partial(CorsHandler, directory=str(directory)), port)
 
 
 if __name__ == "__main__":
