@@ -98,9 +98,24 @@ def _feature(bundle: ModelBundle, n: Node, up=(), up_v=(), down=(), down_v=()) -
     else:
         label = None
     url = bundle.neuronpedia(n.hook, n.index) if n.kind in FEATURE_KINDS else None
+    return feature_of(n, bundle.name, sae, (up, up_v, down, down_v), url=url, label=label)
+
+
+def feature_of(
+    n: Node,
+    model: str,
+    sae: str,
+    tops: tuple = ((), (), (), ()),
+    *,
+    url: str | None = None,
+    label: str | None = None,
+) -> Feature:
+    """The Feature record of node `n`'s dictionary entry: its identity from the node, ``tops`` its direct logit
+    effects (promoted tokens, their logits, suppressed tokens, their logits). Used by every engine."""
+    up, up_v, down, down_v = tops
     return Feature(
         id=n.feature_id,
-        model=bundle.name,
+        model=model,
         sae=sae,
         hook=n.hook,
         layer=n.layer,

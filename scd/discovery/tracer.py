@@ -384,7 +384,7 @@ def _prompt_record(tok, ids, logits, target_id, source) -> PromptRecord:
 def build_features(loaded: Loaded, nodes: list[Node]) -> list[Feature]:
     """Feature metadata as scd.discovery.features builds it for SAEs: a transcoder feature's direct logit effect
     is its decoder (summed over the layers a CLT feature writes to) through ln_final and W_U."""
-    from scd.discovery.features import _top_tokens, unembed_directions
+    from scd.discovery.features import _top_tokens, feature_of, unembed_directions
     from scd.models.bundle import ModelBundle
 
     rm, tc = loaded.model, loaded.model.transcoders
@@ -409,20 +409,8 @@ def build_features(loaded: Loaded, nodes: list[Node]) -> list[Feature]:
             label = f"logit of {loaded.tokenizer.token_str(n.index)!r}"
         else:
             label = f"MLP reconstruction error at {n.hook} (what the transcoders do not reconstruct)"
-        out[n.feature_id] = Feature(
-            id=n.feature_id,
-            model=loaded.name,
-            sae=f"{loaded.sae_set}/{n.layer}" if n.kind in ("transcoder", "error") else "",
-            hook=n.hook,
-            layer=n.layer,
-            kind=n.kind,
-            index=n.index,
-            top_promoted=list(up),
-            top_promoted_logits=list(up_v),
-            top_suppressed=list(down),
-            top_suppressed_logits=list(down_v),
-            label=label,
-        )
+        sae = f"{loaded.sae_set}/{n.layer}" if n.kind in ("transcoder", "error") else ""
+        out[n.feature_id] = feature_of(n, loaded.name, sae, (up, up_v, down, down_v), label=label)
     return list(out.values())
 
 
