@@ -55,54 +55,7 @@ class CircuitRows:
     edges: list[dict[str, Any]]
 
 
-FEATURE_PROPS = (
-    "id",
-    "model",
-    "sae",
-    "hook",
-    "layer",
-    "kind",
-    "idx",
-    "top_promoted",
-    "top_promoted_logits",
-    "top_suppressed",
-    "top_suppressed_logits",
-    "neuronpedia_url",
-    "label",
-    "top_token",
-)
-PROMPT_PROPS = (
-    "id",
-    "text",
-    "model",
-    "tokens",
-    "target",
-    "target_prob",
-    "loss",
-    "top_completions",
-    "top_completion_probs",
-)
-CIRCUIT_PROPS = (
-    "id",
-    "prompt_id",
-    "model",
-    "sae_set",
-    "method",
-    "metric",
-    "top_k",
-    "edge_threshold",
-    "params",
-    "metric_value",
-    "faithfulness",
-    "completeness",
-    "ablation",
-    "selection",
-    "n_nodes",
-    "n_edges",
-    "created_at",
-    "request",
-    "aggregated",
-)
+# the Node columns in the order of the positional node rows the Neo4j writer sends (write-create-nodes.cypher)
 NODE_PROPS = (
     "id",
     "circuit_id",
@@ -116,7 +69,6 @@ NODE_PROPS = (
     "activation",
     "attribution",
 )
-EDGE_PROPS = ("src", "dst", "weight", "share")
 
 
 def feature_rows(circuit: Circuit) -> list[dict[str, Any]]:
