@@ -126,6 +126,7 @@ class EmbeddedStore(Store):
         self._rw: tuple[ladybug.Database, ladybug.Connection] | None = None
         self._timer: threading.Timer | None = None
         self._schema_ready = False  # tables created or checked by this object's first write handle
+        self._schema_seen = False  # a read found every table (they are never dropped)
         self._writable = False  # opened for writing (open(read_only=False))
 
     # -- opening --------------------------------------------------------------------------------------------
@@ -253,11 +254,52 @@ class EmbeddedStore(Store):
 
     @contextmanager
     def _reader(self) -> Iterator[ladybug.Connection]:
-        """A read-only connection for this call only (the engine refuses writes on it)."""
+        """A read-only connection for this call only (the engine refuses writes on it). A store whose first
+        writer (another process) has created the file but not yet its tables is read once that writer is done:
+        reads never see a half-made store."""
         db = self._open(read_only=True)
         conn = ladybug.Connection(db)
+        if not self._schema_seen and not self._has_schema(conn):
+            conn.close()
+            db.close()
+            self._complete_schema()
+            db = self._open(read_only=True)
+            conn = ladybug.Connection(db)
+        self._schema_seen = True
         try:
             yield conn
+        finally:
+            conn.close()
+            db.close()
+
+    @staticmethod
+    def _has_schema(conn: ladybug.Connection) -> bool:
+        return set(LABELS) <= {r[0] for r in _rows(conn, "CALL show_tables() RETURN name")}
+
+    def _complete_schema(self) -> None:
+        """Wait for the store's write lock (its first writer holds it while creating the tables), then make sure
+        the tables exist -- idempotent, and what any first write does; a writer that died before creating them
+        left a store with none."""
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.02
+        while True:
+            try:
+                db = ladybug.Database(str(self.db_path), read_only=False, throw_on_wal_replay_failure=False)
+                break
+            except RuntimeError as e:
+                if not (_LOCKED.search(str(e)) or _CHECKPOINT_RACE.search(str(e))):
+                    raise self._unreadable(e) from e
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"the embedded store at {self.folder.resolve()} stayed locked by another process for "
+                        f"{self.lock_timeout:g} s while it was being created ({_first_line(e)})",
+                        "wait for the other `scd ingest` to finish (or raise SCD_STORE_LOCK_TIMEOUT)",
+                    ) from e
+                time.sleep(delay)
+                delay = min(delay * 1.5, 0.25)
+        conn = ladybug.Connection(db)
+        try:
+            self._create_schema(conn)
         finally:
             conn.close()
             db.close()
