@@ -57,6 +57,7 @@ DB_FILE = "graph.lbdb"
 BATCH = 20_000
 LOCK_TIMEOUT_S = 600.0
 READ_TIMEOUT_S = 120.0
+SCHEMA_GRACE_S = 5.0  # how long a reader waits for a new store's first writer to create its tables
 HOLD_S = 0.5  # keep the write handle this long after a write (see EmbeddedStore._writer)
 
 # Features: look up which exist, CREATE the rest. This process holds the database's only write lock, so nothing
@@ -262,9 +263,7 @@ class EmbeddedStore(Store):
         if not self._schema_seen and not self._has_schema(conn):
             conn.close()
             db.close()
-            self._complete_schema()
-            db = self._open(read_only=True)
-            conn = ladybug.Connection(db)
+            db, conn = self._wait_for_tables()
         self._schema_seen = True
         try:
             yield conn
@@ -272,9 +271,29 @@ class EmbeddedStore(Store):
             conn.close()
             db.close()
 
+    def _wait_for_tables(self) -> tuple[ladybug.Database, ladybug.Connection]:
+        """The first writer creates the tables right after the file; read-only opens poll for them (never the
+        write lock: that writer may hold it for a whole ingest). Still none after SCHEMA_GRACE_S: the writer died
+        before creating them, so create them (``_complete_schema``)."""
+        deadline = time.monotonic() + SCHEMA_GRACE_S
+        delay = 0.02
+        while time.monotonic() < deadline:
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+            db = self._open(read_only=True)
+            conn = ladybug.Connection(db)
+            if self._has_schema(conn):
+                return db, conn
+            conn.close()
+            db.close()
+        self._complete_schema()
+        db = self._open(read_only=True)
+        return db, ladybug.Connection(db)
+
     @staticmethod
     def _has_schema(conn: ladybug.Connection) -> bool:
-        return set(LABELS) <= {r[0] for r in _rows(conn, "CALL show_tables() RETURN name")}
+        # every node AND relationship table: the first writer creates them one statement at a time
+        return {*LABELS, *RELATIONSHIPS} <= {r[0] for r in _rows(conn, "CALL show_tables() RETURN name")}
 
     def _complete_schema(self) -> None:
         """Wait for the store's write lock (its first writer holds it while creating the tables), then make sure
