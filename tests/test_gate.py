@@ -288,6 +288,31 @@ def test_read_procedures_still_run_on_neo4j(neo4j_store):
     assert "Feature" in set(labels["label"])
 
 
+@pytest.mark.parametrize(
+    "dialect, foreign, own",
+    [("ladybug", "CALL db.labels()", "CALL show_tables()"), ("neo4j", "CALL show_tables()", "CALL db.labels()")],
+)
+def test_the_other_engines_procedures_are_refused_with_a_pointer_to_this_ones(dialect, foreign, own):
+    with pytest.raises(QueryError) as e:
+        gate.check(foreign, dialect)
+    assert "not a procedure of" in e.value.problem and own in (e.value.fix or "")
+    gate.check(own + " RETURN *" if dialect == "ladybug" else own, dialect)
+
+
+def test_embedded_names_a_missing_parameter_instead_of_an_engine_placeholder(embedded_store):
+    with pytest.raises(QueryError) as e:
+        runner.run_cypher(embedded_store, "MATCH (f:Feature) RETURN f.id LIMIT $limit", {})
+    assert "$limit" in e.value.problem and "-p limit=" in (e.value.fix or "")
+    assert len(runner.run_cypher(embedded_store, "MATCH (f:Feature) RETURN f.id LIMIT $limit", {"limit": 2})) == 2
+
+
+@pytest.mark.neo4j
+def test_neo4j_names_a_missing_parameter_before_the_driver(neo4j_store):
+    with pytest.raises(QueryError) as e:
+        runner.run_cypher(neo4j_store, "MATCH (f:Feature) WHERE f.id = $`odd name` RETURN f.id", {})
+    assert "$odd name" in e.value.problem
+
+
 # -- controls: the engines' own read-only paths do let these through ------------------------------------------
 
 

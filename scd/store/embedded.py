@@ -299,23 +299,7 @@ class EmbeddedStore(Store):
         """Wait for the store's write lock (its first writer holds it while creating the tables), then make sure
         the tables exist -- idempotent, and what any first write does; a writer that died before creating them
         left a store with none."""
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.02
-        while True:
-            try:
-                db = ladybug.Database(str(self.db_path), read_only=False, throw_on_wal_replay_failure=False)
-                break
-            except RuntimeError as e:
-                if not (_LOCKED.search(str(e)) or _CHECKPOINT_RACE.search(str(e))):
-                    raise self._unreadable(e) from e
-                if time.monotonic() >= deadline:
-                    raise StoreError(
-                        f"the embedded store at {self.folder.resolve()} stayed locked by another process for "
-                        f"{self.lock_timeout:g} s while it was being created ({_first_line(e)})",
-                        "wait for the other `scd ingest` to finish (or raise SCD_STORE_LOCK_TIMEOUT)",
-                    ) from e
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.25)
+        db = self._open(read_only=False)  # the same wait and recovery as any write
         conn = ladybug.Connection(db)
         try:
             self._create_schema(conn)
@@ -518,9 +502,10 @@ class EmbeddedStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        gate.check(cypher)  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
+        gate.check(cypher, "ladybug")  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
         params = dict(params or {})
         gate.check_params(params)
+        gate.check_supplied(cypher, params)
         self._require_existing()
         timeout = self.read_timeout if timeout is None else timeout
         with self._reader() as conn:

@@ -55,11 +55,21 @@ DENIED = frozenset({
     "begin", "commit", "rollback", "finish", "insert", "rename", "explain", "profile", "cypher", "enable",
     "transactions", "periodic",
 })  # fmt: skip
-# Procedures that only read the schema's names; lower case. Neo4j's db.* and LadybugDB's catalogue functions.
-READ_PROCEDURES = frozenset({
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
-    "db.schema.nodetypeproperties", "db.schema.reltypeproperties", "show_tables", "table_info",
-})  # fmt: skip
+# Procedures that only read the schema's names, per dialect; lower case. Neo4j's db.* and LadybugDB's catalogue
+# functions: each engine has only its own, so naming the other's is refused here with a pointer to the right one.
+DIALECT_PROCEDURES = {
+    "neo4j": frozenset({
+        "db.labels", "db.relationshiptypes", "db.propertykeys", "db.schema.visualization",
+        "db.schema.nodetypeproperties", "db.schema.reltypeproperties",
+    }),
+    "ladybug": frozenset({"show_tables", "table_info"}),
+}  # fmt: skip
+READ_PROCEDURES = DIALECT_PROCEDURES["neo4j"] | DIALECT_PROCEDURES["ladybug"]
+_STORE_NAMES = {"neo4j": "Neo4j", "ladybug": "the embedded store (LadybugDB)"}
+_LIST_LABELS = {
+    "neo4j": "on Neo4j list labels with CALL db.labels()",
+    "ladybug": "the embedded store lists its tables with CALL show_tables() RETURN *",
+}
 # Namespaces of built-in functions with dotted names (Neo4j); every other dotted function is a plugin's.
 FUNCTION_NAMESPACES = frozenset(
     {"point", "date", "datetime", "localdatetime", "localtime", "time", "duration", "vector"}
@@ -174,23 +184,45 @@ def _check_value(name: str, value: Any) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _verdict(text: str) -> tuple[str, str] | None:
+def _verdict(text: str, dialect: str | None = None) -> tuple[str, str] | None:
     """None if ``text`` may run, else (problem, fix). Cached: the same text always gets the same verdict."""
     try:
-        _check(text)
+        _check(text, dialect)
     except QueryError as e:
         return e.problem, e.fix or ""
     return None
 
 
-def check(text: str) -> None:
-    """Refuse (QueryError, exit code 2) any text that is not a single read-only query; see the module doc."""
-    verdict = _verdict(text)
+def check(text: str, dialect: str | None = None) -> None:
+    """Refuse (QueryError, exit code 2) any text that is not a single read-only query; see the module doc.
+    ``dialect`` ("neo4j" | "ladybug") narrows the read procedures to the ones that engine has."""
+    verdict = _verdict(text, dialect)
     if verdict is not None:
         raise QueryError(*verdict)
 
 
-def _check(text: str) -> None:
+@lru_cache(maxsize=4096)
+def parameters(text: str) -> frozenset[str]:
+    """The ``$names`` a query text uses (backticked ones unquoted)."""
+    return frozenset(
+        t.text[1:].strip("`").replace("``", "`") for t in tokenize(text) if t.kind == "param"
+    )
+
+
+def check_supplied(text: str, params: Mapping[str, Any]) -> None:
+    """Refuse a query that uses a parameter no value was given for: the engines would report it as an
+    internal placeholder (LadybugDB: "Cannot evaluate $_2_") or a driver error."""
+    missing = sorted(parameters(text) - set(params))
+    if missing:
+        names = ", ".join(f"${m}" for m in missing)
+        example = " ".join(f"-p {m}=VALUE" for m in missing)
+        raise QueryError(
+            f"the query uses {names} but no value was given",
+            f"pass it: {example} on the command line, or params={{...}} from Python",
+        )
+
+
+def _check(text: str, dialect: str | None = None) -> None:
     toks = tokenize(text)
     if toks and toks[-1].text == ";":
         toks.pop()
@@ -232,7 +264,7 @@ def _check(text: str) -> None:
         if w == "optional" and (nxt is None or nxt.low not in ("match", "call")):
             raise _refused(toks, i)
         if w == "call":
-            i = _check_call(toks, i)
+            i = _check_call(toks, i, dialect)
             subquery_brace = i if i < len(toks) and toks[i].text == "{" else -1
             expect_clause = False
             continue
@@ -270,7 +302,7 @@ def _operand_end(t: _Tok) -> bool:
     return t.text in (")", "]", "}")
 
 
-def _check_call(toks: list[_Tok], i: int) -> int:
+def _check_call(toks: list[_Tok], i: int, dialect: str | None = None) -> int:
     """Rule d at ``toks[i]`` = CALL; returns the index of its subquery's '{', or of the token after the
     procedure call."""
     j = i + 1
@@ -288,7 +320,12 @@ def _check_call(toks: list[_Tok], i: int) -> int:
         return k + 1
     if t is not None and t.kind == "word":
         name, k = _dotted(toks, j)
-        if name.lower() not in READ_PROCEDURES:
+        allowed = DIALECT_PROCEDURES.get(dialect or "", READ_PROCEDURES)
+        if name.lower() in READ_PROCEDURES - allowed and dialect is not None:
+            raise QueryError(
+                f"refused: CALL {name} is not a procedure of {_STORE_NAMES[dialect]}", _LIST_LABELS[dialect]
+            )
+        if name.lower() not in allowed:
             raise QueryError(f"refused: CALL {name} is not an allowed read procedure", FIX)
         return k
     raise _refused(toks, i)

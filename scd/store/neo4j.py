@@ -500,9 +500,10 @@ class Neo4jStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        gate.check(cypher)  # the allow-list first: no file, network or administration statement gets through
+        gate.check(cypher, "neo4j")  # the allow-list first: no file, network or administration statement gets through
         params = dict(params or {})
         gate.check_params(params)
+        gate.check_supplied(cypher, params)
         timeout = self.read_timeout if timeout is None else timeout
         try:
             with self._session(default_access_mode=neo4j.READ_ACCESS) as s:
