@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -346,3 +347,23 @@ def test_control_neo4j_read_transaction_fetches_urls(neo4j_store, url):
         assert s.run("EXPLAIN " + text).consume().query_type == "r"
         rows = s.execute_read(lambda tx: [r["row"] for r in tx.run(text)])
     assert rows == [["name"], ["fetched"]] and _Server.hits == ["/control.csv"]
+
+
+def _one_line_pointing_at(store, text: str, bad: str) -> str:
+    with pytest.raises(QueryError) as e:
+        runner.run_cypher(store, text)
+    line = e.value.line()
+    assert "\n" not in line and "EXPLAIN" not in line
+    m = re.search(r"offset:? (\d+)", line)
+    assert m is not None and text[int(m.group(1)) :].startswith(bad), line
+    return line
+
+
+def test_embedded_engine_errors_are_one_line_pointing_into_the_users_query(embedded_store):
+    _one_line_pointing_at(embedded_store, "MATCH (f:Feature) RETURN f.id ORDER f.id", "f.id")
+
+
+@pytest.mark.neo4j
+def test_neo4j_engine_errors_are_one_line_pointing_into_the_users_query(neo4j_store):
+    # the store asks EXPLAIN first; the position must still be the one in the text the user typed
+    _one_line_pointing_at(neo4j_store, "MATCH (f:Feature) RETURN f.id ORDER f.id", "f.id")

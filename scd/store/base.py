@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Self
 
@@ -93,3 +94,24 @@ class Store(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+_POSITION = re.compile(r"\(line:? 1, (column (\d+) \(offset: (\d+)\)|offset: (\d+))\)")
+
+
+def engine_message(message: str, *, prefix: str = "") -> str:
+    """An engine's error message as one line: its first line, which names the problem and its position; the
+    query echo and caret lines that follow are dropped. ``prefix`` is text scd put before the user's query
+    (Neo4j's ``EXPLAIN ``): line 1's column and offset are moved back by its length, to point into the query
+    the user wrote."""
+    first = message.strip().split("\n", 1)[0]
+    if not prefix:
+        return first
+
+    def shift(m: re.Match[str]) -> str:
+        if m.group(2) is not None:
+            column, offset = int(m.group(2)) - len(prefix), int(m.group(3)) - len(prefix)
+            return f"(line 1, column {column} (offset: {offset}))"
+        return f"(line: 1, offset: {int(m.group(4)) - len(prefix)})"
+
+    return _POSITION.sub(shift, first)

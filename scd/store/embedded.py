@@ -45,7 +45,7 @@ from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
-from scd.store.base import Store
+from scd.store.base import Store, engine_message
 from scd.store.rows import CircuitRows, batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
 from scd.store.statements import cypher
@@ -524,7 +524,7 @@ class EmbeddedStore(Store):
                         f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
                     ) from e
                 raise QueryError(
-                    f"LadybugDB rejected the query: {msg}", "fix the Cypher (see the message)"
+                    f"LadybugDB rejected the query: {engine_message(msg)}", "fix the Cypher (see the message)"
                 ) from e
             if isinstance(result, list):  # several statements
                 raise QueryError("one query at a time, please", "run the statements separately")

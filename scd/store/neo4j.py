@@ -61,7 +61,7 @@ from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
-from scd.store.base import Store
+from scd.store.base import Store, engine_message
 from scd.store.rows import (
     NODE_PROPS,
     CircuitRows,
@@ -522,7 +522,7 @@ class Neo4jStore(Store):
                     f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
                 ) from e
             raise QueryError(
-                f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+                f"Neo4j rejected the query: {engine_message(e.message or '')}", "fix the Cypher (see the message)"
             ) from e
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
@@ -545,7 +545,8 @@ class Neo4jStore(Store):
             summary = session.run("EXPLAIN " + cypher, params).consume()
         except ClientError as e:
             raise QueryError(
-                f"Neo4j rejected the query: {e.message}", "fix the Cypher (see the message)"
+                f"Neo4j rejected the query: {engine_message(e.message or '', prefix='EXPLAIN ')}",
+                "fix the Cypher (see the message)",
             ) from e
         if summary.query_type != "r":
             raise QueryError(
