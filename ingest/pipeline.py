@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from scd.core.circuit import Circuit
-from scd.core.errors import InputError
+from scd.core.errors import InputError, ScdError
 from scd.discovery.config import NOT_IN_KEY, DiscoveryConfig
 from scd.ingest.prompts import PromptSpec
 from scd.store.aggregates import FOLD_EVERY_EDGES, FoldReport
@@ -75,6 +75,7 @@ class IngestReport:
     checked: int = 0  # prompts checked against the model so far (phase 2)
     fold: FoldReport = field(default_factory=FoldReport)
     pending: int = 0  # circuits left out of the aggregate layer (ingest(fold=False))
+    stopped_by: str = ""  # the error that ended the run early ("" if none): what was written still stands
 
     def lines(self) -> list[str]:
         done = "discovered (dry run, nothing written)" if self.dry_run else "written"
@@ -92,6 +93,11 @@ class IngestReport:
                 f"{self.pending} circuits not yet in the aggregate layer: run `scd store fold` when done"
             )
         out += self.failure_lines()
+        if self.stopped_by:
+            out.append(
+                f"stopped while {_PHASE_WORDS.get(self.phase, self.phase)} by the error below: fix it and rerun "
+                "the same command to finish (finished circuits are skipped)"
+            )
         if self.interrupted:
             where = f" while {_PHASE_WORDS.get(self.phase, self.phase)}" if self.phase else ""
             if self.phase == "check":
@@ -113,7 +119,7 @@ class IngestReport:
         d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
         d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
         d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
-        d |= {"phase": self.phase, "checked": self.checked}
+        d |= {"phase": self.phase, "checked": self.checked, "stopped_by": self.stopped_by}
         d |= {
             "folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)},
             "pending": self.pending,
@@ -305,6 +311,11 @@ def ingest(
             writer.stop()  # drop what waits, let the transaction in flight end: it is counted below
             writer = None
         raise IngestInterrupted(report) from e
+    except ScdError as e:
+        if report.written or report.phase in ("write", "fold"):  # work was done: say what stands
+            report.stopped_by = e.line()
+            e.done = report
+        raise
     finally:
         if writer is not None:
             # after an error (a bad prompt with fail_fast, a store error): circuits already discovered are

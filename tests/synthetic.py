@@ -409,8 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard", default=None, help="I/N, as scd ingest --shard")
     ap.add_argument("--no-fold", action="store_true")
     a = ap.parse_args(argv)
+    from scd.cli import quiet_driver_retries
+    from scd.core.errors import ScdError
     from scd.ingest.pipeline import IngestInterrupted
 
+    quiet_driver_retries()  # as `scd ingest` does
     specs = read_prompts(a.prompts)
     if a.shard is not None:
         specs = select_shard(specs, *parse_shard(a.shard))
@@ -429,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         except IngestInterrupted as e:  # Ctrl-C: the summary of what was written, as `scd ingest` prints it
             report, code = e.report, 130
+        except ScdError as e:  # a store error after some writes: the summary too, then the error
+            if e.done is None:
+                raise
+            print(json.dumps(e.done.to_dict()), flush=True)  # type: ignore[attr-defined]
+            print(f"Error: {e.line()}", file=sys.stderr, flush=True)
+            return e.exit_code
     print(json.dumps(report.to_dict()), flush=True)
     return code
 

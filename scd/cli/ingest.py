@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from scd.cli.options import FORMAT, discovery_options, model_options, store_options
+from scd.core.errors import ScdError
 
 EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model error 1, Ctrl-C 130)
 
@@ -95,7 +96,7 @@ def ingest(
       scd ingest prompts.txt --neo4j bolt://localhost:7687 --top-k 10
       scd ingest prompts.txt --neo4j neo4j://db:7687 --shard 2/8 --no-fold   # worker 2 of 8
     """
-    from scd.ingest.pipeline import IngestInterrupted
+    from scd.ingest.pipeline import IngestInterrupted, IngestReport
     from scd.ingest.pipeline import ingest as run_ingest
     from scd.ingest.prompts import parse_shard, read_prompts, select_shard
     from scd.store import open_store
@@ -126,6 +127,10 @@ def ingest(
                 progress=not no_progress,
                 config=discovery,
             )
+    except ScdError as e:
+        if isinstance(e.done, IngestReport):  # circuits were written before the error: say which
+            _summary(e.done, fmt)
+        raise
     except KeyboardInterrupt as e:
         if store is not None:
             store.close()

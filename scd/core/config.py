@@ -15,6 +15,8 @@ from pathlib import Path
 from scd.core.secrets import remember, split_credentials
 
 DEFAULT_STORE = "scd-store"
+# how long the Neo4j driver retries a transaction whose server is gone or busy before it gives up
+NEO4J_RETRY_S = 60.0
 
 
 @dataclass(frozen=True)

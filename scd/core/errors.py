@@ -13,6 +13,9 @@ class ScdError(Exception):
     """An expected problem with a one-line explanation and a suggested fix."""
 
     exit_code = 1
+    # what a long run had finished before the problem stopped it (an ingest's report), for the CLI to print
+    # beside the error; None for errors that stop nothing under way
+    done: object = None
 
     def __init__(self, problem: str, fix: str | None = None):
         self.problem = scrub(problem)  # a driver's message may quote a URI or a login

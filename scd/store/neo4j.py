@@ -57,7 +57,7 @@ from neo4j.exceptions import (
 )
 
 from scd.core.circuit import Circuit
-from scd.core.config import StoreConfig
+from scd.core.config import NEO4J_RETRY_S, StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
@@ -302,7 +302,7 @@ class Neo4jStore(Store):
         auth = (config.neo4j_user, config.neo4j_password) if config.neo4j_password else None
         try:
             driver = GraphDatabase.driver(
-                uri, auth=auth, connection_timeout=10.0, max_transaction_retry_time=60.0
+                uri, auth=auth, connection_timeout=10.0, max_transaction_retry_time=NEO4J_RETRY_S
             )
         except (ConfigurationError, ValueError) as e:
             raise StoreError(
