@@ -291,7 +291,10 @@ def test_read_procedures_still_run_on_neo4j(neo4j_store):
 
 @pytest.mark.parametrize(
     "dialect, foreign, own",
-    [("ladybug", "CALL db.labels()", "CALL show_tables()"), ("neo4j", "CALL show_tables()", "CALL db.labels()")],
+    [
+        ("ladybug", "CALL db.labels()", "CALL show_tables()"),
+        ("neo4j", "CALL show_tables()", "CALL db.labels()"),
+    ],
 )
 def test_the_other_engines_procedures_are_refused_with_a_pointer_to_this_ones(dialect, foreign, own):
     with pytest.raises(QueryError) as e:
@@ -304,7 +307,10 @@ def test_embedded_names_a_missing_parameter_instead_of_an_engine_placeholder(emb
     with pytest.raises(QueryError) as e:
         runner.run_cypher(embedded_store, "MATCH (f:Feature) RETURN f.id LIMIT $limit", {})
     assert "$limit" in e.value.problem and "-p limit=" in (e.value.fix or "")
-    assert len(runner.run_cypher(embedded_store, "MATCH (f:Feature) RETURN f.id LIMIT $limit", {"limit": 2})) == 2
+    assert (
+        len(runner.run_cypher(embedded_store, "MATCH (f:Feature) RETURN f.id LIMIT $limit", {"limit": 2}))
+        == 2
+    )
 
 
 @pytest.mark.neo4j

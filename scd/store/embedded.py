@@ -502,7 +502,8 @@ class EmbeddedStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        gate.check(cypher, "ladybug")  # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
+        # the allow-list first: a read-only handle still runs COPY TO, LOAD FROM …
+        gate.check(cypher, "ladybug")
         params = dict(params or {})
         gate.check_params(params)
         gate.check_supplied(cypher, params)

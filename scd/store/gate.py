@@ -204,9 +204,7 @@ def check(text: str, dialect: str | None = None) -> None:
 @lru_cache(maxsize=4096)
 def parameters(text: str) -> frozenset[str]:
     """The ``$names`` a query text uses (backticked ones unquoted)."""
-    return frozenset(
-        t.text[1:].strip("`").replace("``", "`") for t in tokenize(text) if t.kind == "param"
-    )
+    return frozenset(t.text[1:].strip("`").replace("``", "`") for t in tokenize(text) if t.kind == "param")
 
 
 def check_supplied(text: str, params: Mapping[str, Any]) -> None:

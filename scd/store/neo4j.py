@@ -500,7 +500,8 @@ class Neo4jStore(Store):
     def read(
         self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None
     ) -> pd.DataFrame:
-        gate.check(cypher, "neo4j")  # the allow-list first: no file, network or administration statement gets through
+        # the allow-list first: no file, network or administration statement gets through
+        gate.check(cypher, "neo4j")
         params = dict(params or {})
         gate.check_params(params)
         gate.check_supplied(cypher, params)
@@ -522,7 +523,8 @@ class Neo4jStore(Store):
                     f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
                 ) from e
             raise QueryError(
-                f"Neo4j rejected the query: {engine_message(e.message or '')}", "fix the Cypher (see the message)"
+                f"Neo4j rejected the query: {engine_message(e.message or '')}",
+                "fix the Cypher (see the message)",
             ) from e
         except (Neo4jError, DriverError) as e:
             raise self._guard("read", e) from e
