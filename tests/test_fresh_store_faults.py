@@ -212,3 +212,41 @@ def test_neo4j_local_restart_mid_ingest_keeps_data_and_resumes(neo4j_config, tmp
             child.wait()
         if server.proc.poll() is None:
             server.stop()
+
+
+@pytest.mark.neo4j
+@pytest.mark.slow
+def test_neo4j_local_start_keeps_its_data_and_port_across_stop_and_start(tmp_path):
+    """`neo4j-local start` / `stop` / `start` (the README's launcher, in a private SCD_CACHE): a circuit written
+    before the stop is there after the start, on the same Bolt URI, so a saved SCD_NEO4J_URI keeps working."""
+    fetched = subprocess.run([str(LOCAL_SCRIPT), "fetch"], capture_output=True, text=True)
+    if fetched.returncode:
+        pytest.skip("no local Neo4j harness")
+    harness = Path(fetched.stdout.strip()).parent  # …/neo4j-harness-VERSION (its lib/ holds the jars)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / harness.name).symlink_to(harness)  # the fetched jars; the server's state in the private cache
+    env = dict(ENV, SCD_CACHE=str(cache))
+
+    def launcher(*args: str) -> str:
+        r = subprocess.run([str(LOCAL_SCRIPT), *args], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.strip()
+
+    prompts = _prompts(tmp_path, 2)
+    try:
+        uri = launcher("start")
+        r = subprocess.run(
+            [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", uri],
+            cwd=REPO,
+            env=ENV,
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr[-2000:]
+        launcher("stop")
+        assert launcher("start") == uri
+        with open_store(StoreConfig(neo4j_uri=uri), read_only=True) as store:
+            assert store.stats()["Circuit"] == 2
+    finally:
+        launcher("stop")
