@@ -33,12 +33,27 @@ BLOCK_ORDER = (
 #: the sublayers the engine splices SAEs into, in forward order
 SPLICE_SUBLAYERS = ("hook_resid_pre", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
 
+#: where a (per-layer or cross-layer) transcoder's features read -- their MLP's input, after ln2 -- and where
+#: they write, the MLP's output (its error node sits there too), as TransformerLens names them inside a block
+TRANSCODER_IN = "ln2.hook_normalized"
+TRANSCODER_OUT = "hook_mlp_out"
+
 EMBED_HOOK = "blocks.0.hook_resid_pre"  # where the token leaf (embedding + positional embedding) sits
 TOKEN_HOOK = "hook_embed"  # the hook recorded on token nodes
 LOGIT_HOOK = "unembed"  # the hook recorded on the logit node
 
 _HOOK_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 _KIND = {"hook_attn_out": "attn", "hook_mlp_out": "mlp"}  # every other splice sublayer is "resid"
+
+
+def block_hook(layer: int, name: str) -> str:
+    """``(3, "hook_mlp_out")`` -> ``"blocks.3.hook_mlp_out"``."""
+    return f"blocks.{layer}.{name}"
+
+
+def transcoder_hooks(layer: int) -> tuple[str, str]:
+    """(where layer ``layer``'s transcoder features read, where they write and its error node sits)."""
+    return block_hook(layer, TRANSCODER_IN), block_hook(layer, TRANSCODER_OUT)
 
 
 def split_hook(hook: str) -> tuple[int, str] | None:

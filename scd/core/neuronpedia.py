@@ -48,7 +48,7 @@ from scd.core.circuit import (
     token_feature_id,
 )
 from scd.core.errors import InputError
-from scd.core.hooks import hook_sort_key
+from scd.core.hooks import hook_sort_key, transcoder_hooks
 
 #: the Node fields an export carries under each node's "scd" key (the import reads them back)
 _NODE_FIELDS = ("id", "kind", "layer", "hook", "index", "pos", "token", "attribution", "feature_id")
@@ -366,7 +366,7 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
             )
         elif "error" in ftype:
             layer = _error_layer(n, m)
-            hook = f"blocks.{layer}.hook_mlp_out"
+            hook = transcoder_hooks(layer)[1]
             node = Node(
                 f"{hook}/error@{pos}",
                 "error",
@@ -382,7 +382,7 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
         else:
             layer = int(str(n["layer"]))
             index = int(m.group(2)) if m else int(n["feature"])
-            hook = f"blocks.{layer}.ln2.hook_normalized"
+            hook = transcoder_hooks(layer)[0]
             node = Node(
                 f"{hook}/{index}@{pos}",
                 "transcoder",

@@ -41,6 +41,7 @@ from typing import Any
 
 import torch
 
+from scd.core.hooks import TRANSCODER_IN, TRANSCODER_OUT
 from scd.demo import corpus
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ log = logging.getLogger(__name__)
 #: where the features read and write, as circuit-tracer names hooks inside a block (its Gemma configs use these)
 INPUT_HOOK = "mlp.hook_in"
 OUTPUT_HOOK = "mlp.hook_out"
-#: TransformerLens hooks of the plain HookedTransformer that carry the same values
-TL_INPUT = "blocks.{layer}.ln2.hook_normalized"
-TL_OUTPUT = "blocks.{layer}.hook_mlp_out"
+#: TransformerLens hooks of the plain HookedTransformer that carry the same values (scd.core.hooks)
+TL_INPUT = "blocks.{layer}." + TRANSCODER_IN
+TL_OUTPUT = "blocks.{layer}." + TRANSCODER_OUT
 KINDS = ("plt", "clt")
 
 

@@ -45,6 +45,7 @@ from scd.core.circuit import (
     token_feature_id,
 )
 from scd.core.errors import InputError, ModelError
+from scd.core.hooks import transcoder_hooks
 from scd.core.timing import phase
 from scd.models.tokens import Tokenizer
 
@@ -289,11 +290,6 @@ def total_effects(adjacency: torch.Tensor, row: int) -> torch.Tensor:
     raise ModelError("circuit-tracer's adjacency matrix has a cycle", "report this graph as a bug")
 
 
-def _hooks(layer: int) -> tuple[str, str]:
-    """(where a layer's transcoder features read, where its error node sits), as TransformerLens hook names."""
-    return f"blocks.{layer}.ln2.hook_normalized", f"blocks.{layer}.hook_mlp_out"
-
-
 def to_circuit(
     graph, pruned, loaded: Loaded, ids: list[int], logits: torch.Tensor, target_id: int, params: dict
 ) -> Circuit:
@@ -313,12 +309,12 @@ def to_circuit(
     for k in node_mask.nonzero().flatten().tolist():
         if k < n_feat:
             layer, pos, index = (int(v) for v in graph.active_features[graph.selected_features[k]].tolist())
-            hook = _hooks(layer)[0]
+            hook = transcoder_hooks(layer)[0]
             kind, act = "transcoder", float(graph.activation_values[graph.selected_features[k]])
             nid, fid = f"{hook}/{index}@{pos}", feature_id(loaded.name, loaded.sae_set, hook, index)
         elif k < err_end:
             layer, pos = divmod(k - n_feat, n_pos)
-            hook, index, kind, act = _hooks(layer)[1], -1, "error", 0.0
+            hook, index, kind, act = transcoder_hooks(layer)[1], -1, "error", 0.0
             nid, fid = f"{hook}/error@{pos}", feature_id(loaded.name, loaded.sae_set, hook, -1)
         elif k < tok_end:
             pos = k - err_end
@@ -353,7 +349,7 @@ def to_circuit(
         prompt=_prompt_record(tok, ids, logits, target_id, params["target_mode"]),
         model=loaded.name,
         sae_set=loaded.sae_set,
-        saes={_hooks(layer)[0]: f"{loaded.sae_set}/{layer}" for layer in range(n_layers)},
+        saes={transcoder_hooks(layer)[0]: f"{loaded.sae_set}/{layer}" for layer in range(n_layers)},
         params=params,
         nodes=node_list,
         edges=edges,
