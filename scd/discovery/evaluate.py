@@ -152,6 +152,7 @@ class Ablator:
             f_new = torch.where(keep[h] & self.active[h], f[0], ablated)[None]
             out = x + (sae.decode(f_new) - x_hat).to(x.dtype)  # keeps the error term x - x_hat
             if self.errors == "circuit":
+                assert keep_errors is not None, "errors='circuit' scores need keep_errors"
                 ablate_err = ~keep_errors[h][None, :, None]
                 err = x - x_hat.to(x.dtype)
                 out = torch.where(ablate_err, out - err + self.err_value[h].to(x.dtype), out)
