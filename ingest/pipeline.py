@@ -76,6 +76,8 @@ class IngestReport:
     fold: FoldReport = field(default_factory=FoldReport)
     pending: int = 0  # circuits left out of the aggregate layer (ingest(fold=False))
     stopped_by: str = ""  # the error that ended the run early ("" if none): what was written still stands
+    # writes that raised: a commit whose acknowledgement the lost connection swallowed may still have landed
+    in_doubt: int = 0
 
     def lines(self) -> list[str]:
         done = "discovered (dry run, nothing written)" if self.dry_run else "written"
@@ -94,9 +96,15 @@ class IngestReport:
             )
         out += self.failure_lines()
         if self.stopped_by:
+            doubt = (
+                f" (up to {self.in_doubt} more may have been committed as the error came: their writes failed "
+                "without an answer)"
+                if self.in_doubt
+                else ""
+            )
             out.append(
-                f"stopped while {_PHASE_WORDS.get(self.phase, self.phase)} by the error below: fix it and rerun "
-                "the same command to finish (finished circuits are skipped)"
+                f"stopped while {_PHASE_WORDS.get(self.phase, self.phase)} by the error below{doubt}: fix it and "
+                "rerun the same command to finish (finished circuits are skipped)"
             )
         if self.interrupted:
             where = f" while {_PHASE_WORDS.get(self.phase, self.phase)}" if self.phase else ""
@@ -119,7 +127,8 @@ class IngestReport:
         d = {k: getattr(self, k) for k in ("total", "written", "skipped", "discovered", "nodes", "edges")}
         d |= {"failed": [f.__dict__ for f in self.failed], "elapsed": round(self.elapsed, 3)}
         d |= {"dry_run": self.dry_run, "store": self.store, "interrupted": self.interrupted}
-        d |= {"phase": self.phase, "checked": self.checked, "stopped_by": self.stopped_by}
+        d |= {"phase": self.phase, "checked": self.checked}
+        d |= {"stopped_by": self.stopped_by, "in_doubt": self.in_doubt}
         d |= {
             "folded": {**self.fold.__dict__, "seconds": round(self.fold.seconds, 3)},
             "pending": self.pending,
@@ -407,19 +416,26 @@ class _Writer:
                 continue  # drain, so a submit() never blocks on a dead writer
             prepared, n_nodes, n_edges = item
             try:
-                if self.store.write_prepared(prepared):
-                    self.progress.done(written=1, nodes=n_nodes, edges=n_edges)
-                    with self.lock:
-                        self.unfolded += n_edges
-                        fold_now = self.fold and self.unfolded >= FOLD_EVERY_EDGES
-                        if fold_now:
-                            self.unfolded = 0
-                    if fold_now:
-                        _fold(self.store, self.progress)
-                else:
-                    self.progress.done(skipped=1)  # a concurrent run wrote it first
+                written = self.store.write_prepared(prepared)
             except BaseException as e:  # noqa: BLE001 - handed to the main thread
                 self.error = self.error or e
+                with self.progress.lock:  # its commit may have landed with the answer lost
+                    self.progress.report.in_doubt += 1
+                continue
+            if not written:
+                self.progress.done(skipped=1)  # a concurrent run wrote it first
+                continue
+            self.progress.done(written=1, nodes=n_nodes, edges=n_edges)
+            with self.lock:
+                self.unfolded += n_edges
+                fold_now = self.fold and self.unfolded >= FOLD_EVERY_EDGES
+                if fold_now:
+                    self.unfolded = 0
+            if fold_now:
+                try:
+                    _fold(self.store, self.progress)
+                except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                    self.error = self.error or e
 
 
 def _fold(store: Store, progress: _Progress) -> None:

@@ -192,8 +192,8 @@ def test_neo4j_local_restart_mid_ingest_keeps_data_and_resumes(neo4j_config, tmp
         config = StoreConfig(neo4j_uri=server.uri)
         with open_store(config, read_only=True) as store:
             kept = store.stats()["Circuit"]
-        # the summary counted exactly what the store kept
-        assert 1 <= kept < 10 and stopped["written"] == kept
+        # the summary counted what the store kept, give or take the writes the stop cut off without an answer
+        assert 1 <= kept < 10 and stopped["written"] <= kept <= stopped["written"] + stopped["in_doubt"]
         r = subprocess.run(  # the same command again
             [sys.executable, "-m", "tests.synthetic", str(prompts), "--neo4j", server.uri, *slow],
             cwd=REPO,
