@@ -17,7 +17,7 @@ Phases of :func:`trace` (log lines of ``scd.discovery.tracer`` use the names):
 4. **map** -- every node in the pruned node mask and every edge in the pruned edge mask into a `Circuit`:
    features (kind ``transcoder``, hook ``blocks.L.ln2.hook_normalized`` -- where they read), MLP error nodes
    (kind ``error``, hook ``blocks.L.hook_mlp_out``), token and logit nodes; an edge's weight is circuit-tracer's
-   adjacency entry (the direct effect of the source on the target's pre-activation / demeaned logit). A node's
+   (nonzero) adjacency entry (the direct effect of the source on the target's pre-activation / demeaned logit). A node's
    ``attribution`` is its total (direct + indirect) signed effect on the demeaned target logit, summed over all
    paths of the *unpruned* graph: ``a = e_t (A + A^2 + ...)``.
 """
@@ -338,7 +338,8 @@ def to_circuit(
             attribution=_finite(attribution),
             feature_id=fid,
         )
-    dst, src = edge_mask.nonzero(as_tuple=True)
+    # a zero entry is no edge (prune_graph's mask holds zeros only at edge_threshold 1, where it keeps everything)
+    dst, src = (edge_mask & (adjacency != 0)).nonzero(as_tuple=True)
     edges = [
         Edge(source=nodes[s].id, target=nodes[d].id, weight=_finite(float(adjacency[d, s])))
         for d, s in zip(dst.tolist(), src.tolist(), strict=True)
