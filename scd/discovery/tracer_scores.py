@@ -6,7 +6,7 @@ instead. The score is of the *features*: every error term keeps its clean value 
 ``handle_errors='keep'``; stored as ablation ``zero/keep``), as bench/dictionaries.py has always measured it.
 
 1. **clean run** -- every layer's MLP input x (``blocks.L.ln2.hook_normalized``, where the features read) and
-   output y; the error term is y minus the transcoders' reconstruction of x.
+   output y (scd.core.hooks.transcoder_hooks); the error term is y minus the transcoders' reconstruction of x.
 2. **ablated run** with a feature set S -- every MLP output is replaced by the transcoders' reconstruction from the
    features in S alone, encoded from *this* run's MLP inputs (attention and normalisation recompute downstream),
    plus the clean error term; features outside S are zero; BOS keeps its real MLP output (circuit-tracer gives it
@@ -23,11 +23,10 @@ from collections.abc import Iterable
 import torch
 
 from scd.core.circuit import Circuit
+from scd.core.hooks import transcoder_hooks
 from scd.discovery.evaluate import Scores
 
 ABLATION = "zero/keep"  # features zero-ablated, error terms kept (stored on the Circuit with the scores)
-TL_INPUT = "blocks.{layer}.ln2.hook_normalized"
-TL_OUTPUT = "blocks.{layer}.hook_mlp_out"
 
 FeatureKey = tuple[int, int, int]  # (layer, position, latent)
 
@@ -58,12 +57,10 @@ def evaluate(
         last = logits[0, -1].float()
         return float(last[target_id] - last.mean())
 
-    names = [TL_INPUT.format(layer=i) for i in range(n_layers)] + [
-        TL_OUTPUT.format(layer=i) for i in range(n_layers)
-    ]
-    _, cache = model.run_with_cache(tokens, names_filter=names)
-    x = torch.stack([cache[TL_INPUT.format(layer=i)][0] for i in range(n_layers)])  # [L, pos, d]
-    y = torch.stack([cache[TL_OUTPUT.format(layer=i)][0] for i in range(n_layers)])
+    hooks_of = [transcoder_hooks(layer) for layer in range(n_layers)]  # (MLP input, MLP output) per layer
+    _, cache = model.run_with_cache(tokens, names_filter=[h for pair in hooks_of for h in pair])
+    x = torch.stack([cache[h_in][0] for h_in, _ in hooks_of])  # [L, pos, d]
+    y = torch.stack([cache[h_out][0] for _, h_out in hooks_of])
     error = y - torch.stack([_decode(tc, clt, _encode(tc, clt, x), layer) for layer in range(n_layers)])
 
     def run(keep: set[FeatureKey]) -> float:
@@ -86,9 +83,9 @@ def evaluate(
             return new[None].to(out.dtype)
 
         hooks = []
-        for layer in range(n_layers):
-            hooks.append((TL_INPUT.format(layer=layer), lambda a, hook, layer=layer: read(a, hook, layer)))
-            hooks.append((TL_OUTPUT.format(layer=layer), lambda o, hook, layer=layer: write(o, hook, layer)))
+        for layer, (mlp_in, mlp_out) in enumerate(hooks_of):
+            hooks.append((mlp_in, lambda a, hook, layer=layer: read(a, hook, layer)))
+            hooks.append((mlp_out, lambda o, hook, layer=layer: write(o, hook, layer)))
         return metric(model.run_with_hooks(tokens, fwd_hooks=hooks))
 
     m_model, m_empty = run(all_keys), run(set())
