@@ -12,8 +12,8 @@ Per prompt and dictionary:
    attribution is its total effect on the target's demeaned logit, in both engines), for N in SIZES; zero
    ablation of every other feature at every non-BOS position, error terms kept at their clean values (Marks'
    ``handle_errors='keep'``: the score is what the *features* carry). F(C) = (m(C) - m(0)) / (m(M) - m(0)),
-   completeness = 1 - F(M minus C), m = the target's demeaned logit. SAEs: scd's own Ablator; transcoders: the
-   replacement model (every MLP output = transcoder reconstruction of its own run's input + clean error).
+   completeness = 1 - F(M minus C), m = the target's demeaned logit. SAEs: scd's own Ablator; transcoders:
+   scd.discovery.tracer_scores (every MLP output = transcoder reconstruction of its own run's input + clean error).
 3. **error share** -- circuit-tracer's definition (1 - its replacement score): of the influence that reaches the
    logit from the graph's input nodes (tokens, error nodes), the share on error nodes; influence = logit weight
    pushed back through the row-normalised |links| of the stored (pruned) graph (scd.core.neuronpedia).
@@ -89,72 +89,17 @@ def sae_scores(bundle, circuit, n: int) -> tuple[float, float]:
     return (m_c - m_empty) / d, 1 - (m_comp - m_empty) / d
 
 
-@torch.no_grad()
 def transcoder_scores(loaded, circuit, graph, n: int) -> tuple[float, float]:
-    """Matched-size scores in the replacement model (see module docstring, phase 2)."""
-    import scd.demo as demo
-    from scd.demo.transcoders import TL_INPUT, TL_OUTPUT, _outputs
+    """Matched-size scores in the replacement model (see module docstring, phase 2; scd.discovery.tracer_scores)."""
     from scd.discovery.tracer import total_effects
+    from scd.discovery.tracer_scores import evaluate, graph_features
 
-    model = demo.load_model()
-    tc = loaded.model.transcoders
-    n_layers = model.cfg.n_layers
-    tokens = torch.tensor([circuit.prompt.token_ids])
-    target = circuit.prompt.target_id
-    n_feat = len(graph.selected_features)
-    n_pos = tokens.shape[1]
-    effects = total_effects(graph.adjacency_matrix, n_feat + (n_layers + 1) * n_pos)[:n_feat]
-    order = torch.argsort(effects.abs(), descending=True).tolist()
-    feats = graph.active_features[graph.selected_features]  # (layer, pos, idx)
-    all_keys = {tuple(int(v) for v in feats[k]) for k in range(n_feat)}
-    keys = {tuple(int(v) for v in feats[k]) for k in order[:n]}
-
-    def metric(logits):
-        last = logits[0, -1]
-        return float(last[target] - last.mean())
-
-    _, cache = model.run_with_cache(tokens)
-    x = torch.stack([cache[TL_INPUT.format(layer=i)][0] for i in range(n_layers)], 1)
-    y = torch.stack([cache[TL_OUTPUT.format(layer=i)][0] for i in range(n_layers)], 1)
-    err = y - _outputs(tc, x)  # [pos, L, d]: clean error terms, kept in every run
-
-    def run(keep: set) -> float:
-        xs = {}
-
-        def read(a, hook, layer):
-            xs[layer] = a
-
-        def write(out, hook, layer):
-            xin = torch.stack([xs[i] if i <= layer else xs[layer] for i in range(n_layers)], 2)[0]
-            if hasattr(tc, "transcoders"):
-                f = torch.stack([t.encode(xin[:, i]) for i, t in enumerate(tc)])  # [L, pos, d_t]
-            else:
-                f = tc.encode(xin.transpose(0, 1))
-            mask = torch.zeros_like(f, dtype=torch.bool)
-            for lay, pos, idx in keep:
-                mask[lay, pos, idx] = True
-            f = torch.where(mask, f, torch.zeros_like(f))
-            if hasattr(tc, "transcoders"):
-                rec = f[layer] @ tc[layer].W_dec + tc[layer].b_dec
-            else:
-                rec = tc.b_dec[layer].expand(xin.shape[0], -1).clone()
-                for s in range(layer + 1):
-                    rec = rec + f[s] @ tc.W_dec[s][:, layer - s]
-            new = rec + err[:, layer]
-            new[0] = out[0, 0]  # BOS keeps its real MLP output (circuit-tracer gives it no features)
-            return new[None]
-
-        hooks = []
-        for layer in range(n_layers):
-            hooks.append((TL_INPUT.format(layer=layer), lambda a, hook, layer=layer: read(a, hook, layer)))
-            hooks.append((TL_OUTPUT.format(layer=layer), lambda o, hook, layer=layer: write(o, hook, layer)))
-        return metric(model.run_with_hooks(tokens, fwd_hooks=hooks))
-
-    m_model = run(all_keys)
-    m_empty = run(set())
-    m_c, m_comp = run(keys), run(all_keys - keys)
-    d = m_model - m_empty
-    return (m_c - m_empty) / d, 1 - (m_comp - m_empty) / d
+    feats = graph_features(graph)
+    n_pos, n_layers = len(circuit.prompt.token_ids), graph.cfg.n_layers
+    effects = total_effects(graph.adjacency_matrix, len(feats) + (n_layers + 1) * n_pos)[: len(feats)]
+    top = [feats[k] for k in torch.argsort(effects.abs(), descending=True).tolist()[:n]]
+    s = evaluate(loaded, circuit.prompt.token_ids, circuit.prompt.target_id, feats, top)
+    return s.faithfulness, s.completeness
 
 
 def main() -> None:

@@ -2,7 +2,9 @@
 
 Phases (the progress bar and the summary use the same words):
 
-1. **load**     -- the model and SAE set, once (``scd.models.bundle.load_bundle``).
+1. **load**     -- the model and SAE set, once (``scd.models.bundle.load_bundle``); with a transcoder or CLT set
+                   (``demo-plt``, ``demo-clt``, a circuit-tracer folder) circuit-tracer's replacement model
+                   instead (``scd.discovery.tracer.load``), and phase 4 is ``scd.discovery.tracer.trace``.
 2. **check**    -- every prompt against the tokenizer before anything is written: characters the vocabulary
                    lacks, longer than the model's context, a target or contrast that is not exactly one token.
                    A bad prompt is reported and skipped (``fail_fast`` stops here, with the store untouched).
@@ -175,6 +177,13 @@ def request_key(model: str, sae_set: Any, spec: PromptSpec, options: dict[str, A
     return "r-" + hashlib.sha1(blob.encode("utf-8")).hexdigest()[:20]
 
 
+def _is_transcoder_set(saes: Any) -> bool:
+    """demo-plt, demo-clt or a circuit-tracer transcoder folder (scd.discovery.tracer builds those graphs)."""
+    from scd.discovery.tracer import is_transcoder_set
+
+    return is_transcoder_set(saes)
+
+
 def check_prompt(bundle: Any, spec: PromptSpec) -> None:
     """Raise InputError if the model cannot take this prompt (phase 2). ``bundle`` is a scd.models.bundle.ModelBundle."""
     ids = bundle.tokenizer.encode(spec.text)  # names characters the vocabulary lacks
@@ -211,7 +220,8 @@ def ingest(
 ) -> IngestReport:
     """Discover every prompt's circuit and write it into ``store`` (None only with ``dry_run``).
 
-    ``model`` is a name for ``scd.models.bundle.load_bundle`` (or a loaded ModelBundle); ``config`` (a
+    ``model`` is a name for ``scd.models.bundle.load_bundle`` (or a loaded ModelBundle; with transcoder ``saes``,
+    a loaded ``scd.discovery.tracer.Loaded``); ``config`` (a
     DiscoveryConfig, and/or its fields as keywords in ``options``) says how to discover. ``discover_fn`` replaces
     discovery (tests, benchmarks): it is called as ``discover_fn(text, target=..., contrast=..., **options)``
     with the stand-in's own options, and no model is loaded. Bad prompts are collected in the report (``fail_fast``: the first one raises InputError instead).
@@ -226,9 +236,17 @@ def ingest(
     report = IngestReport(
         total=len(prompts), dry_run=dry_run, store="" if store is None else store.describe()
     )
+    transcoders = discover_fn is None and _is_transcoder_set(saes)
     if discover_fn is None:
         config = DiscoveryConfig.build(config, **options)  # bad options fail here, before anything is loaded
         key_options = config.key_options()
+    if transcoders:  # circuit-tracer builds the graphs: its own options, checked before anything is loaded
+        from scd.discovery import tracer
+
+        trace_options = tracer.trace_options(config)
+        key_options = {"engine": tracer.ENGINE} | {
+            k: v for k, v in trace_options.items() if k not in NOT_IN_KEY
+        }
     else:  # a stand-in engine: its own options take part in the key like a config's
         options = {k: v for k, v in options.items() if v is not None}
         key_options = (config.key_options() if config is not None else {}) | {
@@ -241,16 +259,29 @@ def ingest(
     try:
         # 1. load
         report.phase = "load"
-        if discover_fn is None:
+        bundle: Any  # what check_prompt reads (name, tokenizer, n_ctx); None: a stand-in engine, no checks
+        model_key: Any
+        sae_key: Any
+        if transcoders:
+            loaded = model if isinstance(model, tracer.Loaded) else tracer.load(model, saes, device)
+            bundle = loaded
+            model_key, sae_key = tracer.request_parts(loaded)
+
+            def run(spec: PromptSpec) -> Circuit:
+                return tracer.trace(spec.text, model=loaded, target=spec.target, **trace_options)
+
+        elif discover_fn is None:
             from scd.discovery.discover import discover
             from scd.models.bundle import ModelBundle, load_bundle
 
-            bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
-            model_key: Any = bundle.name
-            sae_key: Any = [bundle.sae_set, bundle.sae_ids]
+            sae_bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
+            bundle = sae_bundle
+            model_key, sae_key = sae_bundle.name, [sae_bundle.sae_set, sae_bundle.sae_ids]
 
             def run(spec: PromptSpec) -> Circuit:
-                return discover(spec.text, config, model=bundle, target=spec.target, contrast=spec.contrast)
+                return discover(
+                    spec.text, config, model=sae_bundle, target=spec.target, contrast=spec.contrast
+                )
 
         else:
             bundle = None
@@ -272,6 +303,11 @@ def ingest(
             try:
                 if bundle is not None:
                     check_prompt(bundle, spec)
+                if transcoders and spec.contrast is not None:
+                    raise InputError(
+                        "transcoder graphs explain the target's demeaned logit, not a contrast",
+                        "drop the contrast from this prompt, or ingest it with SAEs",
+                    )
                 todo.append(spec)
             except InputError as e:
                 _fail(report, spec, e, fail_fast)

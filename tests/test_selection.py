@@ -43,19 +43,22 @@ def test_influence_is_the_sum_over_paths(seed):
 
 @pytest.mark.parametrize("share", [0.5, 0.8, 0.95])
 def test_pruning_keeps_the_documented_share_with_the_fewest_nodes(share):
+    """Every node but the logits is ranked (input tokens too, as circuit-tracer ranks them); the strongest that
+    reach the share are kept, and tokens and logits whatever their rank."""
     c = synthetic_circuit(7, n_nodes=60, n_edges=220)
     infl = path_influence(c)
     pruned = prune_by_influence(c, share)
     kept = {n.id for n in pruned.nodes}
-    ranked = [n for n in c.nodes if n.kind not in ALWAYS_KEPT]
+    ranked = sorted((n for n in c.nodes if n.kind != "logit"), key=lambda n: -infl[n.id])
     total = sum(infl[n.id] for n in ranked)
-    mine = [n for n in ranked if n.id in kept]
-    carried = sum(infl[n.id] for n in mine)
-    assert carried >= share * total - 1e-12
-    weakest = min(infl[n.id] for n in mine)
-    assert carried - weakest < share * total, "one node fewer would not carry the share: the set is minimal"
-    assert all(infl[n.id] <= weakest + 1e-12 for n in ranked if n.id not in kept)
-    assert {n.id for n in c.nodes if n.kind in ALWAYS_KEPT} <= kept
+    mine, carried = [], 0.0
+    for n in ranked:  # the shortest prefix of the ranking that carries the share
+        if carried >= share * total:
+            break
+        mine.append(n)
+        carried += infl[n.id]
+    assert carried - infl[mine[-1].id] < share * total <= carried
+    assert kept == {n.id for n in mine} | {n.id for n in c.nodes if n.kind in ALWAYS_KEPT}
     assert all(e.source in kept and e.target in kept for e in pruned.edges)
     assert len(pruned.nodes) < len(c.nodes) and pruned.id != c.id
     assert pruned.params["selection"] == f"influence:{share:g}"
@@ -64,3 +67,5 @@ def test_pruning_keeps_the_documented_share_with_the_fewest_nodes(share):
 def test_pruning_share_must_be_a_fraction():
     with pytest.raises(InputError, match="share must be in"):
         prune_by_influence(synthetic_circuit(0), 1.5)
+    with pytest.raises(InputError, match="edge_share must be in"):
+        prune_by_influence(synthetic_circuit(0), 0.8, 0.0)

@@ -101,6 +101,45 @@ def _ids(circuit):
     return out
 
 
+CROSS_CHECK_PROMPTS = [*PROMPTS, "print(len(x", "the cost (in dollars"]
+
+
+@pytest.mark.parametrize("prompt", CROSS_CHECK_PROMPTS)
+def test_scd_pruning_keeps_what_prune_graph_keeps(loaded, prompt):
+    """Same graph, same thresholds: scd's influence pruning (scd.discovery.selection, over a Circuit's edges) keeps
+    exactly the nodes circuit-tracer's prune_graph keeps. The graph is circuit-tracer's whole graph (every node,
+    every nonzero adjacency entry), mapped into a Circuit."""
+    from types import SimpleNamespace
+
+    from circuit_tracer.graph import prune_graph
+
+    from scd.discovery.selection import prune_by_influence
+
+    traced = tracer.trace(prompt, model=loaded, keep_graph=True)
+    graph = traced.tracer_graph
+    adjacency = graph.adjacency_matrix
+    everything = SimpleNamespace(
+        node_mask=torch.ones(adjacency.shape[0], dtype=torch.bool), edge_mask=adjacency != 0
+    )
+    ids = traced.prompt.token_ids
+    with torch.no_grad():
+        logits = loaded.model(torch.tensor([ids]))[0, -1]
+    whole = tracer.to_circuit(graph, everything, loaded, ids, logits, traced.prompt.target_id, traced.params)
+    whole.tracer_graph, whole.tracer_prune = graph, everything  # type: ignore[attr-defined]
+    assert len(whole.nodes) == adjacency.shape[0] and len(whole.edges) == int((adjacency != 0).sum())
+    ids = _ids(whole)
+    assert {n.id for n in traced.nodes} == {
+        ids[k] for k in traced.tracer_prune.node_mask.nonzero().flatten().tolist()
+    }
+    for node_t, edge_t in ((0.8, 0.98), (0.5, 0.9), (0.95, 0.99)):
+        reference = prune_graph(graph, node_threshold=node_t, edge_threshold=edge_t)
+        want = {ids[k] for k in reference.node_mask.nonzero().flatten().tolist()}
+        mine = prune_by_influence(whole, node_t, edge_t)
+        assert 0 < len(want) < len(whole.nodes)
+        assert {n.id for n in mine.nodes} == want, (node_t, edge_t)
+        assert mine.params["selection"] == f"influence:{node_t:g}/{edge_t:g}"
+
+
 def test_shipped_transcoders_reconstruct(loaded):
     """The shipped weights, loaded by circuit-tracer's loaders, predict the MLP outputs (FVU per layer), on text
     they were not trained on."""

@@ -85,6 +85,10 @@ def ingest(
     or - for standard input. Each circuit is written in one transaction, whole or not at all, so rerunning the
     same command after an interruption skips the finished prompts and completes the rest.
 
+    With transcoders (--saes demo-plt, demo-clt or a circuit-tracer folder) circuit-tracer builds each graph, as
+    in `scd discover`: --node-threshold / --edge-threshold are its pruning fractions (default 0.8 / 0.98), and
+    the graphs are stored under their own SAE set beside the SAE circuits of the same prompts.
+
     Exit status: 0 when every prompt was ingested (or skipped as already stored); 3 when some prompts failed
     (listed on stderr; --allow-failures makes that 0); 2 for bad usage or a bad prompts file; 1 when the store
     or the model fails; 130 on Ctrl-C, after a summary of what was written. No store folder is created until a
@@ -94,6 +98,7 @@ def ingest(
     Example:
       scd ingest examples/prompts.txt --model demo
       scd ingest prompts.txt --neo4j bolt://localhost:7687 --top-k 10
+      scd ingest prompts.txt --saes demo-clt    # cross-layer-transcoder graphs (circuit-tracer), beside SAE ones
       scd ingest prompts.txt --neo4j neo4j://db:7687 --shard 2/8 --no-fold   # worker 2 of 8
     """
     from scd.ingest.pipeline import IngestInterrupted, IngestReport

@@ -24,7 +24,9 @@ _MODEL_OPTIONS = [
         default=None,
         metavar="SET",
         help="SAE preset (res-jb, oai-v5-32k, oai-v5-128k), demo, or sae_lens SAE folders: DIR[,DIR...] "
-        "or one folder of such folders. Default: the model's own set (demo; res-jb for gpt2-small).",
+        "or one folder of such folders. Default: the model's own set (demo; res-jb for gpt2-small). "
+        "Transcoders (graphs built by circuit-tracer): demo-plt, demo-clt, or a folder in circuit-tracer's "
+        "layout (config.yaml + safetensors).",
     ),
     click.option(
         "--device",

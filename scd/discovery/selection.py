@@ -2,13 +2,19 @@
 
 The same rule as circuit-tracer's ``prune_graph`` (Ameisen et al. 2025), written here over a Circuit's own edges
 because circuit-tracer's works on its own Graph type (transcoder graphs with a fixed node layout) and would need a
-conversion both ways:
+conversion both ways. tests/test_tracer.py checks that both keep the same nodes on the same graph.
 
 1. A[d, u] = |weight(u -> d)| / the sum of |weight| into d: each node's inputs, normalised to sum to 1.
 2. Influence of a node on the logit node(s): the sum over every path to a logit of the product of A along it,
    I = l (A + A^2 + ...) = l A (1 - A)^-1 with l = 1 on logit nodes (A is nilpotent: the graph is acyclic).
-3. Keep the smallest set of nodes, by influence, whose influence adds up to ``share`` of the total; token and logit
-   nodes are kept whatever their rank (the input and the output of every path), and the edges between kept nodes.
+3. Nodes: rank every node by influence (input tokens included, as circuit-tracer ranks them) and keep those at
+   or above the influence where the running sum first reaches ``share`` of the total (ties kept); token and
+   logit nodes are kept whatever their rank (the input and the output of every path).
+4. Edges (``edge_share``): step 1-2 again on the graph of kept nodes; an edge's score is its normalised weight
+   times the influence of its target (1 added on logit nodes), and the edges at or above the score where the
+   running sum first reaches ``edge_share`` of the total are kept. Then, until nothing changes, a feature or error
+   node with no kept outgoing edge, or a feature node with no kept incoming edge, is dropped with its edges.
+   Without ``edge_share`` every edge between kept nodes is kept and no node is dropped.
 """
 
 from __future__ import annotations
@@ -20,51 +26,102 @@ import numpy as np
 from scd.core.circuit import Circuit
 from scd.core.errors import InputError
 
-#: the default share of total influence a pruned circuit keeps
+#: the default share of total influence a pruned circuit keeps (circuit-tracer's default node threshold)
 INFLUENCE_SHARE = 0.8
 ALWAYS_KEPT = ("token", "logit")
+#: kinds that are no feature: circuit-tracer drops only features that lost every incoming edge
+NOT_FEATURES = ("token", "logit", "error")
+
+
+def _normalised(circuit: Circuit, ids: list[str]) -> np.ndarray:
+    """Phase 1 over the nodes ``ids`` (edges with an end elsewhere left out)."""
+    at = {nid: i for i, nid in enumerate(ids)}
+    a = np.zeros((len(ids), len(ids)))
+    for e in circuit.edges:
+        if e.source in at and e.target in at:
+            a[at[e.target], at[e.source]] += abs(float(e.weight))
+    inputs = a.sum(1, keepdims=True)
+    return np.divide(a, inputs, out=np.zeros_like(a), where=inputs > 0)
+
+
+def _influence(a: np.ndarray, logit: np.ndarray) -> np.ndarray:
+    # l A (1 - A)^-1 as a solve: x (1 - A) = l A  <=>  (1 - A)^T x^T = (l A)^T
+    return np.linalg.solve((np.eye(a.shape[0]) - a).T, logit @ a)
 
 
 def node_influence(circuit: Circuit) -> dict[str, float]:
     """Phases 1-2: each node's influence on the circuit's logit node(s) through its edges."""
     ids = [n.id for n in circuit.nodes]
-    at = {nid: i for i, nid in enumerate(ids)}
-    a = np.zeros((len(ids), len(ids)))
-    for e in circuit.edges:
-        a[at[e.target], at[e.source]] += abs(float(e.weight))
-    inputs = a.sum(1, keepdims=True)
-    a = np.divide(a, inputs, out=np.zeros_like(a), where=inputs > 0)
     logit = np.array([1.0 if n.kind == "logit" else 0.0 for n in circuit.nodes])
-    # l A (1 - A)^-1 as a solve: x (1 - A) = l A  <=>  (1 - A)^T x^T = (l A)^T
-    influence = np.linalg.solve((np.eye(len(ids)) - a).T, logit @ a)
+    influence = _influence(_normalised(circuit, ids), logit)
     return {nid: float(x) for nid, x in zip(ids, influence, strict=True)}
 
 
-def prune_by_influence(circuit: Circuit, share: float = INFLUENCE_SHARE) -> Circuit:
-    """Phase 3: the circuit cut to the fewest feature and error nodes that carry ``share`` of total influence."""
-    if not 0.0 < share <= 1.0:
-        raise InputError(f"share must be in (0, 1] (got {share})", "e.g. share=0.8")
+def cutoff(scores: np.ndarray, share: float) -> float:
+    """The score at which the running sum of ``scores`` (largest first) first reaches ``share`` of their total:
+    keeping every score >= it keeps that share (circuit-tracer's ``find_threshold``)."""
+    ranked = np.sort(scores.ravel())[::-1]
+    total = ranked.sum()
+    if total <= 0:
+        return 0.0
+    at = int(np.searchsorted(np.cumsum(ranked) / total, share))
+    return float(ranked[min(at, len(ranked) - 1)])
+
+
+def prune_by_influence(
+    circuit: Circuit, share: float = INFLUENCE_SHARE, edge_share: float | None = None
+) -> Circuit:
+    """Phases 3-4: the circuit cut to the feature and error nodes (and, with ``edge_share``, the edges) that
+    carry ``share`` of total influence."""
+    for name, value in (("share", share), ("edge_share", edge_share)):
+        if value is not None and not 0.0 < value <= 1.0:
+            raise InputError(f"{name} must be in (0, 1] (got {value})", f"e.g. {name}=0.8")
     influence = node_influence(circuit)
-    ranked = sorted(
-        (n for n in circuit.nodes if n.kind not in ALWAYS_KEPT), key=lambda n: (-influence[n.id], n.id)
-    )
-    total = sum(influence[n.id] for n in ranked)
-    kept: set[str] = {n.id for n in circuit.nodes if n.kind in ALWAYS_KEPT}
-    carried = 0.0
-    for n in ranked:
-        if carried >= share * total:
-            break
-        kept.add(n.id)
-        carried += influence[n.id]
-    nodes = [n for n in circuit.nodes if n.id in kept]
+    scores = np.array([influence[n.id] for n in circuit.nodes])
+    at_least = cutoff(scores, share)
+    kept = {n.id for n in circuit.nodes if n.kind in ALWAYS_KEPT or influence[n.id] >= at_least}
     edges = [e for e in circuit.edges if e.source in kept and e.target in kept]
+    if edge_share is not None:
+        kept, edges = _prune_edges(circuit, kept, edge_share)
+    nodes = [n for n in circuit.nodes if n.id in kept]
     used = {n.feature_id for n in nodes}
-    params = dict(circuit.params, selection=f"influence:{share:g}")
+    selection = f"influence:{share:g}" + ("" if edge_share is None else f"/{edge_share:g}")
     return dataclasses.replace(
         circuit,
         nodes=nodes,
         edges=edges,
         features=[f for f in circuit.features if f.id in used],
-        params=params,
+        params=dict(circuit.params, selection=selection),
         scores={},
     )
+
+
+def _prune_edges(circuit: Circuit, kept: set[str], edge_share: float) -> tuple[set[str], list]:
+    """Phase 4 (see module docstring)."""
+    nodes = [n for n in circuit.nodes if n.id in kept]
+    ids = [n.id for n in nodes]
+    at = {nid: i for i, nid in enumerate(ids)}
+    a = _normalised(circuit, ids)
+    logit = np.array([1.0 if n.kind == "logit" else 0.0 for n in nodes])
+    score = a * (_influence(a, logit) + logit)[:, None]  # score[d, u]: the edge u -> d
+    # every entry of the matrix takes part in the ranking, as in circuit-tracer: the zeros matter only when the
+    # cutoff falls on them (edge_share = 1), and then circuit-tracer keeps every entry and drops no node
+    at_least = cutoff(score, edge_share)
+    edges = [e for e in circuit.edges if e.source in at and e.target in at]
+    if at_least <= 0:
+        return set(ids), edges  # every entry passes, zeros included: every node keeps its edges
+    edges = [e for e in edges if score[at[e.target], at[e.source]] >= at_least]
+    alive = set(ids)
+    while True:
+        live = [e for e in edges if e.source in alive and e.target in alive]
+        has_out, has_in = {e.source for e in live}, {e.target for e in live}
+        now = {
+            n.id
+            for n in nodes
+            if n.id in alive
+            and (n.kind in ALWAYS_KEPT or n.id in has_out)
+            and (n.kind in NOT_FEATURES or n.id in has_in)
+        }
+        if now == alive:
+            return alive, live
+        alive = now

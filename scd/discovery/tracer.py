@@ -17,9 +17,11 @@ Phases of :func:`trace` (log lines of ``scd.discovery.tracer`` use the names):
 4. **map** -- every node in the pruned node mask and every edge in the pruned edge mask into a `Circuit`:
    features (kind ``transcoder``, hook ``blocks.L.ln2.hook_normalized`` -- where they read), MLP error nodes
    (kind ``error``, hook ``blocks.L.hook_mlp_out``), token and logit nodes; an edge's weight is circuit-tracer's
-   adjacency entry (the direct effect of the source on the target's pre-activation / demeaned logit). A node's
+   (nonzero) adjacency entry (the direct effect of the source on the target's pre-activation / demeaned logit). A node's
    ``attribution`` is its total (direct + indirect) signed effect on the demeaned target logit, summed over all
    paths of the *unpruned* graph: ``a = e_t (A + A^2 + ...)``.
+5. **score** (``scores``) -- faithfulness and completeness of the circuit's features (scd.discovery.tracer_scores:
+   zero ablation in the model with its transcoders spliced in, error terms kept).
 """
 
 from __future__ import annotations
@@ -96,6 +98,11 @@ class Loaded:
     sae_set: str  # transcoder set name in Feature ids
     kind: str  # "plt" | "clt"
     folder: Path
+
+    @property
+    def n_ctx(self) -> int:
+        """The model's context length (what scd.ingest.pipeline.check_prompt reads of a model)."""
+        return int(self.model.cfg.n_ctx)
 
 
 def transcoder_folder(saes: str) -> Path:
@@ -182,10 +189,12 @@ def trace(
     max_feature_nodes: int | None = None,
     batch_size: int = 256,
     device: str = "cpu",
+    scores: bool = False,
     keep_graph: bool = False,
 ) -> Circuit:
     """The transcoder circuit behind the model's next token on `prompt` (see module docstring).
 
+    ``scores``: also measure the circuit's faithfulness and completeness (phase 5).
     ``keep_graph``: also attach circuit-tracer's Graph and PruneResult as ``circuit.tracer_graph`` /
     ``circuit.tracer_prune`` (not serialised), for checks against the library.
     """
@@ -239,20 +248,38 @@ def trace(
                 "target_mode": "explicit" if target is not None else "predicted",
                 "contrast": None,
                 "transcoders": loaded.kind,
+                # prune_graph's rule, which scd.discovery.selection names this way (tests/test_tracer.py)
+                "selection": f"influence:{node_threshold:g}/{edge_threshold:g}",
             },
         )
+    if scores:
+        from scd.discovery import tracer_scores
+
+        with phase(log, "score", logging.INFO):
+            scored = tracer_scores.evaluate(
+                loaded,
+                ids,
+                target_id,
+                tracer_scores.graph_features(graph),
+                tracer_scores.circuit_features(circuit),
+            )
+            circuit.scores = scored.as_dict() | {"ablation": tracer_scores.ABLATION}
     log.info("traced %r with %s in %.2f s", prompt, loaded.sae_set, time.time() - t0)
     if keep_graph:
         circuit.tracer_graph, circuit.tracer_prune = graph, pruned  # type: ignore[attr-defined]
     return circuit
 
 
-def trace_cli(prompt: str, *, model, saes, device, target, contrast, discovery) -> Circuit:
-    """`scd discover` with transcoders: the shared discovery options mapped onto :func:`trace`, refusing the
-    ones that have no meaning here. ``discovery``: a DiscoveryConfig (or a dict of its fields)."""
-    if not isinstance(discovery, dict):
-        import dataclasses
+def trace_options(discovery: Any = None, contrast: str | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`trace` that the shared discovery options (a DiscoveryConfig, or a dict of
+    its fields) stand for, refusing those that have no meaning for transcoder graphs: ``--node-threshold`` /
+    ``--edge-threshold`` are prune_graph's fractions (default 0.8 / 0.98), ``--scores`` is kept; ``--top-k`` and
+    ``--batch-size`` are the SAE engine's and ignored."""
+    import dataclasses
 
+    if discovery is None:
+        discovery = {}
+    elif not isinstance(discovery, dict):
         discovery = dataclasses.asdict(discovery)
     if contrast is not None or discovery.get("metric") not in (None, "logit"):
         raise InputError(
@@ -265,15 +292,29 @@ def trace_cli(prompt: str, *, model, saes, device, target, contrast, discovery) 
         )
     node_t = discovery.get("node_threshold")
     edge_t = discovery.get("edge_threshold")
+    return {
+        "node_threshold": 0.8 if node_t is None else float(node_t),
+        "edge_threshold": 0.98 if not edge_t else float(edge_t),
+        "scores": bool(discovery.get("scores", False)),
+    }
+
+
+def trace_cli(prompt: str, *, model, saes, device, target, contrast, discovery) -> Circuit:
+    """`scd discover` with transcoders: the shared discovery options mapped onto :func:`trace`."""
     return trace(
         prompt,
         model=model or "demo",
         saes=saes,
         target=target,
         device=device,
-        node_threshold=0.8 if node_t is None else node_t,
-        edge_threshold=0.98 if not edge_t else edge_t,
+        **trace_options(discovery, contrast),
     )
+
+
+def request_parts(loaded: Loaded) -> tuple[str, list[str]]:
+    """(model, transcoder set) as an ingest request key names them: a preset by name, a folder by its path."""
+    where = loaded.sae_set if loaded.sae_set in PRESETS else str(loaded.folder.resolve())
+    return loaded.name, [ENGINE, loaded.kind, where]
 
 
 def total_effects(adjacency: torch.Tensor, row: int) -> torch.Tensor:
@@ -338,7 +379,8 @@ def to_circuit(
             attribution=_finite(attribution),
             feature_id=fid,
         )
-    dst, src = edge_mask.nonzero(as_tuple=True)
+    # a zero entry is no edge (prune_graph's mask holds zeros only at edge_threshold 1, where it keeps everything)
+    dst, src = (edge_mask & (adjacency != 0)).nonzero(as_tuple=True)
     edges = [
         Edge(source=nodes[s].id, target=nodes[d].id, weight=_finite(float(adjacency[d, s])))
         for d, s in zip(dst.tolist(), src.tolist(), strict=True)
