@@ -27,13 +27,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from scd.core.circuit import Circuit, Edge, Node, PromptRecord, feature_id, logit_feature_id, token_feature_id
 from scd.core.errors import InputError, ModelError
+from scd.core.hooks import FEATURE_KINDS
 from scd.core.timing import phase
 from scd.discovery.config import DiscoveryConfig
 from scd.discovery.evaluate import CurvePoint, curve, evaluate
@@ -224,7 +225,10 @@ def _attribute(bundle, setup: Setup, config: DiscoveryConfig):
     from scd.discovery.attribution import attribute
 
     try:
-        graph = attribute(bundle.model, bundle.saes, setup.tokens, setup.metric(), config)
+        saes = bundle.saes_for(setup.tokens)  # a lazy set's slices for this prompt (scd.models.lazy)
+        graph = attribute(bundle.model, saes, setup.tokens, setup.metric(), config)
+        if bundle.lazy:
+            graph.nodes = [_original_latent(n, saes) for n in graph.nodes]
     except ValueError as e:  # the engine's refusals: unsupported hooks, SAEs that do not fit
         raise ModelError(
             f"cannot attribute with SAE set {bundle.sae_set!r}: {e}",
@@ -239,6 +243,13 @@ def _attribute(bundle, setup: Setup, config: DiscoveryConfig):
             "explain a target the model is not already certain of (--target), or use --contrast TOKEN",
         )
     return graph
+
+
+def _original_latent(node, saes: dict):
+    """A node of a sliced SAE with its latent index in the whole SAE (slices keep latents in index order)."""
+    if node.kind in FEATURE_KINDS and node.hook in saes:
+        return replace(node, index=saes[node.hook].global_index(node.index))
+    return node
 
 
 # -- phase 4 ------------------------------------------------------------------------------------------------------

@@ -22,12 +22,12 @@ path through those statistics, so conservation stays exact for every SAE class.
 
 from __future__ import annotations
 
-import copy
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from scd.models.lazy import sub_sae
 
 
 class SAEView:
@@ -42,7 +42,7 @@ class SAEView:
     def __init__(self, sae, x: Tensor, f: Tensor, x_hat: Tensor):
         d_sae = f.shape[-1]
         active = (f != 0).any(0).nonzero().squeeze(1)
-        sub = _sub_sae(sae, active, x, f, x_hat)
+        sub = sub_sae(sae, active, x, f, x_hat)
         if sub is None:
             self.sae, self.latents = sae, torch.arange(d_sae, device=f.device)
         else:
@@ -68,52 +68,6 @@ class SAEView:
             f = self.sae.encode(x_rows)
             (g,) = torch.autograd.grad(f, x_rows, grad_local.to(f.dtype))
         return g
-
-
-def _sub_sae(sae, latents: Tensor, x: Tensor, f: Tensor, x_hat: Tensor):
-    """A copy of `sae` restricted to `latents`, or None if the copy does not reproduce the SAE on x."""
-    d_sae, n = f.shape[-1], len(latents)
-    if n == 0 or n == d_sae:
-        return None
-    try:
-        cfg = copy.deepcopy(sae.cfg)
-        cfg.d_sae = n
-        if hasattr(cfg, "k"):  # TopK: every kept latent may fire; which ones did is read from f
-            cfg.k = n
-        # as sae_lens' own loader: no allocation until weights are assigned
-        device, cfg.device = cfg.device, "meta"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            sub = type(sae)(cfg)
-        sub.cfg.device = device
-        state = {}
-        for name, t in sae.state_dict().items():
-            if name == "W_enc":
-                t = t.index_select(1, latents)
-            elif t.ndim >= 1 and t.shape[0] == d_sae:
-                t = t.index_select(0, latents)
-            elif t.ndim >= 1 and t.shape[-1] == d_sae:
-                t = t.index_select(t.ndim - 1, latents)
-            state[name] = t
-        sub.load_state_dict(state, assign=True)
-        sub = sub.to(device=x.device, dtype=sae.dtype).eval()
-        with torch.no_grad():
-            f_sub = sub.encode(x)
-            f_ref = f[:, latents]
-            on = f_ref != 0
-            x_sub = sub.decode(f_ref.to(sub.dtype))
-        rtol, atol = (1e-4, 1e-5) if sae.dtype != torch.float64 else (1e-9, 1e-10)
-        scale_f = f_ref.abs().max().clamp_min(1.0)
-        scale_x = x_hat.abs().max().clamp_min(1.0)
-        if not torch.allclose(f_sub[on] / scale_f, f_ref[on] / scale_f, rtol=rtol, atol=atol):
-            return None
-        if not torch.allclose(
-            x_sub / scale_x, x_hat.detach().to(x_sub.dtype) / scale_x, rtol=rtol, atol=atol
-        ):
-            return None
-        return sub
-    except Exception:  # an SAE class this copy cannot reproduce: fall back to the whole SAE
-        return None
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 from scd.core.circuit import Feature, Node
 from scd.core.hooks import FEATURE_KINDS, TOKEN_HOOK
 from scd.models.bundle import ModelBundle
+from scd.models.lazy import decoder_rows
 
 TOP_N = 10
 _CHUNK = 256
@@ -71,14 +72,14 @@ def build_features(bundle: ModelBundle, nodes: list[Node]) -> list[Feature]:
         elif n.kind == "token":
             rows.setdefault(TOKEN_HOOK, []).append(n)
     for hook, group in rows.items():
-        if hook == TOKEN_HOOK:
-            matrix = bundle.model.W_E
-        else:
-            matrix = bundle.saes[hook].W_dec
         for start in range(0, len(group), _CHUNK):
             chunk = group[start : start + _CHUNK]
-            idx = torch.tensor([n.index for n in chunk], device=matrix.device)
-            effects = unembed_directions(bundle, matrix[idx].float())
+            idx = torch.tensor([n.index for n in chunk], device=bundle.device)
+            if hook == TOKEN_HOOK:
+                rows = bundle.model.W_E[idx]
+            else:  # a lazy set's rows come from the prompt's slice (scd.models.lazy)
+                rows = decoder_rows(bundle.saes[hook], idx)
+            effects = unembed_directions(bundle, rows.float())
             for n, (up, up_v, down, down_v) in zip(chunk, _top_tokens(bundle, effects), strict=True):
                 features[n.feature_id] = _feature(bundle, n, up, up_v, down, down_v)
     for fid, n in first.items():

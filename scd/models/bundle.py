@@ -25,6 +25,7 @@ from transformer_lens import HookedTransformer
 from scd.core.errors import ModelError
 from scd.core.hooks import hook_layer, hook_sort_key
 from scd.models.model import MODEL_NAMES, load_model
+from scd.models.lazy import LazySAESet
 from scd.models.saes import check_saes_fit, load_saes, no_neuronpedia
 from scd.models.tokens import Tokenizer
 
@@ -59,17 +60,36 @@ class ModelBundle:
     def layer(self, hook: str) -> int:
         return hook_layer(hook)
 
+    @property
+    def lazy(self) -> bool:
+        """True when the SAEs are loaded one at a time per chunk of prompts (scd.models.lazy)."""
+        return isinstance(self.saes, LazySAESet)
+
+    def saes_for(self, tokens: torch.Tensor) -> dict:
+        """The SAEs to attribute prompt `tokens` [1, pos] with: the loaded set, or a lazy set's slices for it
+        (whose latent k is latent ``saes[hook].latents[k]`` of the SAE)."""
+        if isinstance(self.saes, LazySAESet):
+            return self.saes.slice_for(self.model, tokens)
+        return self.saes
+
     def describe(self) -> str:
-        return f"model {self.name} ({self.n_layers} layers), SAE set {self.sae_set} ({len(self.saes)} SAEs)"
+        lazy = ", loaded lazily" if self.lazy else ""
+        return f"model {self.name} ({self.n_layers} layers), SAE set {self.sae_set} ({len(self.saes)} SAEs{lazy})"
 
 
 # -- public entry point -------------------------------------------------------------------------------------------
 
 
 def load_bundle(
-    model: str = "demo", saes: str | Sequence[str] | None = None, device: str = "cpu"
+    model: str = "demo",
+    saes: str | Sequence[str] | None = None,
+    device: str = "cpu",
+    lazy_saes: bool | None = None,
 ) -> ModelBundle:
     """Load a model, its tokenizer and an SAE set, checked to fit together.
+
+    ``lazy_saes``: None (default) loads the SAEs lazily when their weights exceed ``SCD_SAE_MEMORY_GB``
+    (default 4 GiB), True always, False never (scd.models.lazy; ``bundle.saes`` is then a LazySAESet).
 
     >>> bundle = load_bundle("demo")            # doctest: +SKIP
     >>> bundle = load_bundle("path/to/gpt2", saes="path/to/saes")  # doctest: +SKIP
@@ -83,16 +103,19 @@ def load_bundle(
                 f"no SAE set given for model {name!r}",
                 "pass --saes res-jb (or another preset) or --saes DIR with local sae_lens SAE folders",
             )
-    sae_set, loaded, ids, neuronpedia = load_saes(saes, device)
+    sae_set, loaded, ids, neuronpedia = load_saes(saes, device, lazy=lazy_saes)
     check_saes_fit(hooked, loaded, ids, model_name=name)
     order = sorted(loaded, key=hook_sort_key)
+    items = [(h, loaded[h]) for h in order]
+    loaded.clear()  # reordered in place: a LazySAESet stays one
+    loaded.update(items)
     return ModelBundle(
         name=name,
         model=hooked,
         tokenizer=tokenizer,
-        saes={h: loaded[h] for h in order},
+        saes=loaded,
         sae_set=sae_set,
-        sae_ids={h: ids[h] for h in order},
+        sae_ids={h: ids[h] for h, _ in items},
         neuronpedia=neuronpedia,
         source=source,
     )

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 from scd.core.errors import ModelError
 from scd.core.hooks import SPLICE_SUBLAYERS, is_splice_hook
 from scd.models.hub import OFFLINE_FIX, hub_errors, short
+from scd.models.lazy import LazySAESet, memory_budget, weight_bytes
 from scd.models.presets import PRESETS, resolve_preset
 
 Neuronpedia = Callable[[str, int], "str | None"]
@@ -58,25 +60,32 @@ def check_saes_fit(model, saes: dict, ids: dict[str, str], *, model_name: str) -
 
 
 def load_saes(
-    saes: str | Sequence[str], device: str = "cpu"
+    saes: str | Sequence[str], device: str = "cpu", lazy: bool | None = None
 ) -> tuple[str, dict, dict[str, str], Neuronpedia]:
-    """(set name, {hook: SAE}, {hook: identity}, neuronpedia(hook, index) -> url)."""
+    """(set name, {hook: SAE}, {hook: identity}, neuronpedia(hook, index) -> url).
+
+    ``lazy``: True gives a `scd.models.lazy.LazySAESet` (configs now, weights one SAE at a time when needed),
+    False loads every SAE; None (the default) is lazy exactly when the set's weights exceed the memory budget
+    (``SCD_SAE_MEMORY_GB``, default 4 GiB; the demo set is always loaded)."""
     if isinstance(saes, str) and saes in PRESETS:
-        return _load_preset(saes, device)
+        return _load_preset(saes, device, lazy)
     if isinstance(saes, str) and saes == "demo":
         return _load_demo_saes(device)
     folders = _sae_folders(saes)
-    loaded: dict = {}
+    cfgs = {folder: sae_folder_config(folder) for folder in folders}
+    loaded: dict = LazySAESet() if _go_lazy(lazy, cfgs.values()) else {}
     ids: dict[str, str] = {}
-    for folder in folders:
-        sae = load_sae_folder(folder, device)
-        hook = sae.cfg.metadata.hook_name
+    for folder, cfg in cfgs.items():
+        hook = cfg.metadata.hook_name
         if hook in loaded:
             raise ModelError(
                 f"two SAEs read hook {hook}: {ids[hook]} and {folder.name}",
                 "give one SAE per hook",
             )
-        loaded[hook] = sae
+        if isinstance(loaded, LazySAESet):
+            loaded.add(hook, cfg, partial(load_sae_folder, folder, device), folder.name)
+        else:
+            loaded[hook] = load_sae_folder(folder, device)
         ids[hook] = folder.name
     parents = {f.resolve().parent for f in folders}
     if isinstance(saes, str) and len(folders) > 1 and Path(saes).is_dir():
@@ -108,6 +117,39 @@ def _sae_folders(saes: str | Sequence[str]) -> list[Path]:
                 "or a folder holding one such folder per SAE",
             )
     return folders
+
+
+def _go_lazy(lazy: bool | None, cfgs) -> bool:
+    if lazy is not None:
+        return lazy
+    return sum(weight_bytes(c) for c in cfgs) > memory_budget()
+
+
+def _config(cfg_dict: dict):
+    from sae_lens import SAE
+    from sae_lens.loading.pretrained_sae_loaders import handle_config_defaulting
+
+    cfg_dict = handle_config_defaulting(cfg_dict)
+    return SAE.get_sae_config_class_for_architecture(cfg_dict["architecture"]).from_dict(cfg_dict)
+
+
+def sae_folder_config(folder: Path):
+    """The sae_lens config of the SAE in `folder` (its cfg.json), without reading its weights."""
+    from sae_lens.loading.pretrained_sae_loaders import get_sae_lens_config_from_disk
+
+    try:
+        cfg = _config(get_sae_lens_config_from_disk(folder, "cpu", None))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelError(
+            f"cannot load the SAE in {folder}: {short(e)}",
+            "the folder needs cfg.json + sae_weights.safetensors as SAE.save_model writes them",
+        ) from e
+    if not cfg.metadata.hook_name:
+        raise ModelError(
+            f"the SAE in {folder} does not say which hook it reads (cfg.json metadata.hook_name)",
+            "save it with a hook_name in its metadata",
+        )
+    return cfg
 
 
 def load_sae_folder(folder: str | Path, device: str = "cpu"):
@@ -145,24 +187,17 @@ def _load_demo_saes(device: str):
     return "demo", loaded, ids, no_neuronpedia
 
 
-def _load_preset(name: str, device: str):
-    from sae_lens import SAE
-
+def _load_preset(name: str, device: str, lazy: bool | None = None):
     specs = resolve_preset(name)
-    loaded: dict = {}
+    if lazy is None:  # the configs (small files) say how large the weights are
+        lazy = _go_lazy(None, [_preset_config(name, spec) for spec in specs])
+    loaded: dict = LazySAESet() if lazy else {}
     ids: dict[str, str] = {}
     for spec in specs:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                sae = SAE.from_pretrained(spec.release, spec.sae_id, device=device)
-        except hub_errors() as e:
-            raise ModelError(
-                f"cannot download SAE {spec.identity} (preset {name}) from the Hugging Face hub ({short(e)})",
-                OFFLINE_FIX,
-            ) from e
-        sae.eval()
-        loaded[spec.hook] = sae
+        if isinstance(loaded, LazySAESet):
+            loaded.add(spec.hook, _preset_config(name, spec), partial(_preset_sae, name, spec, device), spec.identity)
+        else:
+            loaded[spec.hook] = _preset_sae(name, spec, device)
         ids[spec.hook] = spec.identity
     urls = {s.hook: s for s in specs}
 
@@ -171,3 +206,32 @@ def _load_preset(name: str, device: str):
         return spec.neuronpedia_url(index) if spec else None
 
     return name, loaded, ids, neuronpedia
+
+
+def _preset_sae(name: str, spec, device: str):
+    from sae_lens import SAE
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sae = SAE.from_pretrained(spec.release, spec.sae_id, device=device)
+    except hub_errors() as e:
+        raise ModelError(
+            f"cannot download SAE {spec.identity} (preset {name}) from the Hugging Face hub ({short(e)})",
+            OFFLINE_FIX,
+        ) from e
+    return sae.eval()
+
+
+def _preset_config(name: str, spec):
+    from sae_lens.loading.pretrained_sae_loaders import load_sae_config_from_huggingface
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _config(load_sae_config_from_huggingface(spec.release, spec.sae_id))
+    except hub_errors() as e:
+        raise ModelError(
+            f"cannot download SAE {spec.identity} (preset {name}) from the Hugging Face hub ({short(e)})",
+            OFFLINE_FIX,
+        ) from e
