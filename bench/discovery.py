@@ -18,10 +18,14 @@ Printed per layout:
 ``--standin`` measures instead what a GPT-2 user's ingest costs: `scd.discover` end to end (tokenize, splice,
 nodes, edges, feature metadata) on the full-size GPT-2-small stand-in (tests/gpt2_standin.py: random weights, real
 tokenizer, 50257 vocabulary) loaded through `load_bundle` from folders, for the real SAE layouts -- 12+1 res-jb
-(standard, 24576 latents) and 36 oai-v5-32k (TopK, 32768) -- over the seed article's five prompts, top-20. Printed
-per layout: load time, wall time per circuit, circuits/minute, peak RSS (the layout's own process).
+(standard, 24576 latents), 36 oai-v5-32k (TopK, 32768) and 36 oai-v5-128k (TopK, 131072; 29 GB of weights) --
+over the seed article's five prompts, top-20. Sets whose weights exceed ``SCD_SAE_MEMORY_GB`` (default 4) load
+lazily (scd.models.lazy: one SAE at a time, per chunk of prompts, as `scd ingest` announces them). Printed per
+layout: eager/lazy, load time, wall time per circuit (a lazy set's first circuit pays the chunk's SAE loads),
+circuits/minute, full SAE loads, peak RSS (the layout's own process); then the check that 128k-wide sets
+ingest within 8 GiB of RSS.
 
-    python bench/discovery.py --standin res-jb,oai-v5-32k
+    python bench/discovery.py --standin res-jb,oai-v5-32k,oai-v5-128k
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def run_standin(layout: str, top_k: int) -> dict:
 
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
-    from scd.discovery.discover import discover
+    from scd.discovery.discover import discover, prepare
     from scd.ingest.prompts import read_prompts
     from scd.models.bundle import load_bundle
     from tests.gpt2_standin import standin_model, standin_saes
@@ -133,6 +137,8 @@ def run_standin(layout: str, top_k: int) -> dict:
     bundle = load_bundle(str(model), saes=str(saes))
     load_s = time.perf_counter() - t0
     prompts = read_prompts(ROOT / "examples" / "seed-prompts.txt")
+    if bundle.lazy:  # as scd ingest does: announce the prompts, so one SAE load serves a chunk of them
+        bundle.saes.plan([prepare(bundle, spec.text).token_ids for spec in prompts])
     per_circuit = []
     nodes = edges = 0
     for spec in prompts:
@@ -143,6 +149,8 @@ def run_standin(layout: str, top_k: int) -> dict:
     return {
         "layout": layout,
         "n_saes": len(bundle.saes),
+        "lazy": bundle.lazy,
+        "sae_loads": bundle.saes.loads if bundle.lazy else len(bundle.saes),
         "load_s": load_s,
         "circuit_s": per_circuit,
         "circuits_per_min": 60 * len(per_circuit) / sum(per_circuit),
@@ -165,11 +173,18 @@ def main_standin(layouts: list[str], top_k: int) -> None:
         rows.append(row)
         times = ", ".join(f"{s:.1f}" for s in row["circuit_s"])
         print(
-            f"{layout} ({row['n_saes']} SAEs): load {row['load_s']:.1f} s | per circuit {times} s"
+            f"{layout} ({row['n_saes']} SAEs, {'lazy' if row['lazy'] else 'eager'}): load {row['load_s']:.1f} s"
+            f" | per circuit {times} s | {row['sae_loads']} full SAE loads"
             f" | {row['circuits_per_min']:.2f} circuits/min | peak RSS {row['peak_rss_gib']:.2f} GiB"
             f" | {row['nodes']} nodes, {row['edges']} edges over {len(row['circuit_s'])} prompts",
             flush=True,
         )
+    for row in rows:
+        if row["layout"] == "oai-v5-128k":
+            ok = row["peak_rss_gib"] <= 8.0
+            print(
+                f"128k-wide set within 8 GiB RSS: {'met' if ok else 'NOT met'} ({row['peak_rss_gib']:.2f} GiB)"
+            )
     print(f"load avg after: {os.getloadavg()}")
     print(json.dumps(rows))
 
@@ -184,7 +199,8 @@ def main() -> None:
     ap.add_argument("--n-active", type=int, default=40, help="target active latents per position")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: run one layout, print JSON
     ap.add_argument(
-        "--standin", help="stand-in SAE layouts to run instead: res-jb, oai-v5-32k (comma-separated)"
+        "--standin",
+        help="stand-in SAE layouts to run instead: res-jb, oai-v5-32k, oai-v5-128k (comma-separated)",
     )
     ap.add_argument("--top-k", type=int, default=20, help="--standin: features kept per sublayer")
     ap.add_argument("--standin-one", help=argparse.SUPPRESS)  # internal

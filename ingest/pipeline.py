@@ -313,6 +313,8 @@ def ingest(
                 _fail(report, spec, e, fail_fast)
             report.checked += 1
 
+        if getattr(bundle, "lazy", False):  # a lazy SAE set slices a chunk of these per SAE load
+            bundle.saes.plan(_token_ids(bundle, todo, config))
         bar = _progress(len(prompts), enabled=progress)
         bar.update(len(prompts) - len(todo))
         progress_ = _Progress(bar, report)
@@ -369,6 +371,23 @@ def ingest(
         bar.close()
         report.elapsed = time.perf_counter() - t0
     return report
+
+
+def _token_ids(bundle: Any, specs: list[PromptSpec], config: DiscoveryConfig | None) -> list[list[int]]:
+    """The token ids discovery will run for each prompt (the target convention may drop the last token)."""
+    from scd.discovery.discover import prepare
+
+    ids = []
+    for spec in specs:
+        try:
+            ids.append(
+                prepare(
+                    bundle, spec.text, target=spec.target, contrast=spec.contrast, config=config
+                ).token_ids
+            )
+        except InputError:  # reported when the prompt's turn comes
+            continue
+    return ids
 
 
 class _Progress:

@@ -15,7 +15,15 @@ No model hub is reachable on these machines (CI has no internet), so the GPT-2 u
   ===============  =================================================================  =============
   ``res-jb``       ``hook_resid_pre`` of blocks 0-11 + ``hook_resid_post`` of 11      13 standard, 24576
   ``oai-v5-32k``   ``hook_resid_post``, ``hook_attn_out``, ``hook_mlp_out`` per block   36 TopK (k=32), 32768
+  ``oai-v5-128k``  the same                                                           36 TopK (k=32), 131072
   ===============  =================================================================  =============
+
+  The 128k set is 29 GB of float32 weights (0.8 GB per SAE); the shared machines lack the disk for it, so its
+  stand-in writes 3 distinct weight files (one per hook kind: resid_post, attn_out, mlp_out) and hard-links
+  them into every layer's folder (each folder has its own cfg.json naming its hook). Every SAE is loaded from
+  its own folder at full width and size, as the real set would be; TopK needs no calibration to its layer's
+  activations (k fixes the sparsity). Disk: 2.4 GB. The page cache may hold the 3 files where the real 29 GB
+  would be read from disk: load times measured on it are a lower bound.
 
   Random SAEs are calibrated on the stand-in's activations so that ~40 latents fire per position (a random SAE
   with default biases fires half its latents). Everything is seeded and written once into a cache folder
@@ -50,7 +58,14 @@ LAYOUTS: dict[str, list[tuple[str, str, int]]] = {
         for layer in range(12)
         for hook in ("hook_attn_out", "hook_mlp_out", "hook_resid_post")
     ],
+    "oai-v5-128k": [
+        (f"blocks.{layer}.{hook}", "topk", 131072)
+        for layer in range(12)
+        for hook in ("hook_attn_out", "hook_mlp_out", "hook_resid_post")
+    ],
 }
+#: layouts whose weights are written once per hook kind and hard-linked into every layer (see above)
+SHARED_WEIGHTS = {"oai-v5-128k"}
 V5_K = 32  # OpenAI's v5 SAEs keep the top 32 latents
 
 
@@ -164,6 +179,10 @@ def standin_saes(layout: str, root: Path | None = None, *, n_active: int = 40, s
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     specs = LAYOUTS[layout]
+    if layout in SHARED_WEIGHTS:
+        _shared_weight_saes(folder, specs, seed)
+        _mark(folder)
+        return folder
     model, _ = load_hf_gpt2_folder(standin_model(root, seed), "cpu")
     hooks = [h for h, _, _ in specs]
     with torch.no_grad():
@@ -178,6 +197,33 @@ def standin_saes(layout: str, root: Path | None = None, *, n_active: int = 40, s
     del model, cache
     _mark(folder)
     return folder
+
+
+def _shared_weight_saes(folder: Path, specs: list[tuple[str, str, int]], seed: int) -> None:
+    """TopK SAE folders whose weights are one seeded file per hook kind, hard-linked (see the module docstring)."""
+    from scd.core.hooks import split_hook
+
+    from .tiny_models import random_sae
+
+    written: dict[str, Path] = {}  # hook kind -> the folder holding its weight file
+    for hook, kind, width in specs:
+        sublayer = (split_hook(hook) or (0, hook))[1]
+        out = folder / hook
+        if sublayer not in written:  # the first layer of this kind: random weights
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sae = random_sae(
+                    kind, 768, width, hook=hook, dtype="float32", seed=seed + len(written), k=V5_K
+                )
+                sae.save_model(out)
+            del sae
+            written[sublayer] = out
+        else:  # the kind's config naming this hook, and the kind's weights
+            cfg = json.loads((written[sublayer] / "cfg.json").read_text())
+            cfg["metadata"]["hook_name"] = hook
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "cfg.json").write_text(json.dumps(cfg))
+            os.link(written[sublayer] / "sae_weights.safetensors", out / "sae_weights.safetensors")
 
 
 # -- a hand-built Hugging Face hub cache --------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def folders(tmp_path_factory):
 
 
 def _circuits(bundle, **options):
-    return [discover(p, model=bundle, top_k=6, **options) for p in PROMPTS]
+    return [discover(p, model=bundle, **({"top_k": 6} | options)) for p in PROMPTS]
 
 
 @pytest.fixture(scope="module")
@@ -62,12 +62,24 @@ def eager(folders):
     return bundle
 
 
-@pytest.mark.parametrize("options", [{}, {"all_nodes": True}, {"method": "ig", "ig_steps": 1}])
-def test_lazy_circuits_equal_eager_circuits(folders, eager, options):
-    all_nodes = options.pop("all_nodes", False)
-    if all_nodes:
-        options = {"node_threshold": 0.0}  # the smallest cut: every feature with a non-zero attribution
-    lazy = load_bundle(str(folders[0]), saes=str(folders[1]), lazy_saes=True)
+@pytest.fixture(scope="module")
+def lazy(folders):
+    return load_bundle(str(folders[0]), saes=str(folders[1]), lazy_saes=True)
+
+
+OPTIONS = [
+    pytest.param({}, id="top-k"),
+    # the smallest cut (every feature with a non-zero attribution), integrated gradients
+    pytest.param(
+        {"node_threshold": 0.0, "top_k": None, "method": "ig", "ig_steps": 2},
+        id="ig-all",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_lazy_circuits_equal_eager_circuits(eager, lazy, options):
     assert lazy.lazy and list(lazy.saes) == list(eager.saes) and "loaded lazily" in lazy.describe()
     want = _circuits(eager, **options)
     got = _circuits(lazy, **options)
@@ -111,8 +123,8 @@ def test_lazy_slices_are_small_and_loads_are_shared_by_a_chunk(folders, eager):
         assert torch.equal(s.encode(cache[hook][0]), f[:, s.latents])
 
 
-def test_lazy_set_gives_the_full_sae_to_other_readers(folders, eager):
-    lazy = load_bundle(str(folders[0]), saes=str(folders[1]), lazy_saes=True)
+@pytest.mark.slow
+def test_lazy_set_gives_the_full_sae_to_other_readers(eager, lazy):
     hook = HOOKS[1]
     x = torch.randn(3, 32)
     assert torch.equal(lazy.saes[hook].encode(x), eager.saes[hook].encode(x))
@@ -128,3 +140,32 @@ def test_lazy_is_automatic_above_the_memory_budget(folders, monkeypatch):
     assert load_bundle(str(folders[0]), saes=str(folders[1])).lazy
     monkeypatch.setenv("SCD_SAE_MEMORY_GB", "1")
     assert not load_bundle(str(folders[0]), saes=str(folders[1])).lazy
+
+
+# -- at full size: GPT-2-small's shape, 128k-wide TopK SAEs -----------------------------------------------------
+
+
+@pytest.mark.slow
+def test_lazy_equals_eager_at_128k_width(monkeypatch):
+    """Two SAEs of the oai-v5-128k stand-in (131072 latents each, 0.8 GB): the set loads lazily by itself above
+    the budget and its circuit equals the eager one; latent ids span the SAE's whole width."""
+    from .gpt2_standin import have_gpt2_bpe_files, standin_model, standin_saes
+
+    if not have_gpt2_bpe_files():
+        pytest.skip("GPT-2's BPE files come with the dev extras")
+    model, root = standin_model(), standin_saes("oai-v5-128k")
+    saes = f"{root / 'blocks.4.hook_resid_post'},{root / 'blocks.7.hook_mlp_out'}"
+    monkeypatch.setenv("SCD_SAE_MEMORY_GB", "1")  # 2 x 0.8 GB > 1 GiB
+    lazy = load_bundle(str(model), saes=saes)
+    assert lazy.lazy and [s.cfg.d_sae for s in lazy.saes.values()] == [131072, 131072]
+    eager = load_bundle(str(model), saes=saes, lazy_saes=False)
+    prompt = "The biggest name in basketball is Michael"
+    w, g = discover(prompt, model=eager, top_k=10), discover(prompt, model=lazy, top_k=10)
+    assert [n.id for n in g.nodes] == [n.id for n in w.nodes]
+    assert [(e.source, e.target) for e in g.edges] == [(e.source, e.target) for e in w.edges]
+    assert [n.activation for n in g.nodes] == [n.activation for n in w.nodes]
+    attr = torch.tensor([[n.attribution for n in c.nodes] for c in (g, w)], dtype=torch.float64)
+    assert torch.allclose(attr[0], attr[1], rtol=1e-5, atol=1e-6 * float(attr.abs().max()))
+    assert [f.top_promoted for f in g.features] == [f.top_promoted for f in w.features]
+    assert max(n.index for n in g.nodes if n.kind in ("resid", "mlp")) >= 32768
+    assert lazy.saes.loads == 2

@@ -24,8 +24,8 @@ from transformer_lens import HookedTransformer
 
 from scd.core.errors import ModelError
 from scd.core.hooks import hook_layer, hook_sort_key
-from scd.models.model import MODEL_NAMES, load_model
 from scd.models.lazy import LazySAESet
+from scd.models.model import MODEL_NAMES, load_model
 from scd.models.saes import check_saes_fit, load_saes, no_neuronpedia
 from scd.models.tokens import Tokenizer
 

@@ -195,7 +195,9 @@ def _load_preset(name: str, device: str, lazy: bool | None = None):
     ids: dict[str, str] = {}
     for spec in specs:
         if isinstance(loaded, LazySAESet):
-            loaded.add(spec.hook, _preset_config(name, spec), partial(_preset_sae, name, spec, device), spec.identity)
+            loaded.add(
+                spec.hook, _preset_config(name, spec), partial(_preset_sae, name, spec, device), spec.identity
+            )
         else:
             loaded[spec.hook] = _preset_sae(name, spec, device)
         ids[spec.hook] = spec.identity
