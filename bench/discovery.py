@@ -138,7 +138,7 @@ def run_standin(layout: str, top_k: int) -> dict:
     load_s = time.perf_counter() - t0
     prompts = read_prompts(ROOT / "examples" / "seed-prompts.txt")
     if bundle.lazy:  # as scd ingest does: announce the prompts, so one SAE load serves a chunk of them
-        bundle.saes.plan([prepare(bundle, spec.text).token_ids for spec in prompts])
+        bundle.plan([prepare(bundle, spec.text).token_ids for spec in prompts])
     per_circuit = []
     nodes = edges = 0
     for spec in prompts:

@@ -313,8 +313,8 @@ def ingest(
                 _fail(report, spec, e, fail_fast)
             report.checked += 1
 
-        if getattr(bundle, "lazy", False):  # a lazy SAE set slices a chunk of these per SAE load
-            bundle.saes.plan(_token_ids(bundle, todo, config))
+        if bundle is not None and bundle.lazy:  # a lazy SAE set slices a chunk of these per SAE load
+            bundle.plan(_token_ids(bundle, todo, config))
         bar = _progress(len(prompts), enabled=progress)
         bar.update(len(prompts) - len(todo))
         progress_ = _Progress(bar, report)

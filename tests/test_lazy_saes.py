@@ -107,7 +107,7 @@ def test_lazy_slices_are_small_and_loads_are_shared_by_a_chunk(folders, eager):
     lazy = load_bundle(str(folders[0]), saes=str(folders[1]), lazy_saes=True)
     assert lazy.saes.loads == 0, "configs only at load time"
     token_lists = [prepare(lazy, p).token_ids for p in PROMPTS]
-    lazy.saes.plan(token_lists)
+    lazy.plan(token_lists)
     for p in PROMPTS:
         discover(p, model=lazy, top_k=6)
     assert lazy.saes.loads == len(HOOKS), "one chunk: each SAE loaded once for all three prompts"

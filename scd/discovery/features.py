@@ -76,10 +76,10 @@ def build_features(bundle: ModelBundle, nodes: list[Node]) -> list[Feature]:
             chunk = group[start : start + _CHUNK]
             idx = torch.tensor([n.index for n in chunk], device=bundle.device)
             if hook == TOKEN_HOOK:
-                rows = bundle.model.W_E[idx]
+                vectors = bundle.model.W_E[idx]
             else:  # a lazy set's rows come from the prompt's slice (scd.models.lazy)
-                rows = decoder_rows(bundle.saes[hook], idx)
-            effects = unembed_directions(bundle, rows.float())
+                vectors = decoder_rows(bundle.saes[hook], idx)
+            effects = unembed_directions(bundle, vectors.float())
             for n, (up, up_v, down, down_v) in zip(chunk, _top_tokens(bundle, effects), strict=True):
                 features[n.feature_id] = _feature(bundle, n, up, up_v, down, down_v)
     for fid, n in first.items():

@@ -72,6 +72,12 @@ class ModelBundle:
             return self.saes.slice_for(self.model, tokens)
         return self.saes
 
+    def plan(self, token_lists) -> None:
+        """Announce the prompts (token ids) discovery will run next: a lazy set then slices a chunk of them per
+        SAE load (scd.models.lazy). Nothing to do for a loaded set."""
+        if isinstance(self.saes, LazySAESet):
+            self.saes.plan(token_lists)
+
     def describe(self) -> str:
         lazy = ", loaded lazily" if self.lazy else ""
         return f"model {self.name} ({self.n_layers} layers), SAE set {self.sae_set} ({len(self.saes)} SAEs{lazy})"

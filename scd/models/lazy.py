@@ -92,6 +92,8 @@ def restrict_sae(sae, latents: Tensor):
             t = t.index_select(0, latents)
         elif t.ndim >= 1 and t.shape[-1] == d_sae:
             t = t.index_select(t.ndim - 1, latents)
+        else:  # a copy: the full SAE's tensors may be views of its memory-mapped weight file, kept alive by any
+            t = t.clone()  # one of them (a 128k set's pages then stay resident, 0.8 GB per SAE)
         state[name] = t
     sub.load_state_dict(state, assign=True)
     return sub.to(device=latents.device, dtype=sae.dtype).eval()
