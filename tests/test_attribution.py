@@ -464,7 +464,7 @@ def test_sae_view_copies_agree_with_whole_saes(model, monkeypatch):
     monkeypatch.setattr(scd.discovery.edges.SAEView, "__init__", spy)
     fast = attribute(model, saes, TOKENS, log_prob(3), top_k=15)
     assert views and all(v.is_copy and len(v.latents) < 512 for v in views)
-    monkeypatch.setattr(scd.discovery.edges, "_sub_sae", lambda *a: None)
+    monkeypatch.setattr(scd.discovery.edges, "sub_sae", lambda *a: None)
     slow = attribute(model, saes, TOKENS, log_prob(3), top_k=15)
     assert fast.nodes == slow.nodes
     assert torch.equal(fast.edges, slow.edges)
