@@ -123,6 +123,19 @@ def test_lazy_slices_are_small_and_loads_are_shared_by_a_chunk(folders, eager):
         assert torch.equal(s.encode(cache[hook][0]), f[:, s.latents])
 
 
+def test_ingest_announces_its_prompts_so_one_load_serves_them_all(folders, eager, tmp_path):
+    from scd.ingest.pipeline import ingest
+    from scd.ingest.prompts import PromptSpec
+
+    lazy = load_bundle(str(folders[0]), saes=str(folders[1]), lazy_saes=True)
+    specs = [PromptSpec(p) for p in PROMPTS]
+    report = ingest(specs, None, model=lazy, dry_run=True, progress=False, json_out=tmp_path, top_k=6)
+    assert report.discovered == len(PROMPTS) and not report.failed
+    assert lazy.saes.loads == len(HOOKS), "one chunk: each SAE loaded once for the whole ingest"
+    stored = sorted(Circuit.from_json(p.read_text()).id for p in tmp_path.glob("*.json"))
+    assert stored == sorted(discover(p, model=eager, top_k=6).id for p in PROMPTS)
+
+
 @pytest.mark.slow
 def test_lazy_set_gives_the_full_sae_to_other_readers(eager, lazy):
     hook = HOOKS[1]
