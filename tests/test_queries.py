@@ -248,6 +248,7 @@ def _cases(circuits):
         ("threads", {}, ["layers", "strength"]),
         ("threads", {"min_weight": 0.05, "top_n": 5, "min_layers": 3}, ["layers", "strength"]),
         ("threads", {"prompt": big.prompt.text, "top_n": 5, "min_layers": 2}, ["layers", "strength"]),
+        ("threads", {"min_share": 0.0, "top_n": 3}, ["layers", "strength"]),
         ("compare", {"a": c0.prompt.text, "b": c1.prompt.text}, ["status"]),
         ("compare", {"a": big.id, "b": big.id}, ["status"]),
         ("compare-group", {"pattern": r".*\(.*"}, ["prompt", "circuit", "feature"]),
@@ -471,7 +472,9 @@ def test_threads_are_consecutive_resid_chains_sharing_a_token(circuits, embedded
         assert len(nodes) == row.layers >= 3
         feats = {f.id: f for f in c.features}
         common = set.intersection(*(set(feats[n.feature_id].top_promoted[:5]) for n in nodes))
-        assert set(row.shared) == common and common
+        assert set(row.shared) == common and common and row.matches == len(common)
+        assert row.chance == pytest.approx(expected_chance(circuits, 5, row.first_layer, row.last_layer))
+        assert row.matches > row.chance and row.min_share >= 0.1
 
 
 def expected_proximal_causes(circuits) -> list[tuple]:
@@ -710,3 +713,121 @@ def test_dictionaries_matches_the_circuits(circuits, embedded_store):
         assert row.error_share == pytest.approx(err / inputs)
         assert (row.top_kind, row.top_layer) == (feat.kind, feat.layer)
         assert abs(row.top_weight) == pytest.approx(best)
+
+
+def _planted_thread_circuits():
+    """Four hand-made circuits of resid chains over layers 0-1-2, with the features' promoted tokens chosen so that
+    one thread shares a rare token (above chance), one shares only ')' -- which every feature of every layer
+    promotes, so one shared token is at chance -- and one shares a rare token over a weak edge (below the default
+    minimum share). Plus filler features that make the per-layer token rates non-trivial."""
+    from scd.core.circuit import Circuit, Edge, Feature, Node, PromptRecord
+
+    def feat(layer: int, idx: int, promoted: list[str]) -> Feature:
+        hook = f"blocks.{layer}.hook_resid_pre"
+        return Feature(f"demo/demo/{hook}/{idx}", "demo", "demo/x", hook, layer, "resid", idx, promoted)
+
+    # per layer: 6 features; every list holds ')' (p = 1), 'q' only in thread A's, 'z' only in thread C's
+    a = [feat(0, 1, [")", "q", "a"]), feat(1, 1, [")", "q", "b"]), feat(2, 1, [")", "q", "c"])]
+    b = [feat(0, 2, [")", "d", "e"]), feat(1, 2, [")", "f", "g"]), feat(2, 2, [")", "h", "i"])]
+    c = [feat(0, 3, [")", "z", "j"]), feat(1, 3, [")", "z", "k"]), feat(2, 3, [")", "z", "l"])]
+    filler = [feat(layer, 10 + i, [")", "m", "n"][: 1 + i % 3]) for layer in range(3) for i in range(3)]
+    chains = {"A": (a, [1.0, 0.8]), "B": (b, [1.0, 0.9]), "C": (c, [1.0, 0.05])}  # C: 0.05 < 0.1 share
+    out = []
+    for name, (fs, ws) in chains.items():
+        text = f"t{name} (x"
+        nodes = [
+            Node(f"n{f.layer}", "resid", f.layer, f.hook, f.index, 1 + f.layer, "x", 1.0, 1.0, f.id)
+            for f in fs
+        ]
+        edges = [Edge("n0", "n1", ws[0]), Edge("n1", "n2", ws[1])]
+        prompt = PromptRecord(text, ["<bos>", *text], list(range(len(text) + 1)), ")", 9, 0.5, 0.69, [])
+        out.append(
+            Circuit(
+                prompt,
+                "demo",
+                "demo",
+                {},
+                {"method": "atp", "top_k": 20},
+                nodes,
+                edges,
+                fs,
+                0.0,
+                created_at="2025-01-01T00:00:00+00:00",
+            )
+        )
+    text = "fill (x"  # the filler features, one node each, no edges: they only take part in the population
+    nodes = [
+        Node(f"f{f.layer}-{f.index}", "resid", f.layer, f.hook, f.index, 1, "x", 1.0, 0.5, f.id)
+        for f in filler
+    ]
+    prompt = PromptRecord(text, ["<bos>", *text], list(range(len(text) + 1)), ")", 9, 0.5, 0.69, [])
+    out.append(
+        Circuit(
+            prompt,
+            "demo",
+            "demo",
+            {},
+            {"method": "atp", "top_k": 20},
+            nodes,
+            [],
+            filler,
+            0.0,
+            created_at="2025-01-01T00:00:00+00:00",
+        )
+    )
+    return out
+
+
+def expected_chance(circuits, top_n: int, lo: int, hi: int) -> float:
+    """The chance baseline, computed independently: draw one resid feature per layer uniformly from the circuits'
+    resid features of that layer, and count the tokens common to their top_n lists -- by enumeration of every
+    combination where the feature sets are small (else linearity of expectation, per token)."""
+    import itertools
+
+    by_layer: dict[int, dict[str, list[str]]] = {}
+    for c in circuits:
+        for n in c.nodes:
+            if n.kind == "resid":
+                f = next(f for f in c.features if f.id == n.feature_id)
+                by_layer.setdefault(n.layer, {})[f.id] = f.top_promoted[:top_n]
+    pools = [list(by_layer[layer].values()) for layer in range(lo, hi + 1)]
+    if math.prod(len(p) for p in pools) > 200_000:  # too many draws to enumerate: linearity of expectation
+        tokens = set().union(*(set(x) for pool in pools for x in pool))
+        return sum(math.prod(sum(t in x for x in pool) / len(pool) for pool in pools) for t in tokens)
+    combos = list(itertools.product(*pools))
+    return sum(len(set.intersection(*(set(x) for x in combo))) for combo in combos) / len(combos)
+
+
+@pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_threads_keep_only_strong_threads_above_chance(which, request, tmp_path):
+    """Planted threads: A (a rare shared token, strong edges) is listed; B (only ')' shared, which every feature
+    promotes) is at chance and dropped; C (a rare token over a weak edge) needs min_share lowered. The chance column
+    equals an enumeration over every draw of one feature per layer."""
+    from scd.store import open_store
+
+    circuits = _planted_thread_circuits()
+    config = (
+        StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri"))
+        if which == "neo4j"
+        else StoreConfig(path=tmp_path / "s")
+    )
+    with open_store(config) as store:
+        store.clear()
+        for c in circuits:
+            store.write_circuit(c)
+        store.fold()
+        chance = expected_chance(circuits, 3, 0, 2)
+        assert 1.0 < chance < 2.0  # ')' everywhere (1), plus the other tokens' small chance of meeting
+
+        def threads(**params):
+            df = runner.run(store, "threads", {"top_n": 3, "limit": BIG} | params)
+            return {r.prompt: (list(r.shared), r.matches, r.chance) for r in df.itertuples()}
+
+        got = threads()
+        assert set(got) == {"tA (x"}
+        assert got["tA (x"][:2] == ([")", "q"], 2) and got["tA (x"][2] == pytest.approx(chance, rel=1e-12)
+        assert set(threads(min_share=0.0)) == {"tA (x", "tC (x"}  # C's weak edge (share 0.05) now counts
+        # B shares one token where chance expects more than one: dropped at every strength
+        assert "tB (x" not in threads(min_share=0.0)
+        # with top_n = 1 every list is [')']: chance is exactly 1 and no thread beats it
+        assert expected_chance(circuits, 1, 0, 2) == 1.0 and threads(top_n=1, min_share=0.0) == {}
