@@ -4,6 +4,7 @@
 // param: token: string = null — source token: matches features whose top-N promoted tokens include it
 // param: top_n: int = 1 — how many of a feature's top promoted tokens to match `token` against (1 = only the first)
 // param: min_weight: float = 0.0 — ignore FEEDS edges with |weight| below this
+// param: min_faithfulness: float = null — only circuits scored at least this faithful count (unscored ones are left out; read from the FEEDS edges, slower)
 // param: order_by: string = "weight" — rank by: weight (sum of |weight|), circuits (how many circuits), mean (|weight| per edge)
 // param: include_errors: bool = false — also list SAE error terms (otherwise only summarised)
 // param: limit: int = 50 — rows to return
@@ -17,8 +18,8 @@
 // SAE error terms are not features: left out unless include_errors=true; `scd query` reports their share of
 // the |weight| out of the source under the table (queries/summary/consumers.cypher).
 //
-// `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, top_n = 1 for a
-// token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
+// `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, no
+// min_faithfulness, top_n = 1 for a token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
 // (queries/aggregated/consumers.*.cypher): the same rows, weight sums to ~1e-11 per circuit. This text reads the
 // Node-level FEEDS edges and serves every case.
 MATCH (s:Feature)
@@ -28,7 +29,7 @@ MATCH (s)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(f:Feature)
 WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token'])
 WITH f, u.circuit_id AS cid, count(e) AS n, sum(e.weight) AS w, sum(abs(e.weight)) AS aw
 MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
-WHERE c.id = cid
+WHERE c.id = cid AND (c.faithfulness >= $min_faithfulness OR $min_faithfulness IS NULL)
 WITH f, cid, n, w, aw, p.text AS text
 ORDER BY aw DESC, cid SKIP 0  // LadybugDB wants SKIP or LIMIT after an ORDER BY in WITH
 WITH f, count(cid) AS circuits, sum(n) AS edges, sum(w) AS total, sum(aw) AS abs_weight, collect(text) AS texts

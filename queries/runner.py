@@ -15,8 +15,8 @@ the same result columns; the header is read from the Neo4j file only.
 ``queries/aggregated/NAME.feature.cypher`` / ``NAME.token.cypher`` (feeders, consumers) answer the same query from
 the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships (see scd.store.schema), on both
 engines. ``run`` uses one only when its rows are the same as the library text's (`aggregated_case`): exactly one of
-feature / token set, min_weight <= 0 (every edge counts), and top_n = 1 for a token (top_n = 1 means "top_token
-is the token"); and only while no circuit is waiting to be folded into that layer (``Store.read_folded``, see
+feature / token set, min_weight <= 0 (every edge counts), no min_faithfulness (the layer sums every circuit,
+whatever its score), and top_n = 1 for a token (top_n = 1 means "top_token is the token"); and only while no circuit is waiting to be folded into that layer (``Store.read_folded``, see
 scd.store.aggregates), so an answer never misses a stored circuit. Otherwise the library text runs over the
 Node-level FEEDS edges.
 
@@ -158,6 +158,8 @@ class NamedQuery:
     def aggregated_case(self, bound: Mapping[str, Any]) -> str | None:
         """Returns "feature" or "token" where the pre-aggregated text gives exactly this query's rows, else None."""
         if not self.aggregated or (bound.get("min_weight") or 0.0) > 0:
+            return None
+        if bound.get("min_faithfulness") is not None:  # the layer sums every circuit: filter the FEEDS edges
             return None
         feature, token = bound.get("feature"), bound.get("token")
         if feature is not None and token is None:

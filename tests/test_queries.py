@@ -132,6 +132,7 @@ def test_bind_fills_defaults_and_coerces():
         "token": ")",
         "top_n": 3,
         "min_weight": 0.5,
+        "min_faithfulness": None,
         "order_by": "weight",
         "include_errors": False,
         "limit": 50,
@@ -218,6 +219,8 @@ def _cases(circuits):
             ["circuits", "abs_weight"],
         ),
         ("feeders", {"feature": target_feature, "order_by": "mean"}, ["mean_abs_weight"]),
+        ("feeders", {"token": ")", "min_faithfulness": 0.7}, ["abs_weight"]),
+        ("consumers", {"feature": feature, "min_faithfulness": 0.5}, ["abs_weight"]),
         ("consumers", {"token": "("}, ["abs_weight"]),
         (
             "consumers",
@@ -236,6 +239,7 @@ def _cases(circuits):
             ["circuits", "abs_attribution"],
         ),
         ("top-features", {"kind": "error", "order_by": "mean"}, []),
+        ("top-features", {"min_faithfulness": 0.7}, ["abs_attribution"]),
         ("top-features", {"kind": "token", "limit": 3}, ["abs_attribution"]),
         ("circuits", {}, ["prompt", "circuit"]),
         ("circuits", {"pattern": r".*\(.*"}, ["prompt", "circuit"]),
@@ -831,3 +835,89 @@ def test_threads_keep_only_strong_threads_above_chance(which, request, tmp_path)
         assert "tB (x" not in threads(min_share=0.0)
         # with top_n = 1 every list is [')']: chance is exactly 1 and no thread beats it
         assert expected_chance(circuits, 1, 0, 2) == 1.0 and threads(top_n=1, min_share=0.0) == {}
+
+
+def _edge_frame(circuits) -> pd.DataFrame:
+    """Every FEEDS edge of the circuits with both ends' features and the circuit's faithfulness, in pandas."""
+    rows = []
+    for c in circuits:
+        top = {f.id: (f.top_promoted[:1] or [None])[0] for f in c.features}
+        kind = {f.id: f.kind for f in c.features}
+        for e in c.edges:
+            u, d = c.node(e.source), c.node(e.target)
+            rows.append(
+                {
+                    "cid": c.id,
+                    "faith": c.scores.get("faithfulness", math.nan),
+                    "up": u.feature_id,
+                    "up_kind": kind[u.feature_id],
+                    "up_top": top[u.feature_id],
+                    "down": d.feature_id,
+                    "down_kind": kind[d.feature_id],
+                    "down_top": top[d.feature_id],
+                    "w": e.weight,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
+def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request):
+    """feeders / consumers / top-features with min_faithfulness: only circuits scored at least that faithful
+    contribute, recomputed with pandas from the Circuit objects (the aggregate layer sums every circuit, so these
+    read the FEEDS edges)."""
+    store = request.getfixturevalue(which)
+    edges = _edge_frame(circuits)
+    cut = float(edges.drop_duplicates("cid")["faith"].median())
+    kept = edges[edges["faith"] >= cut]
+    assert 0 < kept["cid"].nunique() < edges["cid"].nunique()
+    assert (
+        runner.get_query("feeders").aggregated_case({"token": ")", "top_n": 1, "min_faithfulness": cut})
+        is None
+    )
+
+    def expect(frame: pd.DataFrame, key: str, kind: str) -> dict:
+        frame = frame[~frame[kind].isin(["error", "token"])]
+        g = frame.groupby(key)
+        return {
+            f: (int(g["cid"].nunique()[f]), int(g.size()[f]), float(g["w"].apply(lambda w: w.abs().sum())[f]))
+            for f in g.groups
+        }
+
+    for name, side, params in (
+        ("feeders", "down_top", {"token": ")"}),
+        ("feeders", "down", {"feature": edges["down"].mode()[0]}),
+        ("consumers", "up_top", {"token": "("}),
+    ):
+        col = "down" if side.startswith("down") else "up"
+        other = "up" if col == "down" else "down"
+        match = params.get("token") if "token" in params else params["feature"]
+        want = expect(kept[kept[side] == match], other, f"{other}_kind")
+        df = runner.run(store, name, params | {"min_faithfulness": cut, "limit": BIG})
+        got = {r.feature: (r.circuits, r.edges, r.abs_weight) for r in df.itertuples()}
+        assert set(got) == set(want) and want, (name, params)
+        for f, (n_c, n_e, aw) in want.items():
+            assert got[f][:2] == (n_c, n_e) and got[f][2] == pytest.approx(aw, rel=1e-9), (name, f)
+        every = runner.run(store, name, params | {"limit": BIG})
+        assert every["edges"].sum() > df["edges"].sum()  # the filter removed something
+    nodes = pd.DataFrame(
+        [
+            {
+                "cid": c.id,
+                "faith": c.scores.get("faithfulness", math.nan),
+                "f": n.feature_id,
+                "a": n.attribution,
+            }
+            for c in circuits
+            for n in c.nodes
+            if n.kind not in ("token", "logit", "error")
+        ]
+    )
+    nodes = nodes[nodes["faith"] >= cut]
+    df = runner.run(store, "top-features", {"min_faithfulness": cut, "limit": BIG})
+    g = nodes.groupby("f")
+    assert set(df["feature"]) == set(g.groups)
+    for r in df.itertuples():
+        assert (r.circuits, r.nodes) == (g["cid"].nunique()[r.feature], g.size()[r.feature])
+        assert r.abs_attribution == pytest.approx(g["a"].apply(lambda a: a.abs().sum())[r.feature], rel=1e-9)
+        assert r.mean_attribution == pytest.approx(g["a"].mean()[r.feature], rel=1e-9, abs=1e-12)

@@ -7,7 +7,7 @@ MATCH (s)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(f:Feature)
 WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token'])
 WITH f, u.circuit_id AS cid, count(e) AS n, sum(e.weight) AS w, sum(abs(e.weight)) AS aw
 MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
-WHERE c.id = cid
+WHERE c.id = cid AND (c.faithfulness >= $min_faithfulness OR $min_faithfulness IS NULL)
 WITH f, cid, n, w, aw, p.text AS text
 ORDER BY aw DESC, cid SKIP 0  // LadybugDB wants SKIP or LIMIT after an ORDER BY in WITH
 WITH f, count(cid) AS circuits, to_int64(sum(n)) AS edges, sum(w) AS total, sum(aw) AS abs_weight, collect(text) AS texts
