@@ -109,3 +109,69 @@ def test_cards_are_stored_and_read_back(which, request, tmp_path):
     assert (r.label, r.frequency, r.max_activation) == (row["label"], 0.25, 3.5)
     assert list(r.top_contexts) == row["top_contexts"] and list(r.top_activations) == [3.5, 2.0]
     assert r.circuits == 1
+
+
+def test_every_latent_gets_a_feature_record():
+    """latent_features: one Feature per latent of every SAE, with the metadata a circuit would give it (kind, layer,
+    the top promoted token of its direct logit effect, recomputed here from the decoder row)."""
+    from scd.core.circuit import feature_id
+    from scd.discovery.labels import latent_features
+
+    bundle = _bundle()
+    bundle.sae_ids, bundle.neuronpedia = {HOOK: "rand/0"}, lambda hook, i: None
+    features = latent_features(bundle)
+    d_sae = bundle.saes[HOOK].W_dec.shape[0]
+    assert [f.id for f in features] == [feature_id("tiny", "rand", HOOK, j) for j in range(d_sae)]
+    assert {(f.kind, f.layer, f.sae) for f in features} == {("resid", 0, "rand/0")}
+    model = bundle.model
+    for f in features[:8]:
+        v = bundle.saes[HOOK].W_dec[f.index].detach()
+        if model.cfg.normalization_type in ("LN", "LNPre"):
+            v = v - v.mean()
+        if getattr(model.ln_final, "w", None) is not None:
+            v = v * model.ln_final.w
+        assert f.top_promoted[0] == bundle.tokenizer.token_str(int((v @ model.W_U).argmax()))
+
+
+@pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_cards_create_the_features_no_circuit_stored(which, request, tmp_path):
+    """set_feature_cards with Feature rows: a latent no circuit used gets a Feature and its card; a stored Feature
+    keeps the metadata its circuit wrote and gets its card."""
+    from dataclasses import replace
+
+    from scd.core.config import StoreConfig
+    from scd.queries import runner
+    from scd.store import open_store
+    from scd.store.rows import feature_row
+
+    from .synthetic import synthetic_circuit
+
+    c = synthetic_circuit(3)
+    stored = next(x for x in c.features if x.kind == "resid")
+    new = replace(stored, id=stored.id.rsplit("/", 1)[0] + "/100000", index=100000, top_promoted=["q", "r"])
+    config = (
+        StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri"))
+        if which == "neo4j"
+        else StoreConfig(path=tmp_path / "s")
+    )
+    card = {
+        "label": "l",
+        "frequency": 0.5,
+        "max_activation": 1.0,
+        "top_contexts": ["[x]"],
+        "top_activations": [1.0],
+    }
+    features = [feature_row(replace(stored, top_promoted=["changed"])), feature_row(new)]
+    with open_store(config) as store:
+        store.clear()
+        store.write_circuit(c)
+        assert store.set_feature_cards([card | {"id": stored.id}, card | {"id": new.id}], features) == 2
+        old_card = runner.run(store, "feature", {"id": stored.id}).iloc[0]
+        new_card = runner.run(store, "feature", {"id": new.id}).iloc[0]
+    assert (
+        list(old_card.promotes) == stored.top_promoted[:5]
+        and old_card.label == "l"
+        and old_card.circuits == 1
+    )
+    assert list(new_card.promotes) == ["q", "r"] and new_card.label == "l" and new_card.circuits == 0
+    assert (new_card.kind, new_card.layer) == (stored.kind, stored.layer)

@@ -921,3 +921,47 @@ def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request)
         assert (r.circuits, r.nodes) == (g["cid"].nunique()[r.feature], g.size()[r.feature])
         assert r.abs_attribution == pytest.approx(g["a"].apply(lambda a: a.abs().sum())[r.feature], rel=1e-9)
         assert r.mean_attribution == pytest.approx(g["a"].mean()[r.feature], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def test_features_without_circuits_change_no_query(which, circuits, request, tmp_path):
+    """`scd features label` creates a Feature for every latent, most in no circuit. Such Features -- here ones that
+    promote ')' and '(' first, at every layer and kind -- must not change any named query's rows (apart from a
+    `feature` card asked for by their id)."""
+    from dataclasses import replace
+
+    from scd.store import open_store
+    from scd.store.rows import feature_row
+
+    config = (
+        StoreConfig(neo4j_uri=request.getfixturevalue("neo4j_uri"))
+        if which == "neo4j"
+        else StoreConfig(path=tmp_path / "s")
+    )
+    load(config, circuits)
+    template = {f.kind: f for c in circuits for f in c.features}
+    extra = [
+        replace(
+            template[kind], id=f"demo/demo/{kind}-{layer}/{i}", layer=layer, index=i, top_promoted=[tok, "x"]
+        )
+        for kind in ("resid", "attn", "mlp")
+        for layer in range(6)
+        for i, tok in enumerate([")", "(", ")", "]"])
+    ]
+    card = {"label": "l", "frequency": 0.1, "max_activation": 1.0, "top_contexts": [], "top_activations": []}
+    cases = [
+        (n, {"limit": BIG} | p if "limit" in [x.name for x in runner.get_query(n).params] else p, o)
+        for n, p, o in _cases(circuits)
+    ]
+    with open_store(config) as store:
+        before = [runner.run(store, n, p) for n, p, _ in cases]
+        assert store.set_feature_cards(
+            [card | {"id": f.id} for f in extra], [feature_row(f) for f in extra]
+        ) == len(extra)
+        after = [runner.run(store, n, p) for n, p, _ in cases]
+    for (name, params, order_by), a, b in zip(cases, before, after, strict=True):
+        try:
+            assert_same_result(a, b, order_by)
+        except AssertionError as e:
+            raise AssertionError(f"{name} {params}: {e}") from e

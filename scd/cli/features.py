@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -31,10 +32,10 @@ def features():
 @click.option("--texts", type=click.IntRange(1), default=256, show_default=True, help="Demo passages to use.")
 @store_options
 def label(model, saes, device, corpus, texts, store_config):
-    """Compute every latent's card over a reference corpus and store it on the stored Features.
+    """Compute every latent's card over a reference corpus and store it on its Feature.
 
-    Labels are data: rerun this after ingesting more circuits (it sets the cards of Features already in the
-    store), never edit them by hand.
+    Every latent of the SAE set gets a card; a Feature no circuit has stored yet is created with the metadata a
+    circuit would give it. Labels are data: regenerate them, never edit them by hand.
 
     \b
     Example:
@@ -44,9 +45,10 @@ def label(model, saes, device, corpus, texts, store_config):
     from dataclasses import asdict
 
     from scd.core.errors import InputError
-    from scd.discovery.labels import feature_cards
+    from scd.discovery.labels import feature_cards, latent_features
     from scd.models.bundle import load_bundle
     from scd.store import open_store
+    from scd.store.rows import feature_row
 
     bundle = load_bundle(model, saes, device=device)
     if corpus is not None:
@@ -61,18 +63,21 @@ def label(model, saes, device, corpus, texts, store_config):
         )
     if not lines:
         raise InputError(f"the corpus {corpus} has no text", "give a file with one passage per line")
+    t0 = time.perf_counter()
     cards = feature_cards(bundle, [t[: bundle.n_ctx - 1] for t in lines])
+    features = [feature_row(f) for f in latent_features(bundle)]
     rows = [
         {k: v for k, v in asdict(c).items() if k not in ("hook", "index", "top_promoted", "feature_id")}
         | {"id": c.feature_id}
         for c in cards
     ]
+    t1 = time.perf_counter()
     with open_store(store_config) as store:
-        n = store.set_feature_cards(rows)
+        n = store.set_feature_cards(rows, features)
     fired = sum(c.frequency > 0 for c in cards)
     click.echo(
-        f"labelled {n} stored features of {len(cards)} latents ({fired} fire on the {len(lines)} reference "
-        f"passages) in {store_config.describe()}"
+        f"labelled {n} latents ({fired} fire on the {len(lines)} reference passages) in "
+        f"{store_config.describe()}: cards {t1 - t0:.1f} s, store {time.perf_counter() - t1:.1f} s"
     )
 
 

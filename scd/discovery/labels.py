@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from scd.discovery.features import _top_tokens, unembed_directions
+from scd.core.circuit import Feature, Node, feature_id
+from scd.core.hooks import node_kind, node_layer
+from scd.discovery.features import _top_tokens, build_features, unembed_directions
 from scd.models.bundle import ModelBundle
 
 TOP_CONTEXTS = 8
@@ -134,6 +136,27 @@ def feature_cards(bundle: ModelBundle, texts: Sequence[str], *, top: int = TOP_C
 
 
 def _feature_id(bundle: ModelBundle, hook: str, index: int) -> str:
-    from scd.core.circuit import feature_id
-
     return feature_id(bundle.name, bundle.sae_set, hook, index)
+
+
+def latent_features(bundle: ModelBundle) -> list[Feature]:
+    """The Feature record of every latent of every SAE in ``bundle`` -- the same metadata a circuit that uses the
+    latent would carry (scd.discovery.features.build_features on a node standing for it), so labelling can create
+    the Features no circuit has stored yet."""
+    stubs = [
+        Node(
+            id="",
+            kind=node_kind(hook),
+            layer=node_layer(hook),
+            hook=hook,
+            index=j,
+            pos=0,
+            token="",
+            activation=0.0,
+            attribution=0.0,
+            feature_id=_feature_id(bundle, hook, j),
+        )
+        for hook, sae in bundle.saes.items()
+        for j in range(sae.W_dec.shape[0])
+    ]
+    return build_features(bundle, stubs)

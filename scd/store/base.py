@@ -56,9 +56,13 @@ class Store(ABC):
         ``rebuild``: first drop the layer and mark every circuit pending (recomputes it from the FEEDS edges)."""
 
     @abstractmethod
-    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
-        """Set label, frequency, max_activation, top_contexts, top_activations on the stored Features named by
-        ``rows[i]["id"]`` (scd.discovery.labels); returns how many Features were found. One transaction."""
+    def set_feature_cards(
+        self, rows: list[dict[str, Any]], features: list[dict[str, Any]] | None = None
+    ) -> int:
+        """Set label, frequency, max_activation, top_contexts, top_activations on the Features named by
+        ``rows[i]["id"]`` (scd.discovery.labels); returns how many Features got a card. ``features``: Feature rows
+        (scd.store.rows.feature_row) to create first where the store lacks them, as a circuit write would (a
+        stored Feature keeps its metadata), so every latent gets a card. One transaction."""
 
     @abstractmethod
     def read(

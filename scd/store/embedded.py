@@ -46,8 +46,8 @@ from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store, engine_message
-from scd.store.rows import CircuitRows, batches, check_references, circuit_rows
-from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
+from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
+from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
 from scd.store.statements import cypher
 
 if TYPE_CHECKING:
@@ -444,13 +444,25 @@ class EmbeddedStore(Store):
             conn.execute(CREATE_FEEDS, {"rows": batch})
         return True
 
-    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+    def set_feature_cards(
+        self, rows: list[dict[str, Any]], features: list[dict[str, Any]] | None = None
+    ) -> int:
         if not rows:
             return 0
-        return self._transaction(
-            lambda conn: int(conn.execute(SET_FEATURE_CARDS, {"rows": rows}).get_all()[0][0]),
-            "writing feature cards",
-        )
+
+        def work(conn: ladybug.Connection) -> int:
+            if features:
+                existing: set[str] = set()
+                for batch in batches([f["id"] for f in features], BATCH):
+                    existing.update(r[0] for r in _rows(conn, EXISTING_FEATURES, {"ids": batch}))
+                for batch in batches([f for f in features if f["id"] not in existing], BATCH):
+                    conn.execute(CREATE_FEATURES, {"rows": batch})
+            return sum(
+                int(_rows(conn, SET_FEATURE_CARDS if has else SET_FEATURE_CARDS_BARE, {"rows": batch})[0][0])
+                for has, batch in card_batches(rows, BATCH)
+            )
+
+        return self._transaction(work, "writing feature cards")
 
     def pending(self) -> int:
         if not self.db_path.is_file():

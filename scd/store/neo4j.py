@@ -66,13 +66,14 @@ from scd.store.rows import (
     NODE_PROPS,
     CircuitRows,
     batches,
+    card_batches,
     check_node_features,
     circuit_rows,
     edge_tuples,
     missing_node,
     node_key,
 )
-from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS
+from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
 from scd.store.statements import cypher
 
 if TYPE_CHECKING:
@@ -428,9 +429,20 @@ class Neo4jStore(Store):
         except (Neo4jError, DriverError) as e:
             raise self._guard(f"write of circuit {cid}", e) from e
 
-    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+    def set_feature_cards(
+        self, rows: list[dict[str, Any]], features: list[dict[str, Any]] | None = None
+    ) -> int:
         def work(tx: neo4j.ManagedTransaction) -> int:
-            return int(tx.run(SET_FEATURE_CARDS, rows=Rows(rows)).single(strict=True)["n"])
+            if features:
+                _merge_features(tx, features)
+            return sum(
+                int(
+                    tx.run(SET_FEATURE_CARDS if has else SET_FEATURE_CARDS_BARE, rows=Rows(batch)).single(
+                        strict=True
+                    )["n"]
+                )
+                for has, batch in card_batches(rows, BATCH)
+            )
 
         try:
             with self._session() as s:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from scd.core.circuit import Circuit
+from scd.core.circuit import Circuit, Feature
 
 
 def _f(x: Any) -> float | None:
@@ -74,26 +74,39 @@ NODE_PROPS = (
 def feature_rows(circuit: Circuit) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for f in circuit.features:
-        rows.setdefault(
-            f.id,
-            {
-                "id": f.id,
-                "model": f.model,
-                "sae": f.sae or "",
-                "hook": f.hook,
-                "layer": int(f.layer),
-                "kind": f.kind,
-                "idx": int(f.index),
-                "top_promoted": [str(t) for t in f.top_promoted],
-                "top_promoted_logits": _fl(f.top_promoted_logits),
-                "top_suppressed": [str(t) for t in f.top_suppressed],
-                "top_suppressed_logits": _fl(f.top_suppressed_logits),
-                "neuronpedia_url": f.neuronpedia_url,
-                "label": f.label,
-                "top_token": str(f.top_promoted[0]) if len(f.top_promoted) else None,
-            },
-        )
+        if f.id not in rows:
+            rows[f.id] = feature_row(f)
     return list(rows.values())
+
+
+def feature_row(f: Feature) -> dict[str, Any]:
+    """One Feature's properties as the stores write them (a circuit's, or every latent's for its card)."""
+    return {
+        "id": f.id,
+        "model": f.model,
+        "sae": f.sae or "",
+        "hook": f.hook,
+        "layer": int(f.layer),
+        "kind": f.kind,
+        "idx": int(f.index),
+        "top_promoted": [str(t) for t in f.top_promoted],
+        "top_promoted_logits": _fl(f.top_promoted_logits),
+        "top_suppressed": [str(t) for t in f.top_suppressed],
+        "top_suppressed_logits": _fl(f.top_suppressed_logits),
+        "neuronpedia_url": f.neuronpedia_url,
+        "label": f.label,
+        "top_token": str(f.top_promoted[0]) if len(f.top_promoted) else None,
+    }
+
+
+def card_batches(rows: list[dict[str, Any]], size: int) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
+    """Feature cards in batches: (True, rows with contexts), then (False, rows without -- a latent that never
+    fired has none, and LadybugDB cannot bind an empty list), each kind written by its own statement."""
+    fired = [r for r in rows if r.get("top_contexts")]
+    silent = [r for r in rows if not r.get("top_contexts")]
+    for has, group in ((True, fired), (False, silent)):
+        for batch in batches(group, size):
+            yield has, batch
 
 
 def prompt_row(circuit: Circuit) -> dict[str, Any]:

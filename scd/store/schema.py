@@ -64,6 +64,14 @@ SET f.label = r.label, f.frequency = r.frequency, f.max_activation = r.max_activ
   f.top_contexts = r.top_contexts, f.top_activations = r.top_activations
 RETURN count(f) AS n
 """
+#: the same for latents that never fired: no contexts (LadybugDB cannot bind an empty or all-null list parameter)
+SET_FEATURE_CARDS_BARE = """
+UNWIND $rows AS r
+MATCH (f:Feature {id: r.id})
+SET f.label = r.label, f.frequency = r.frequency, f.max_activation = r.max_activation,
+  f.top_contexts = NULL, f.top_activations = NULL
+RETURN count(f) AS n
+"""
 
 LABELS = ("Feature", "Prompt", "Circuit", "Node", "Token")
 RELATIONSHIPS = ("EXPLAINS", "HAS", "OF", "FEEDS", "FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS")
