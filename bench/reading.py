@@ -1,12 +1,12 @@
 """Is the feeders table's reading true? Ablate each listed latent on the demo prompts and compare the drop in
 the ')' logit: the top row's latent must lower it more than any lower row's.
 
-    python bench/reading.py --store demo-store [--rows 8]
+    python bench/reading.py --store demo-store [--rows 8] [--query feeders|drivers]
 
-For each of the first ``--rows`` rows of ``scd query feeders -p token=")"`` (SAE latents only, the default), the
-latent is zero-ablated at every position of every stored prompt whose target is ')' (the splice keeps the error
+For each of the first ``--rows`` rows of ``scd query feeders -p token=")"`` (or ``drivers``: ranked by total
+effect, the summed node attributions; SAE latents only, the default), the latent is zero-ablated at every position of every stored prompt whose target is ')' (the splice keeps the error
 term, so only that latent's decoder contribution is removed) and the mean drop of the ')' logit (minus the mean
-logit, the demo's --metric logit) is printed, with whether the ranking by Σ|weight| agrees.
+logit, the demo's --metric logit) is printed, with whether the table's ranking agrees.
 """
 
 from __future__ import annotations
@@ -49,9 +49,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--store", default="demo-store")
     ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--query", choices=["feeders", "drivers"], default="feeders")
     args = ap.parse_args()
     config = StoreConfig(path=args.store)
-    rows = query("feeders", config, token=")", limit=args.rows)
+    rows = query(args.query, config, token=")", limit=args.rows)
+    score = "abs_weight" if args.query == "feeders" else "per_circuit"
     prompts = list(query("circuits", config, limit=10_000).query("target == ')'")["prompt"])
     bundle = load_bundle("demo")
     print(f"{len(prompts)} stored prompts whose target is ')'")
@@ -59,7 +61,9 @@ def main() -> None:
     for r in rows.itertuples():
         hook, index = r.feature.split("/")[-2], int(r.feature.split("/")[-1])
         drops.append(logit_drop(bundle, prompts, hook, index))
-        print(f"{r.feature:40} abs_weight {r.abs_weight:8.3f}  ')' logit drop when ablated {drops[-1]:+.3f}")
+        print(
+            f"{r.feature:40} {score} {getattr(r, score):8.3f}  ')' logit drop when ablated {drops[-1]:+.3f}"
+        )
     top_wins = all(drops[0] > d for d in drops[1:])
     print(f"top row's drop exceeds every lower row's: {top_wins}")
 

@@ -81,6 +81,7 @@ EXPECTED = {
     "circuits",
     "top-proximal-causes",
     "feature",
+    "drivers",
 }
 
 
@@ -233,6 +234,9 @@ def _cases(circuits):
         ("features-promoting", {"token": ")"}, ["rank", "abs_attribution", "logit"]),
         ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "abs_attribution", "logit"]),
         ("top-features", {}, ["abs_attribution"]),
+        ("drivers", {"token": "]"}, ["effect"]),
+        ("drivers", {"token": "]", "include_errors": True, "order_by": "circuits"}, ["circuits", "effect"]),
+        ("drivers", {"token": "]", "min_faithfulness": 0.5}, ["effect"]),
         (
             "top-features",
             {"layer": 1, "kind": "attn", "order_by": "circuits"},
@@ -965,3 +969,35 @@ def test_features_without_circuits_change_no_query(which, circuits, request, tmp
             assert_same_result(a, b, order_by)
         except AssertionError as e:
             raise AssertionError(f"{name} {params}: {e}") from e
+
+
+@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
+def test_drivers_sum_total_effects_over_the_circuits_predicting_the_token(which, circuits, request):
+    """drivers, recomputed from the Circuit objects: over the circuits whose target is the token, each feature's
+    summed node attributions (effect), that over the number of such circuits (per_circuit), the weights of its
+    edges into the logit (direct), and its example prompts by its effect there, strongest first."""
+    store = request.getfixturevalue(which)
+    token = "]"
+    chosen = [c for c in circuits if c.prompt.target == token]
+    assert len(chosen) >= 2
+    want: dict[str, dict] = {}
+    for c in chosen:
+        logit = next(n.id for n in c.nodes if n.kind == "logit")
+        into = {e.source: e.weight for e in c.edges if e.target == logit}
+        for n in c.nodes:
+            if n.kind in ("error", "token", "logit"):
+                continue
+            r = want.setdefault(n.feature_id, {"per": {}, "direct": 0.0})
+            r["per"][c.prompt.text] = r["per"].get(c.prompt.text, 0.0) + n.attribution
+            r["direct"] += into.get(n.id, 0.0)
+    df = runner.run(store, "drivers", {"token": token, "limit": BIG})
+    assert set(df["feature"]) == set(want)
+    for row in df.itertuples():
+        r = want[row.feature]
+        effect = sum(r["per"].values())
+        assert row.circuits == len(r["per"])
+        assert row.effect == pytest.approx(effect, rel=1e-9, abs=1e-12)
+        assert row.per_circuit == pytest.approx(effect / len(chosen), rel=1e-9, abs=1e-12)
+        assert row.direct == pytest.approx(r["direct"], rel=1e-9, abs=1e-12)
+        assert [r["per"][t] for t in row.examples] == sorted(r["per"].values(), reverse=True)[:3]
+    assert df["effect"].is_monotonic_decreasing
