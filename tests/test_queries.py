@@ -330,6 +330,124 @@ def test_differential_cases_are_not_vacuous(circuits, neo4j_store):
     assert len(empty) <= 2, empty
 
 
+def _edge_frame(circuits) -> pd.DataFrame:
+    """Every FEEDS edge of the circuits with both ends' features and the circuit's faithfulness, in pandas."""
+    rows = []
+    for c in circuits:
+        top = {f.id: (f.top_promoted[:1] or [None])[0] for f in c.features}
+        kind = {f.id: f.kind for f in c.features}
+        for e in c.edges:
+            u, d = c.node(e.source), c.node(e.target)
+            rows.append(
+                {
+                    "cid": c.id,
+                    "faith": c.scores.get("faithfulness", math.nan),
+                    "up": u.feature_id,
+                    "up_kind": kind[u.feature_id],
+                    "up_top": top[u.feature_id],
+                    "down": d.feature_id,
+                    "down_kind": kind[d.feature_id],
+                    "down_top": top[d.feature_id],
+                    "w": e.weight,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
+def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request):
+    """feeders / consumers / top-features with min_faithfulness: only circuits scored at least that faithful
+    contribute, recomputed with pandas from the Circuit objects (the aggregate layer sums every circuit, so these
+    read the FEEDS edges)."""
+    store = request.getfixturevalue(which)
+    edges = _edge_frame(circuits)
+    cut = float(edges.drop_duplicates("cid")["faith"].median())
+    kept = edges[edges["faith"] >= cut]
+    assert 0 < kept["cid"].nunique() < edges["cid"].nunique()
+    assert (
+        runner.get_query("feeders").aggregated_case({"token": ")", "top_n": 1, "min_faithfulness": cut})
+        is None
+    )
+
+    def expect(frame: pd.DataFrame, key: str, kind: str) -> dict:
+        frame = frame[~frame[kind].isin(["error", "token"])]
+        g = frame.groupby(key)
+        return {
+            f: (int(g["cid"].nunique()[f]), int(g.size()[f]), float(g["w"].apply(lambda w: w.abs().sum())[f]))
+            for f in g.groups
+        }
+
+    for name, side, params in (
+        ("feeders", "down_top", {"token": ")"}),
+        ("feeders", "down", {"feature": edges["down"].mode()[0]}),
+        ("consumers", "up_top", {"token": "("}),
+    ):
+        col = "down" if side.startswith("down") else "up"
+        other = "up" if col == "down" else "down"
+        match = params.get("token") if "token" in params else params["feature"]
+        want = expect(kept[kept[side] == match], other, f"{other}_kind")
+        df = runner.run(store, name, params | {"min_faithfulness": cut, "limit": BIG})
+        got = {r.feature: (r.circuits, r.edges, r.abs_weight) for r in df.itertuples()}
+        assert set(got) == set(want) and want, (name, params)
+        for f, (n_c, n_e, aw) in want.items():
+            assert got[f][:2] == (n_c, n_e) and got[f][2] == pytest.approx(aw, rel=1e-9), (name, f)
+        every = runner.run(store, name, params | {"limit": BIG})
+        assert every["edges"].sum() > df["edges"].sum()  # the filter removed something
+    nodes = pd.DataFrame(
+        [
+            {
+                "cid": c.id,
+                "faith": c.scores.get("faithfulness", math.nan),
+                "f": n.feature_id,
+                "a": n.attribution,
+            }
+            for c in circuits
+            for n in c.nodes
+            if n.kind not in ("token", "logit", "error")
+        ]
+    )
+    nodes = nodes[nodes["faith"] >= cut]
+    df = runner.run(store, "top-features", {"min_faithfulness": cut, "limit": BIG})
+    g = nodes.groupby("f")
+    assert set(df["feature"]) == set(g.groups)
+    for r in df.itertuples():
+        assert (r.circuits, r.nodes) == (g["cid"].nunique()[r.feature], g.size()[r.feature])
+        assert r.abs_attribution == pytest.approx(g["a"].apply(lambda a: a.abs().sum())[r.feature], rel=1e-9)
+        assert r.mean_attribution == pytest.approx(g["a"].mean()[r.feature], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
+def test_drivers_sum_total_effects_over_the_circuits_predicting_the_token(which, circuits, request):
+    """drivers, recomputed from the Circuit objects: over the circuits whose target is the token, each feature's
+    summed node attributions (effect), that over the number of such circuits (per_circuit), the weights of its
+    edges into the logit (direct), and its example prompts by its effect there, strongest first."""
+    store = request.getfixturevalue(which)
+    token = "]"
+    chosen = [c for c in circuits if c.prompt.target == token]
+    assert len(chosen) >= 2
+    want: dict[str, dict] = {}
+    for c in chosen:
+        logit = next(n.id for n in c.nodes if n.kind == "logit")
+        into = {e.source: e.weight for e in c.edges if e.target == logit}
+        for n in c.nodes:
+            if n.kind in ("error", "token", "logit"):
+                continue
+            r = want.setdefault(n.feature_id, {"per": {}, "direct": 0.0})
+            r["per"][c.prompt.text] = r["per"].get(c.prompt.text, 0.0) + n.attribution
+            r["direct"] += into.get(n.id, 0.0)
+    df = runner.run(store, "drivers", {"token": token, "limit": BIG})
+    assert set(df["feature"]) == set(want)
+    for row in df.itertuples():
+        r = want[row.feature]
+        effect = sum(r["per"].values())
+        assert row.circuits == len(r["per"])
+        assert row.effect == pytest.approx(effect, rel=1e-9, abs=1e-12)
+        assert row.per_circuit == pytest.approx(effect / len(chosen), rel=1e-9, abs=1e-12)
+        assert row.direct == pytest.approx(r["direct"], rel=1e-9, abs=1e-12)
+        assert [r["per"][t] for t in row.examples] == sorted(r["per"].values(), reverse=True)[:3]
+    assert df["effect"].is_monotonic_decreasing
+
+
 # -- semantics, checked against the circuits in Python ------------------------------------------------------------
 
 
@@ -841,92 +959,6 @@ def test_threads_keep_only_strong_threads_above_chance(which, request, tmp_path)
         assert expected_chance(circuits, 1, 0, 2) == 1.0 and threads(top_n=1, min_share=0.0) == {}
 
 
-def _edge_frame(circuits) -> pd.DataFrame:
-    """Every FEEDS edge of the circuits with both ends' features and the circuit's faithfulness, in pandas."""
-    rows = []
-    for c in circuits:
-        top = {f.id: (f.top_promoted[:1] or [None])[0] for f in c.features}
-        kind = {f.id: f.kind for f in c.features}
-        for e in c.edges:
-            u, d = c.node(e.source), c.node(e.target)
-            rows.append(
-                {
-                    "cid": c.id,
-                    "faith": c.scores.get("faithfulness", math.nan),
-                    "up": u.feature_id,
-                    "up_kind": kind[u.feature_id],
-                    "up_top": top[u.feature_id],
-                    "down": d.feature_id,
-                    "down_kind": kind[d.feature_id],
-                    "down_top": top[d.feature_id],
-                    "w": e.weight,
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
-def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request):
-    """feeders / consumers / top-features with min_faithfulness: only circuits scored at least that faithful
-    contribute, recomputed with pandas from the Circuit objects (the aggregate layer sums every circuit, so these
-    read the FEEDS edges)."""
-    store = request.getfixturevalue(which)
-    edges = _edge_frame(circuits)
-    cut = float(edges.drop_duplicates("cid")["faith"].median())
-    kept = edges[edges["faith"] >= cut]
-    assert 0 < kept["cid"].nunique() < edges["cid"].nunique()
-    assert (
-        runner.get_query("feeders").aggregated_case({"token": ")", "top_n": 1, "min_faithfulness": cut})
-        is None
-    )
-
-    def expect(frame: pd.DataFrame, key: str, kind: str) -> dict:
-        frame = frame[~frame[kind].isin(["error", "token"])]
-        g = frame.groupby(key)
-        return {
-            f: (int(g["cid"].nunique()[f]), int(g.size()[f]), float(g["w"].apply(lambda w: w.abs().sum())[f]))
-            for f in g.groups
-        }
-
-    for name, side, params in (
-        ("feeders", "down_top", {"token": ")"}),
-        ("feeders", "down", {"feature": edges["down"].mode()[0]}),
-        ("consumers", "up_top", {"token": "("}),
-    ):
-        col = "down" if side.startswith("down") else "up"
-        other = "up" if col == "down" else "down"
-        match = params.get("token") if "token" in params else params["feature"]
-        want = expect(kept[kept[side] == match], other, f"{other}_kind")
-        df = runner.run(store, name, params | {"min_faithfulness": cut, "limit": BIG})
-        got = {r.feature: (r.circuits, r.edges, r.abs_weight) for r in df.itertuples()}
-        assert set(got) == set(want) and want, (name, params)
-        for f, (n_c, n_e, aw) in want.items():
-            assert got[f][:2] == (n_c, n_e) and got[f][2] == pytest.approx(aw, rel=1e-9), (name, f)
-        every = runner.run(store, name, params | {"limit": BIG})
-        assert every["edges"].sum() > df["edges"].sum()  # the filter removed something
-    nodes = pd.DataFrame(
-        [
-            {
-                "cid": c.id,
-                "faith": c.scores.get("faithfulness", math.nan),
-                "f": n.feature_id,
-                "a": n.attribution,
-            }
-            for c in circuits
-            for n in c.nodes
-            if n.kind not in ("token", "logit", "error")
-        ]
-    )
-    nodes = nodes[nodes["faith"] >= cut]
-    df = runner.run(store, "top-features", {"min_faithfulness": cut, "limit": BIG})
-    g = nodes.groupby("f")
-    assert set(df["feature"]) == set(g.groups)
-    for r in df.itertuples():
-        assert (r.circuits, r.nodes) == (g["cid"].nunique()[r.feature], g.size()[r.feature])
-        assert r.abs_attribution == pytest.approx(g["a"].apply(lambda a: a.abs().sum())[r.feature], rel=1e-9)
-        assert r.mean_attribution == pytest.approx(g["a"].mean()[r.feature], rel=1e-9, abs=1e-12)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])
 def test_features_without_circuits_change_no_query(which, circuits, request, tmp_path):
@@ -969,35 +1001,3 @@ def test_features_without_circuits_change_no_query(which, circuits, request, tmp
             assert_same_result(a, b, order_by)
         except AssertionError as e:
             raise AssertionError(f"{name} {params}: {e}") from e
-
-
-@pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
-def test_drivers_sum_total_effects_over_the_circuits_predicting_the_token(which, circuits, request):
-    """drivers, recomputed from the Circuit objects: over the circuits whose target is the token, each feature's
-    summed node attributions (effect), that over the number of such circuits (per_circuit), the weights of its
-    edges into the logit (direct), and its example prompts by its effect there, strongest first."""
-    store = request.getfixturevalue(which)
-    token = "]"
-    chosen = [c for c in circuits if c.prompt.target == token]
-    assert len(chosen) >= 2
-    want: dict[str, dict] = {}
-    for c in chosen:
-        logit = next(n.id for n in c.nodes if n.kind == "logit")
-        into = {e.source: e.weight for e in c.edges if e.target == logit}
-        for n in c.nodes:
-            if n.kind in ("error", "token", "logit"):
-                continue
-            r = want.setdefault(n.feature_id, {"per": {}, "direct": 0.0})
-            r["per"][c.prompt.text] = r["per"].get(c.prompt.text, 0.0) + n.attribution
-            r["direct"] += into.get(n.id, 0.0)
-    df = runner.run(store, "drivers", {"token": token, "limit": BIG})
-    assert set(df["feature"]) == set(want)
-    for row in df.itertuples():
-        r = want[row.feature]
-        effect = sum(r["per"].values())
-        assert row.circuits == len(r["per"])
-        assert row.effect == pytest.approx(effect, rel=1e-9, abs=1e-12)
-        assert row.per_circuit == pytest.approx(effect / len(chosen), rel=1e-9, abs=1e-12)
-        assert row.direct == pytest.approx(r["direct"], rel=1e-9, abs=1e-12)
-        assert [r["per"][t] for t in row.examples] == sorted(r["per"].values(), reverse=True)[:3]
-    assert df["effect"].is_monotonic_decreasing
