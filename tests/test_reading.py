@@ -45,4 +45,6 @@ def test_top_driver_drops_the_target_logit_most(demo_circuits, tmp_path):  # noq
     for feature in rows["feature"]:
         hook, index = feature.split("/")[-2], int(feature.split("/")[-1])
         drops.append(logit_drop(bundle, prompts, hook, index))
-    assert drops[0] > 0 and all(drops[0] > d for d in drops[1:]), list(zip(rows["feature"], drops, strict=True))
+    assert drops[0] > 0 and all(drops[0] > d for d in drops[1:]), list(
+        zip(rows["feature"], drops, strict=True)
+    )

@@ -99,7 +99,7 @@ def feature_row(f: Feature) -> dict[str, Any]:
     }
 
 
-def card_batches(rows: list[dict[str, Any]], size: int) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
+def card_batches(rows: list[dict[str, Any]], size: int) -> Iterator[tuple[bool, Sequence[dict[str, Any]]]]:
     """Feature cards in batches: (True, rows with contexts), then (False, rows without -- a latent that never
     fired has none, and LadybugDB cannot bind an empty list), each kind written by its own statement."""
     fired = [r for r in rows if r.get("top_contexts")]
