@@ -46,14 +46,16 @@ LadybugDB has one writer process at a time anyway.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from scd.core.errors import StoreError
 from scd.store.rows import batches
-from scd.store.schema import AGGREGATES
-from scd.store.statements import aggregate_cypher, shared
+from scd.store.schema import AGGREGATE_ENDS, AGGREGATES
+from scd.store.statements import aggregate_cypher, cypher, shared
 
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
@@ -68,9 +70,6 @@ PENDING = shared("fold-pending")
 COUNT_PENDING = shared("fold-count-pending")
 READ_EDGES = shared("fold-read-edges")
 PROMPT_TEXTS = shared("fold-prompt-texts")
-TOP_TOKENS = shared("fold-top-tokens")
-EXISTING_TOKENS = shared("fold-existing-tokens")
-CREATE_TOKENS = shared("fold-create-tokens")
 MARK_FOLDED = shared("fold-mark-folded")
 #: --rebuild: drop the layer and mark every circuit pending
 DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
@@ -89,12 +88,22 @@ class FoldReport:
     groups: int = 0  # aggregate relationships created or added to (summed over fold transactions)
     created: int = 0  # of those, created
     seconds: float = 0.0
+    #: seconds per phase (claim, read, group, tokens, read-pairs, write, mark, commit), summed over transactions
+    phases: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: FoldReport) -> None:
         self.circuits += other.circuits
         self.edges += other.edges
         self.groups += other.groups
         self.created += other.created
+        for k, v in other.phases.items():
+            self.phases[k] = self.phases.get(k, 0.0) + v
+
+    def timed(self, name: str, since: float) -> float:
+        """Adds the time since ``since`` to phase ``name``; returns now."""
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - since
+        return now
 
     def line(self) -> str:
         return (
@@ -261,10 +270,11 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
 
 
 def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
-    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b}`` each on Neo4j; on LadybugDB one
+    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b, ah, bh}`` each on Neo4j (ids and
+    element ids); on LadybugDB one
     ``{k, o}`` per start node (``k``) with the list of its end nodes (``o``), see its .cypher file."""
     if dialect != "ladybug":
-        return [{"a": r["a"], "b": r["b"]} for r in rows]
+        return [{"a": r["a"], "b": r["b"], "ah": r["ah"], "bh": r["bh"]} for r in rows]
     by: dict[str, list[str]] = {}
     for r in rows:
         by.setdefault(r["a"], []).append(r["b"])
@@ -280,6 +290,8 @@ def fold_once(
 ) -> FoldReport:
     """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
     (the caller begins and commits it, and on Neo4j has taken the fold lock first)."""
+    report = FoldReport()
+    t = time.perf_counter()
     # 1. claim
     ids: list[str] = []
     n = 0
@@ -289,26 +301,39 @@ def fold_once(
         ids.append(cid)
         n += n_edges or 0
     if not ids:
-        return FoldReport()
+        return report
+    t = report.timed("claim", t)
     # 2. read
     edges: list[tuple[str, Sequence[str], Sequence[str], Sequence[float]]] = []
     for chunk in batches(ids, 64):
         edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": list(chunk)})]
     features = sorted({f for _, a, b, _ in edges for f in (*a, *b)})
+    # Neo4j: each node's element id too (``handle``), so phases 4-5 find it without an index seek
     top: dict[str, str | None] = {}
+    handles: dict[str, dict[str, Any]] = {"Feature": {}, "Token": {}}
     for chunk in batches(features, batch):
-        top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": list(chunk)}))
+        for i, token, h in run(cypher("fold-top-tokens", dialect), {"ids": list(chunk)}):
+            top[i], handles["Feature"][i] = token, h
     texts: dict[str, str] = {}
     for chunk in batches(ids, batch):
         texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": list(chunk)}))
+    t = report.timed("read", t)
     # 3. group
     groups = group_edges(edges, top, texts)
+    t = report.timed("group", t)
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     for chunk in batches(tokens, batch):
-        have = {t for (t,) in run(EXISTING_TOKENS, {"texts": list(chunk)})}
+        have = dict(run(cypher("fold-existing-tokens", dialect), {"texts": list(chunk)}))
         if new_tokens := [t for t in chunk if t not in have]:
-            run(CREATE_TOKENS, {"texts": new_tokens})
+            have.update(run(cypher("fold-create-tokens", dialect), {"texts": new_tokens}))
+        handles["Token"].update(have)
+    if dialect == "neo4j":  # the ends' element ids, for fold-read-pairs and fold-create-pairs
+        for rel, rows in zip(AGGREGATES, groups, strict=True):
+            start, end = (handles[label] for label in AGGREGATE_ENDS[rel])
+            for r in rows:
+                r["ah"], r["bh"] = start[r["a"]], end[r["b"]]
+    t = report.timed("tokens", t)
     # every read before the first write: a read that has to look through this transaction's own new
     # relationships on a dense Token or Feature is many times slower than one of the committed store
     plans = []
@@ -319,6 +344,7 @@ def fold_once(
             for part in batches(rows, batch):
                 stored += run(read, {"rows": pair_rows(part, dialect)})
         plans.append((rel, *combine(rows, stored)))
+    t = report.timed("read-pairs", t)
     created = 0
     for rel, new, changed in plans:
         create = aggregate_cypher("fold-create-pairs", dialect, rel)
@@ -331,13 +357,17 @@ def fold_once(
             for chunk in batches(changed, batch):
                 run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": list(chunk)})
         for chunk in batches(new, batch):
-            run(create, {"rows": list(chunk)})
+            # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
+            if (made := run(create, {"rows": list(chunk)})[0][0]) != len(chunk):
+                raise StoreError(
+                    f"fold: {made} of {len(chunk)} {rel} relationships found both their ends",
+                    "nothing of this fold was kept; please report this bug",
+                )
+    t = report.timed("write", t)
     # 6. mark
     for chunk in batches(ids, batch):
         run(MARK_FOLDED, {"ids": list(chunk)})
-    return FoldReport(
-        circuits=len(ids),
-        edges=sum(len(w) for *_, w in edges),
-        groups=sum(len(g) for g in groups),
-        created=created,
-    )
+    report.timed("mark", t)
+    report.circuits, report.edges = len(ids), sum(len(w) for *_, w in edges)
+    report.groups, report.created = sum(len(g) for g in groups), created
+    return report

@@ -473,9 +473,11 @@ class Neo4jStore(Store):
                     )
                 # each round folds at least one circuit; the bound stops a fold that races endless new writes
                 for _ in range(self.pending() + 1):
+                    t = time.perf_counter()
                     done = self._with_constraint_retries(lambda: s.execute_write(fold_tx), "fold")
                     if not done.circuits:
                         break
+                    done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
                     report.add(done)
         except (Neo4jError, DriverError) as e:
             raise self._guard("fold of the aggregate layer", e) from e
@@ -537,7 +539,10 @@ class Neo4jStore(Store):
         # returns no rows while a circuit is pending; only an empty answer costs a second look
         df = self.read(PENDING_GUARD + cypher, params)
         if df.empty and self.pending() > 0:
-            return self.read(fallback, params)
+            df = self.read(fallback, params)
+            df.attrs["folded"] = False
+            return df
+        df.attrs["folded"] = True  # rows came back only if nothing was pending (or there are none at all)
         return df
 
     def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
