@@ -14,7 +14,9 @@ scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 
 1. claim pending circuits in id order, up to ``max_edges`` FEEDS edges (at least one circuit);
 2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
-   every feature involved (the first writer's metadata, which the aggregates must agree with);
+   every feature involved (the first writer's metadata, which the aggregates must agree with) -- on Neo4j with
+   each Feature's and Token's element id, by which steps 4-5 find the ends of a pair (a record read, where an
+   index seek on the string id cost two seeks per aggregate row and statement);
 3. group them per circuit, summing each group's weights in a canonical order (so the order edges come back in
    does not matter), rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the
    store does not depend on the order circuits were ingested or folded in), then add the groups up over the
@@ -214,11 +216,19 @@ def group_edges(
             ["a", "b", "sa", "c"], ascending=[True, True, False, True], kind="stable"
         )
         best = best.groupby(["a", "b"], sort=False).head(EXAMPLES)
-        lists = best.groupby(["a", "b"], sort=False).agg(ec=("c", list), ew=("sa", list))
-        lists = total[["a", "b"]].merge(lists, on=["a", "b"], how="left", validate="one_to_one")
+        # each group's lists as slices of the sorted rows (a groupby agg into lists runs a Python function per
+        # group: 3/4 of the grouping time); groups are contiguous and in ascending (a, b) code order
         ak, bk = total["a"].to_numpy(), total["b"].to_numpy()
+        ba, bb = best["a"].to_numpy().astype("int64"), best["b"].to_numpy().astype("int64")
+        width = int(max(bb.max(), bk.max())) + 1
+        bkey = ba * width + bb
+        starts = np.flatnonzero(np.r_[True, bkey[1:] != bkey[:-1]])
+        spans = list(zip(starts.tolist(), [*starts[1:].tolist(), len(bkey)], strict=True))
+        where = np.searchsorted(bkey[starts], ak.astype("int64") * width + bk)  # total's row -> its group
+        best_c, best_w = best["c"].to_numpy().tolist(), best["sa"].to_numpy().tolist()
         order = np.lexsort((rank(bnames)[bk], rank(anames)[ak]))  # by (a, b) as strings
-        ex_circuits = [[str(cuniq[c]) for c in cs] for cs in lists["ec"].to_numpy()[order]]
+        groups_in_order = [spans[g] for g in where[order].tolist()]
+        ex_circuits = [[str(cuniq[c]) for c in best_c[i:j]] for i, j in groups_in_order]
         a_ids, b_ids = np.asarray(anames, dtype=object)[ak], np.asarray(bnames, dtype=object)[bk]
         columns = [
             a_ids[order].tolist(),
@@ -229,7 +239,7 @@ def group_edges(
             ),
             np.asarray(cuniq, dtype=object)[total["example"].to_numpy()[order]].tolist(),
             ex_circuits,
-            [[float(w) for w in ws] for ws in lists["ew"].to_numpy()[order]],
+            [best_w[i:j] for i, j in groups_in_order],
             [[(texts or {}).get(c, "") for c in cs] for cs in ex_circuits],
         ]
         # Python ints, floats and strings, not numpy scalars (tolist; DataFrame.to_dict took 3/4 of the time)
