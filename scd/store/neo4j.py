@@ -450,7 +450,7 @@ class Neo4jStore(Store):
             for statement in DROP_LAYER:
                 tx.run(statement).consume()
 
-        def fold_tx(tx: neo4j.ManagedTransaction) -> FoldReport:
+        def fold_tx(tx: neo4j.ManagedTransaction, max_edges: int) -> FoldReport:
             # the fold lock: one fold at a time, and this one reads what the previous one committed
             tx.run(FOLD_LOCK).consume()
             return fold_once(
@@ -472,9 +472,25 @@ class Neo4jStore(Store):
                         lambda: s.execute_write(drop), "dropping the aggregate layer"
                     )
                 # each round folds at least one circuit; the bound stops a fold that races endless new writes
-                for _ in range(self.pending() + 1):
+                budget, rounds = max_edges, self.pending() + 1
+                while rounds > 0:
                     t = time.perf_counter()
-                    done = self._with_constraint_retries(lambda: s.execute_write(fold_tx), "fold")
+                    try:
+                        done = self._with_constraint_retries(
+                            lambda b=budget: s.execute_write(fold_tx, b), "fold"
+                        )
+                    except TransientError as e:
+                        # the server's transaction memory cannot hold this many aggregate rows (their example
+                        # lists make them big; a 1 GiB heap failed at 100k worst-case edges): rolled back, so
+                        # fold in smaller transactions -- down to one circuit, which must fit
+                        if "MemoryPoolOutOfMemory" not in (e.code or "") or budget <= 1:
+                            raise
+                        budget //= 2
+                        log.warning(
+                            "fold: transaction memory exhausted; folding up to %d edges at a time", budget
+                        )
+                        continue
+                    rounds -= 1
                     if not done.circuits:
                         break
                     done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
