@@ -334,9 +334,11 @@ def fold_once(
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     for chunk in batches(tokens, batch):
-        have = dict(run(cypher("fold-existing-tokens", dialect), {"texts": list(chunk)}))
+        have: dict[str, Any] = {
+            i: h for i, h in run(cypher("fold-existing-tokens", dialect), {"texts": list(chunk)})
+        }
         if new_tokens := [t for t in chunk if t not in have]:
-            have.update(run(cypher("fold-create-tokens", dialect), {"texts": new_tokens}))
+            have.update((i, h) for i, h in run(cypher("fold-create-tokens", dialect), {"texts": new_tokens}))
         handles["Token"].update(have)
     if dialect == "neo4j":  # the ends' element ids, for fold-read-pairs and fold-create-pairs
         for rel, rows in zip(AGGREGATES, groups, strict=True):
