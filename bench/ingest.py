@@ -1,7 +1,7 @@
 """Benchmark: edges/s written by `scd ingest`'s store writers, against a naive one-write-per-edge baseline.
 
-Synthetic circuits (tests/synthetic.py; ``--edges`` in all, ``--edges-per-circuit`` each, realistic node/feature
-mix) are written through ``scd ingest``'s pipeline (discovery replaced by a lookup of the precomputed circuits) --
+Synthetic circuits (tests/synthetic.py; ``--edges`` in all, in each ``--shapes``: demo-shaped and the worst case,
+see SHAPES) are written through ``scd ingest``'s pipeline (discovery replaced by a lookup of the precomputed circuits) --
 one transaction per circuit, batched ``UNWIND``, on the store's writer threads (two for Neo4j), after untimed
 warm-up rounds of ten circuits until one runs within 5% of the one before (a JVM server is several times slower
 until its JIT has compiled the write path) -- into
@@ -19,7 +19,7 @@ on a 2-core machine that changes the numbers a lot.
 
     python bench/ingest.py                                # starts a throwaway Neo4j (tests/neo4j_server.py)
     python bench/ingest.py --neo4j bolt://127.0.0.1:7687 --clear   # an existing server (it is emptied!)
-    python bench/ingest.py --stores embedded --edges 50000
+    python bench/ingest.py --stores embedded --edges 50000 --shapes demo
 
 No torch: the discovery engine is not involved; this measures the writers only.
 """
