@@ -1,7 +1,7 @@
 """Benchmark: edges/s written by `scd ingest`'s store writers, against a naive one-write-per-edge baseline.
 
-Synthetic circuits (tests/synthetic.py; ``--edges`` in all, ``--edges-per-circuit`` each, realistic node/feature
-mix) are written through ``scd ingest``'s pipeline (discovery replaced by a lookup of the precomputed circuits) --
+Synthetic circuits (tests/synthetic.py; ``--edges`` in all, in each ``--shapes``: demo-shaped and the worst case,
+see SHAPES) are written through ``scd ingest``'s pipeline (discovery replaced by a lookup of the precomputed circuits) --
 one transaction per circuit, batched ``UNWIND``, on the store's writer threads (two for Neo4j), after untimed
 warm-up rounds of ten circuits until one runs within 5% of the one before (a JVM server is several times slower
 until its JIT has compiled the write path) -- into
@@ -19,7 +19,7 @@ on a 2-core machine that changes the numbers a lot.
 
     python bench/ingest.py                                # starts a throwaway Neo4j (tests/neo4j_server.py)
     python bench/ingest.py --neo4j bolt://127.0.0.1:7687 --clear   # an existing server (it is emptied!)
-    python bench/ingest.py --stores embedded --edges 50000
+    python bench/ingest.py --stores embedded --edges 50000 --shapes demo
 
 No torch: the discovery engine is not involved; this measures the writers only.
 """
@@ -60,10 +60,31 @@ def steady(rates: list[int]) -> bool:
     return len(rates) >= WARMUP_ROUNDS[0] and abs(rates[-1] - rates[-2]) <= 0.05 * rates[-2]
 
 
-def make_circuits(total_edges: int, per_circuit: int, seed: int):
+#: circuit shapes (tests/synthetic.py arguments). The fold's cost is per aggregate row, so how often circuits share
+#: feature pairs decides it; bench/pair_reuse.py measures that.
+#: - "demo": the demo model's circuits as `make demo` discovers them (examples/prompts.txt, --metric logit: 36
+#:   circuits, mean 157 nodes and 2,633 edges, 132 distinct features each; aggregate rows per edge 0.84 over the 36:
+#:   FEEDS_FEATURE 0.44, FEEDS_TOKEN 0.19, TOKEN_FEEDS 0.22). Two layers and a latent pool of 160 per SAE give
+#:   the same shape and 0.8 rows per edge at 36 circuits (fewer as more circuits share pairs).
+#: - "worst": few shared pairs: 10k-edge circuits of ~1,430 nodes over a pool of 4 layers x 3 SAEs x 512 latents,
+#:   ~1.6 aggregate rows per edge at 200k edges (the benchmark's shape before the demo one was measured).
+SHAPES = {
+    "demo": {"edges": 2_630, "nodes": 160, "n_layers": 2, "d_sae": 160},
+    "worst": {"edges": 10_000, "nodes": None, "n_layers": 4, "d_sae": 512},
+}
+
+
+def make_circuits(total_edges: int, shape: str, seed: int):
+    s = SHAPES[shape]
+    per_circuit = s["edges"]
     n = max(1, -(-total_edges // per_circuit))
-    nodes = max(200, per_circuit // 7)  # ~7 edges per node, like discovered circuits with top-k selection
-    return [synthetic_circuit(seed + i, n_nodes=nodes, n_edges=per_circuit) for i in range(n)]
+    nodes = s["nodes"] or max(200, per_circuit // 7)  # ~7 edges per node
+    return [
+        synthetic_circuit(
+            seed + i, n_nodes=nodes, n_edges=per_circuit, n_layers=s["n_layers"], d_sae=s["d_sae"]
+        )
+        for i in range(n)
+    ]
 
 
 def batched(config: StoreConfig, circuits, warmup) -> dict:
@@ -115,6 +136,7 @@ def batched(config: StoreConfig, circuits, warmup) -> dict:
         "fold_groups": report.fold.groups,
         "with_fold_edges_per_s": round(edges / report.elapsed),
         "fold_write_ratio": round(report.fold.seconds / write, 3),
+        "fold_phases_s": {k: round(v, 3) for k, v in report.fold.phases.items()},
     }
 
 
@@ -213,22 +235,34 @@ def main(argv: list[str] | None = None) -> int:
         "--neo4j", default=None, metavar="URI", help="an existing server (default: start a throwaway one)"
     )
     ap.add_argument("--clear", action="store_true", help="allow emptying a non-empty --neo4j database")
-    ap.add_argument("--edges", type=int, default=200_000, help="edges written batched, per store")
-    ap.add_argument("--edges-per-circuit", type=int, default=10_000)
+    ap.add_argument("--edges", type=int, default=200_000, help="edges written batched, per store and shape")
+    ap.add_argument(
+        "--shapes",
+        default="demo,worst",
+        help=f"comma-separated circuit shapes: {', '.join(SHAPES)} (see SHAPES)",
+    )
     ap.add_argument("--naive-edges", type=int, default=5_000)
+    ap.add_argument("--no-naive", action="store_true", help="skip the one-write-per-edge baseline")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, metavar="FILE", help="also write the results as JSON")
     a = ap.parse_args(argv)
     stores = [s.strip() for s in a.stores.split(",") if s.strip()]
+    shapes = [s.strip() for s in a.shapes.split(",") if s.strip()]
+    if bad := [s for s in shapes if s not in SHAPES]:
+        ap.error(f"unknown shape(s) {', '.join(bad)}: choose from {', '.join(SHAPES)}")
 
     t0 = time.perf_counter()
-    circuits = make_circuits(a.edges, a.edges_per_circuit, a.seed)
-    sample = naive_sample(circuits, a.naive_edges, a.seed)
-    warmup = make_circuits(10 * a.edges_per_circuit, a.edges_per_circuit, a.seed + 10_000)
-    print(
-        f"{len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
-        f"{sum(len(c.nodes) for c in circuits):,} nodes, generated in {time.perf_counter() - t0:.1f} s"
-    )
+    work = {}
+    for shape in shapes:
+        circuits = make_circuits(a.edges, shape, a.seed)
+        warmup = make_circuits(10 * SHAPES[shape]["edges"], shape, a.seed + 10_000)
+        work[shape] = (circuits, warmup)
+        print(
+            f"{shape}: {len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
+            f"{sum(len(c.nodes) for c in circuits):,} nodes"
+        )
+    sample = naive_sample(work[shapes[0]][0], a.naive_edges, a.seed)
+    print(f"generated in {time.perf_counter() - t0:.1f} s")
     results: dict = {"environment": environment(), "busy_before": busy_processes()}
 
     with ExitStack() as stack:
@@ -256,32 +290,41 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 ap.error(f"unknown store {kind!r}")
             print(f"\n[{kind}] {config.describe()}")
-            b = batched(config, circuits, warmup)
-            print(
-                f"  warm-up  {', '.join(f'{r:,}' for r in b['warmup_edges_per_s'])} edges/s (rounds, not timed)"
-            )
-            print(
-                f"  batched  {b['edges']:>8,} edges  {b['seconds']:7.2f} s  {b['edges_per_s']:>8,} edges/s  "
-                f"({b['nodes_per_s']:,} nodes/s; {b['circuits']} transactions, {b['writers']} at a time)"
-            )
-            print(
-                f"  + fold   {b['fold_groups']:>8,} aggregate rows {b['fold_seconds']:7.2f} s  "
-                f"(client CPU of write and fold {b['client_cpu_s']:.1f} s)"
-            )
-            print(
-                f"  write-only {b['edges_per_s']:>8,} edges/s; written+folded {b['with_fold_edges_per_s']:>8,} edges/s; "
-                f"fold/write {b['fold_write_ratio']:.2f}x"
-            )
+            results[kind] = {"batched": {}}
+            for shape in shapes:
+                b = batched(config, *work[shape])
+                results[kind]["batched"][shape] = b
+                print(f"  {shape} circuits:")
+                print(
+                    f"    warm-up  {', '.join(f'{r:,}' for r in b['warmup_edges_per_s'])} edges/s "
+                    "(rounds, not timed)"
+                )
+                print(
+                    f"    batched  {b['edges']:>8,} edges  {b['seconds']:7.2f} s  {b['edges_per_s']:>8,} edges/s  "
+                    f"({b['nodes_per_s']:,} nodes/s; {b['circuits']} transactions, {b['writers']} at a time)"
+                )
+                print(
+                    f"    + fold   {b['fold_groups']:>8,} aggregate rows ({b['fold_groups'] / b['edges']:.2f} per "
+                    f"edge) {b['fold_seconds']:7.2f} s  (client CPU of write and fold {b['client_cpu_s']:.1f} s)"
+                )
+                print("    fold phases " + ", ".join(f"{k} {v:.2f} s" for k, v in b["fold_phases_s"].items()))
+                print(
+                    f"    write-only {b['edges_per_s']:>8,} edges/s; written+folded "
+                    f"{b['with_fold_edges_per_s']:>8,} edges/s; fold/write {b['fold_write_ratio']:.2f}x"
+                )
+            if a.no_naive:
+                continue
             n = naive_fn(config, sample)
             print(
                 f"  warm-up  {', '.join(f'{r:,}' for r in n['warmup_edges_per_s'])} edges/s (naive rounds, not timed)"
             )
             print(
-                f"  naive    {n['edges']:>8,} edges  {n['seconds']:7.2f} s  {n['edges_per_s']:>8,} edges/s  (one write per edge)"
+                f"  naive    {n['edges']:>8,} edges  {n['seconds']:7.2f} s  {n['edges_per_s']:>8,} edges/s  "
+                f"(one write per edge; {shapes[0]} circuits' edges)"
             )
-            ratio = b["edges_per_s"] / n["edges_per_s"]
-            print(f"  ratio    {ratio:,.0f}x")
-            results[kind] = {"batched": b, "naive": n, "ratio": round(ratio, 1)}
+            ratio = results[kind]["batched"][shapes[0]]["edges_per_s"] / n["edges_per_s"]
+            print(f"  ratio    {ratio:,.0f}x ({shapes[0]} circuits, batched / naive)")
+            results[kind] |= {"naive": n, "ratio": round(ratio, 1)}
 
     results["environment"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["busy_after"] = busy_processes()
@@ -294,18 +337,18 @@ def main(argv: list[str] | None = None) -> int:
     print("also running (busiest other processes, CPU % over their lifetime):")
     for line in results["busy_after"] or ["  (nothing notable)"]:
         print(f"  {line}")
-    if "neo4j" in results:
-        eps = results["neo4j"]["batched"]["edges_per_s"]
+    if "ratio" in results.get("neo4j", {}):
+        eps = results["neo4j"]["batched"][shapes[0]]["edges_per_s"]
         print(
             f"targets: Neo4j >= 50,000 edges/s: {'met' if eps >= 50_000 else 'NOT met'} ({eps:,}); "
             f">= 100x naive: {'met' if results['neo4j']['ratio'] >= 100 else 'NOT met'} ({results['neo4j']['ratio']:,}x)"
         )
     for kind, floor in (("neo4j", 50_000), ("embedded", 25_000)):
-        if kind in results:
-            b = results[kind]["batched"]
+        for shape, b in results.get(kind, {}).get("batched", {}).items():
             print(
-                f"targets {kind}: fold <= 0.5x write: {'met' if b['fold_write_ratio'] <= 0.5 else 'NOT met'} "
-                f"({b['fold_write_ratio']:.2f}x); written+folded >= {floor:,} edges/s: "
+                f"targets {kind}, {shape} circuits: fold <= 0.5x write: "
+                f"{'met' if b['fold_write_ratio'] <= 0.5 else 'NOT met'} ({b['fold_write_ratio']:.2f}x); "
+                f"written+folded >= {floor:,} edges/s: "
                 f"{'met' if b['with_fold_edges_per_s'] >= floor else 'NOT met'} ({b['with_fold_edges_per_s']:,})"
             )
     if a.json:

@@ -366,12 +366,14 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     bound = q.bind(params)
     plain = q.text_for(store.kind, bound, aggregates_current=False)
     folded = q.text_for(store.kind, bound)
+    current = True  # the aggregate layer answered, or was not asked
     if folded == plain:
         df = run_cypher(store, plain, bound)
     else:
-        df = _finish(store, store.read_folded(folded, plain, dict(bound)))  # the pending check rides along
-    if q.summary:
-        current = q.aggregated_case(bound) is None or store.pending() == 0
+        raw = store.read_folded(folded, plain, dict(bound))  # the pending check rides along
+        current = bool(raw.attrs.get("folded", True))
+        df = _finish(store, raw)
+    if q.summary:  # from the same layer as the rows: no second look at the pending count
         df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
     return df
 

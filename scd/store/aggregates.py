@@ -14,7 +14,9 @@ scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 
 1. claim pending circuits in id order, up to ``max_edges`` FEEDS edges (at least one circuit);
 2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
-   every feature involved (the first writer's metadata, which the aggregates must agree with);
+   every feature involved (the first writer's metadata, which the aggregates must agree with) -- on Neo4j with
+   each Feature's and Token's element id, by which steps 4-5 find the ends of a pair (a record read, where an
+   index seek on the string id cost two seeks per aggregate row and statement);
 3. group them per circuit, summing each group's weights in a canonical order (so the order edges come back in
    does not matter), rounded to multiples of 2**-36 (``quantize``: sums of those are exact in any order, so the
    store does not depend on the order circuits were ingested or folded in), then add the groups up over the
@@ -46,14 +48,16 @@ LadybugDB has one writer process at a time anyway.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any
 
+from scd.core.errors import StoreError
 from scd.store.rows import batches
-from scd.store.schema import AGGREGATES
-from scd.store.statements import aggregate_cypher, shared
+from scd.store.schema import AGGREGATE_ENDS, AGGREGATES
+from scd.store.statements import aggregate_cypher, cypher, shared
 
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
@@ -68,9 +72,6 @@ PENDING = shared("fold-pending")
 COUNT_PENDING = shared("fold-count-pending")
 READ_EDGES = shared("fold-read-edges")
 PROMPT_TEXTS = shared("fold-prompt-texts")
-TOP_TOKENS = shared("fold-top-tokens")
-EXISTING_TOKENS = shared("fold-existing-tokens")
-CREATE_TOKENS = shared("fold-create-tokens")
 MARK_FOLDED = shared("fold-mark-folded")
 #: --rebuild: drop the layer and mark every circuit pending
 DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
@@ -89,12 +90,22 @@ class FoldReport:
     groups: int = 0  # aggregate relationships created or added to (summed over fold transactions)
     created: int = 0  # of those, created
     seconds: float = 0.0
+    #: seconds per phase (claim, read, group, tokens, read-pairs, write, mark, commit), summed over transactions
+    phases: dict[str, float] = field(default_factory=dict)
 
     def add(self, other: FoldReport) -> None:
         self.circuits += other.circuits
         self.edges += other.edges
         self.groups += other.groups
         self.created += other.created
+        for k, v in other.phases.items():
+            self.phases[k] = self.phases.get(k, 0.0) + v
+
+    def timed(self, name: str, since: float) -> float:
+        """Adds the time since ``since`` to phase ``name``; returns now."""
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - since
+        return now
 
     def line(self) -> str:
         return (
@@ -205,11 +216,19 @@ def group_edges(
             ["a", "b", "sa", "c"], ascending=[True, True, False, True], kind="stable"
         )
         best = best.groupby(["a", "b"], sort=False).head(EXAMPLES)
-        lists = best.groupby(["a", "b"], sort=False).agg(ec=("c", list), ew=("sa", list))
-        lists = total[["a", "b"]].merge(lists, on=["a", "b"], how="left", validate="one_to_one")
+        # each group's lists as slices of the sorted rows (a groupby agg into lists runs a Python function per
+        # group: 3/4 of the grouping time); groups are contiguous and in ascending (a, b) code order
         ak, bk = total["a"].to_numpy(), total["b"].to_numpy()
+        ba, bb = best["a"].to_numpy().astype("int64"), best["b"].to_numpy().astype("int64")
+        width = int(max(bb.max(), bk.max())) + 1
+        bkey = ba * width + bb
+        starts = np.flatnonzero(np.r_[True, bkey[1:] != bkey[:-1]])
+        spans = list(zip(starts.tolist(), [*starts[1:].tolist(), len(bkey)], strict=True))
+        where = np.searchsorted(bkey[starts], ak.astype("int64") * width + bk)  # total's row -> its group
+        best_c, best_w = best["c"].to_numpy().tolist(), best["sa"].to_numpy().tolist()
         order = np.lexsort((rank(bnames)[bk], rank(anames)[ak]))  # by (a, b) as strings
-        ex_circuits = [[str(cuniq[c]) for c in cs] for cs in lists["ec"].to_numpy()[order]]
+        groups_in_order = [spans[g] for g in where[order].tolist()]
+        ex_circuits = [[str(cuniq[c]) for c in best_c[i:j]] for i, j in groups_in_order]
         a_ids, b_ids = np.asarray(anames, dtype=object)[ak], np.asarray(bnames, dtype=object)[bk]
         columns = [
             a_ids[order].tolist(),
@@ -220,7 +239,7 @@ def group_edges(
             ),
             np.asarray(cuniq, dtype=object)[total["example"].to_numpy()[order]].tolist(),
             ex_circuits,
-            [[float(w) for w in ws] for ws in lists["ew"].to_numpy()[order]],
+            [best_w[i:j] for i, j in groups_in_order],
             [[(texts or {}).get(c, "") for c in cs] for cs in ex_circuits],
         ]
         # Python ints, floats and strings, not numpy scalars (tolist; DataFrame.to_dict took 3/4 of the time)
@@ -261,10 +280,11 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
 
 
 def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
-    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b}`` each on Neo4j; on LadybugDB one
+    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b, ah, bh}`` each on Neo4j (ids and
+    element ids); on LadybugDB one
     ``{k, o}`` per start node (``k``) with the list of its end nodes (``o``), see its .cypher file."""
     if dialect != "ladybug":
-        return [{"a": r["a"], "b": r["b"]} for r in rows]
+        return [{"a": r["a"], "b": r["b"], "ah": r["ah"], "bh": r["bh"]} for r in rows]
     by: dict[str, list[str]] = {}
     for r in rows:
         by.setdefault(r["a"], []).append(r["b"])
@@ -280,6 +300,8 @@ def fold_once(
 ) -> FoldReport:
     """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
     (the caller begins and commits it, and on Neo4j has taken the fold lock first)."""
+    report = FoldReport()
+    t = time.perf_counter()
     # 1. claim
     ids: list[str] = []
     n = 0
@@ -289,26 +311,41 @@ def fold_once(
         ids.append(cid)
         n += n_edges or 0
     if not ids:
-        return FoldReport()
+        return report
+    t = report.timed("claim", t)
     # 2. read
     edges: list[tuple[str, Sequence[str], Sequence[str], Sequence[float]]] = []
     for chunk in batches(ids, 64):
         edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": list(chunk)})]
     features = sorted({f for _, a, b, _ in edges for f in (*a, *b)})
+    # Neo4j: each node's element id too (``handle``), so phases 4-5 find it without an index seek
     top: dict[str, str | None] = {}
+    handles: dict[str, dict[str, Any]] = {"Feature": {}, "Token": {}}
     for chunk in batches(features, batch):
-        top.update((i, t) for i, t in run(TOP_TOKENS, {"ids": list(chunk)}))
+        for i, token, h in run(cypher("fold-top-tokens", dialect), {"ids": list(chunk)}):
+            top[i], handles["Feature"][i] = token, h
     texts: dict[str, str] = {}
     for chunk in batches(ids, batch):
         texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": list(chunk)}))
+    t = report.timed("read", t)
     # 3. group
     groups = group_edges(edges, top, texts)
+    t = report.timed("group", t)
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
     for chunk in batches(tokens, batch):
-        have = {t for (t,) in run(EXISTING_TOKENS, {"texts": list(chunk)})}
+        have: dict[str, Any] = {
+            i: h for i, h in run(cypher("fold-existing-tokens", dialect), {"texts": list(chunk)})
+        }
         if new_tokens := [t for t in chunk if t not in have]:
-            run(CREATE_TOKENS, {"texts": new_tokens})
+            have.update((i, h) for i, h in run(cypher("fold-create-tokens", dialect), {"texts": new_tokens}))
+        handles["Token"].update(have)
+    if dialect == "neo4j":  # the ends' element ids, for fold-read-pairs and fold-create-pairs
+        for rel, rows in zip(AGGREGATES, groups, strict=True):
+            start, end = (handles[label] for label in AGGREGATE_ENDS[rel])
+            for r in rows:
+                r["ah"], r["bh"] = start[r["a"]], end[r["b"]]
+    t = report.timed("tokens", t)
     # every read before the first write: a read that has to look through this transaction's own new
     # relationships on a dense Token or Feature is many times slower than one of the committed store
     plans = []
@@ -319,6 +356,7 @@ def fold_once(
             for part in batches(rows, batch):
                 stored += run(read, {"rows": pair_rows(part, dialect)})
         plans.append((rel, *combine(rows, stored)))
+    t = report.timed("read-pairs", t)
     created = 0
     for rel, new, changed in plans:
         create = aggregate_cypher("fold-create-pairs", dialect, rel)
@@ -331,13 +369,17 @@ def fold_once(
             for chunk in batches(changed, batch):
                 run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": list(chunk)})
         for chunk in batches(new, batch):
-            run(create, {"rows": list(chunk)})
+            # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
+            if (made := run(create, {"rows": list(chunk)})[0][0]) != len(chunk):
+                raise StoreError(
+                    f"fold: {made} of {len(chunk)} {rel} relationships found both their ends",
+                    "nothing of this fold was kept; please report this bug",
+                )
+    t = report.timed("write", t)
     # 6. mark
     for chunk in batches(ids, batch):
         run(MARK_FOLDED, {"ids": list(chunk)})
-    return FoldReport(
-        circuits=len(ids),
-        edges=sum(len(w) for *_, w in edges),
-        groups=sum(len(g) for g in groups),
-        created=created,
-    )
+    report.timed("mark", t)
+    report.circuits, report.edges = len(ids), sum(len(w) for *_, w in edges)
+    report.groups, report.created = sum(len(g) for g in groups), created
+    return report

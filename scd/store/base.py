@@ -75,8 +75,12 @@ class Store(ABC):
     def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """``cypher`` reads the pre-aggregated layer and ``fallback`` gives the same rows from the FEEDS edges:
         run ``cypher`` while no circuit is pending for that layer, else ``fallback``, so an answer never misses
-        a stored circuit. Backends may do both in fewer round trips (scd.store.neo4j)."""
-        return self.read(cypher if self.pending() == 0 else fallback, params)
+        a stored circuit. Backends may do both in fewer round trips (scd.store.neo4j). ``df.attrs["folded"]``
+        says which answered (True: ``cypher``), so a caller needs no second look at the pending count."""
+        folded = self.pending() == 0
+        df = self.read(cypher if folded else fallback, params)
+        df.attrs["folded"] = folded
+        return df
 
     @abstractmethod
     def stats(self) -> dict[str, int]:

@@ -462,7 +462,7 @@ class Neo4jStore(Store):
             for statement in DROP_LAYER:
                 tx.run(statement).consume()
 
-        def fold_tx(tx: neo4j.ManagedTransaction) -> FoldReport:
+        def fold_tx(tx: neo4j.ManagedTransaction, max_edges: int) -> FoldReport:
             # the fold lock: one fold at a time, and this one reads what the previous one committed
             tx.run(FOLD_LOCK).consume()
             return fold_once(
@@ -484,10 +484,28 @@ class Neo4jStore(Store):
                         lambda: s.execute_write(drop), "dropping the aggregate layer"
                     )
                 # each round folds at least one circuit; the bound stops a fold that races endless new writes
-                for _ in range(self.pending() + 1):
-                    done = self._with_constraint_retries(lambda: s.execute_write(fold_tx), "fold")
+                budget, rounds = max_edges, self.pending() + 1
+                while rounds > 0:
+                    t = time.perf_counter()
+                    try:
+                        done = self._with_constraint_retries(
+                            lambda b=budget: s.execute_write(fold_tx, b), "fold"
+                        )
+                    except TransientError as e:
+                        # the server's transaction memory cannot hold this many aggregate rows (their example
+                        # lists make them big; a 1 GiB heap failed at 100k worst-case edges): rolled back, so
+                        # fold in smaller transactions -- down to one circuit, which must fit
+                        if "MemoryPoolOutOfMemory" not in (e.code or "") or budget <= 1:
+                            raise
+                        budget //= 2
+                        log.warning(
+                            "fold: transaction memory exhausted; folding up to %d edges at a time", budget
+                        )
+                        continue
+                    rounds -= 1
                     if not done.circuits:
                         break
+                    done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
                     report.add(done)
         except (Neo4jError, DriverError) as e:
             raise self._guard("fold of the aggregate layer", e) from e
@@ -549,7 +567,10 @@ class Neo4jStore(Store):
         # returns no rows while a circuit is pending; only an empty answer costs a second look
         df = self.read(PENDING_GUARD + cypher, params)
         if df.empty and self.pending() > 0:
-            return self.read(fallback, params)
+            df = self.read(fallback, params)
+            df.attrs["folded"] = False
+            return df
+        df.attrs["folded"] = True  # rows came back only if nothing was pending (or there are none at all)
         return df
 
     def _explain(self, session: neo4j.Session, cypher: str, params: dict[str, Any]) -> None:
