@@ -62,7 +62,8 @@ from scd.store.statements import aggregate_cypher, cypher, shared
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
 #: edges per fold transaction: bounds the transaction state a server must hold, whose commit grows faster than
-#: its size (a 1 GiB heap manages ~200k); a circuit is never split, so a bigger circuit makes a bigger transaction
+#: its size (a 1 GiB test server ran out of transaction memory on 100k edges of the worst-case bench shape; the
+#: fold then retries in halved transactions); a circuit is never split, so a bigger circuit makes a bigger one
 FOLD_TX_EDGES = 100_000
 SUM_QUANTUM = 2.0**-36
 #: example prompts kept per aggregate relationship (the strongest circuits first)
