@@ -135,12 +135,43 @@ class Ablator:
     def clean_metric(self) -> float:
         return float(self.metric(self.bundle.model(self.tokens)))
 
-    @torch.no_grad()
     def metric_with(
         self, keep: dict[str, torch.Tensor], keep_errors: dict[str, torch.Tensor] | None = None
     ) -> float:
         """m with every latent outside ``keep[hook]`` ([pos, d_sae] bool) ablated; with ``errors="circuit"``
         also every error term outside ``keep_errors[hook]`` ([pos] bool)."""
+        return self.metrics_with([keep], None if keep_errors is None else [keep_errors])[0]
+
+    @torch.no_grad()
+    def metrics_with(
+        self,
+        keeps: Sequence[dict[str, torch.Tensor]],
+        keep_errors: Sequence[dict[str, torch.Tensor]] | None = None,
+        *,
+        batch: int = 64,
+    ) -> list[float]:
+        """`metric_with` for many node sets at once: up to ``batch`` copies of the prompt per forward pass, each
+        with its own masks (scoring, curves and greedy selection run many ablations of one prompt; one pass per
+        set paid the hook and SAE overhead once per set)."""
+        if keep_errors is None:
+            assert self.errors != "circuit", "errors='circuit' scores need keep_errors"
+            keep_errors = [{} for _ in keeps]
+        if len(keep_errors) != len(keeps):
+            raise ValueError("one error mask per feature mask")
+        out: list[float] = []
+        for start in range(0, len(keeps), batch):
+            chunk = range(start, min(start + batch, len(keeps)))
+            kf = {h: torch.stack([keeps[i][h] for i in chunk]) for h in self.hooks}  # [B, pos, d_sae]
+            ke = (
+                {h: torch.stack([keep_errors[i][h] for i in chunk]) for h in self.hooks}  # [B, pos]
+                if self.errors == "circuit"
+                else None
+            )
+            out += self._run(kf, ke)
+        return out
+
+    def _run(self, kf: dict[str, torch.Tensor], ke: dict[str, torch.Tensor] | None) -> list[float]:
+        n = next(iter(kf.values())).shape[0]
 
         def splice(x, hook):
             h = hook.name
@@ -149,17 +180,16 @@ class Ablator:
             x_hat = sae.decode(f)
             # inactive in the clean run = not a node of M: held at its clean value, 0, in every mode
             ablated = torch.where(self.active[h], self.f_value[h].to(f.dtype), torch.zeros((), dtype=f.dtype))
-            f_new = torch.where(keep[h] & self.active[h], f[0], ablated)[None]
+            f_new = torch.where(kf[h] & self.active[h], f, ablated)
             out = x + (sae.decode(f_new) - x_hat).to(x.dtype)  # keeps the error term x - x_hat
-            if self.errors == "circuit":
-                assert keep_errors is not None, "errors='circuit' scores need keep_errors"
-                ablate_err = ~keep_errors[h][None, :, None]
+            if ke is not None:
                 err = x - x_hat.to(x.dtype)
-                out = torch.where(ablate_err, out - err + self.err_value[h].to(x.dtype), out)
+                out = torch.where(~ke[h][..., None], out - err + self.err_value[h].to(x.dtype), out)
             return out
 
-        logits = self.bundle.model.run_with_hooks(self.tokens, fwd_hooks=[(h, splice) for h in self.hooks])
-        return float(self.metric(logits))
+        tokens = self.tokens.expand(n, -1)
+        logits = self.bundle.model.run_with_hooks(tokens, fwd_hooks=[(h, splice) for h in self.hooks])
+        return [float(self.metric(logits[i : i + 1])) for i in range(n)]
 
     # -- node sets ------------------------------------------------------------------------------------------------
 
@@ -208,14 +238,21 @@ class Ablator:
         m_model: float | None = None,
         m_empty: float | None = None,
     ) -> Scores:
+        """F and completeness of one node set: its ablations (circuit, complement, and empty / clean model where
+        not given) run as one batch."""
         features, errors = list(features), list(errors)
-        m_model = self.clean_metric() if m_model is None else m_model
+        sets = [
+            (self.masks(features), self.error_masks(errors)),
+            (self.masks(features, complement=True), self.error_masks(errors, complement=True)),
+        ]
         if m_empty is None:
-            m_empty = self.metric_with(self.masks([]), self.error_masks([]))
-        m_c = self.metric_with(self.masks(features), self.error_masks(errors))
-        m_comp = self.metric_with(
-            self.masks(features, complement=True), self.error_masks(errors, complement=True)
-        )
+            sets.append((self.masks([]), self.error_masks([])))
+        if m_model is None:  # nothing ablated: the clean model, in the same batch as the others
+            sets.append((self.masks([], complement=True), self.error_masks([], complement=True)))
+        ms = self.metrics_with([f for f, _ in sets], [e for _, e in sets])
+        m_c, m_comp = ms[0], ms[1]
+        m_empty = ms[2] if m_empty is None else m_empty
+        m_model = ms[-1] if m_model is None else m_model
         denom = m_model - m_empty
         if abs(denom) <= 1e-12 * max(1.0, abs(m_model)):
             faith = comp = float("nan")
