@@ -69,3 +69,97 @@ def test_pruning_share_must_be_a_fraction():
         prune_by_influence(synthetic_circuit(0), 1.5)
     with pytest.raises(InputError, match="edge_share must be in"):
         prune_by_influence(synthetic_circuit(0), 0.8, 0.0)
+
+
+# -- greedy selection checked by ablation ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random GPT-2 with random SAEs at three sublayers, and its circuit for one prompt."""
+    from scd.discovery.discover import discover
+    from scd.models.bundle import load_bundle
+
+    from .tiny_hf import save_sae, save_tiny_gpt2
+
+    root = tmp_path_factory.mktemp("greedy")
+    save_tiny_gpt2(root / "gpt2")
+    for i, hook in enumerate(["blocks.0.hook_resid_pre", "blocks.0.hook_mlp_out", "blocks.1.hook_attn_out"]):
+        save_sae(root / "saes" / hook, hook, seed=i)
+    bundle = load_bundle(str(root / "gpt2"), saes=str(root / "saes"))
+    return bundle, discover(" the cat", model=bundle, top_k=6, metric="logit")
+
+
+def brute_force_faithfulness(bundle, circuit, chosen) -> float:
+    """F of a node set under zero ablation with error nodes as circuit members, written out independently of
+    the Ablator: each SAE output becomes dec(f * keep) + err * keep_err, BOS (position 0) untouched."""
+    import torch
+
+    from scd.discovery.evaluate import circuit_metric
+
+    metric = circuit_metric(bundle, circuit)
+    tokens = torch.tensor([circuit.prompt.token_ids])
+
+    def run(nodes) -> float:
+        def hook_fn(x, hook):
+            sae = bundle.saes[hook.name]
+            f = sae.encode(x)
+            err = x - sae.decode(f)
+            keep = torch.zeros_like(f)
+            keep_err = torch.zeros(x.shape[:2] + (1,))
+            keep[:, 0], keep_err[:, 0] = 1, 1
+            for n in nodes:
+                if n.hook != hook.name:
+                    continue
+                if n.kind == "error":
+                    keep_err[0, n.pos] = 1
+                else:
+                    keep[0, n.pos, n.index] = 1
+            return sae.decode(f * keep) + err * keep_err
+
+        with torch.no_grad():
+            logits = bundle.model.run_with_hooks(tokens, fwd_hooks=[(h, hook_fn) for h in bundle.saes])
+        return float(metric(logits))
+
+    m_empty = run([])
+    return (run(chosen) - m_empty) / (circuit.metric_value - m_empty)
+
+
+def test_greedy_first_pick_is_the_best_single_node_and_its_curve_is_measured(tiny):
+    from scd.discovery.selection import greedy, greedy_path
+
+    bundle, circuit = tiny
+    candidates = [n for n in circuit.nodes if n.kind in ("resid", "attn", "mlp", "error")]
+    single = {n.id: brute_force_faithfulness(bundle, circuit, [n]) for n in candidates}
+    path = greedy_path(circuit, bundle, 4)
+    best = max(single.values())
+    assert single[path[0].node] == pytest.approx(best, abs=1e-5), "greedy's first pick is the argmax over nodes"
+    assert len({round(v, 4) for v in single.values()}) > 3, "the single-node F values must differ to test"
+    by_id = {n.id: n for n in circuit.nodes}
+    for k, step in enumerate(path, 1):  # each step's F is the F of the nodes chosen so far, measured
+        chosen = [by_id[s.node] for s in path[:k]]
+        assert step.faithfulness == pytest.approx(brute_force_faithfulness(bundle, circuit, chosen), abs=1e-5)
+        assert step.n_features + step.n_errors == k
+    # the second pick is the best addition to the first
+    first = by_id[path[0].node]
+    pairs = {n.id: brute_force_faithfulness(bundle, circuit, [first, n]) for n in candidates if n is not first}
+    assert pairs[path[1].node] == pytest.approx(max(pairs.values()), abs=1e-5)
+    cut = greedy(circuit, bundle, 4)
+    assert cut.params["selection"] == "greedy:4"
+    assert {n.id for n in cut.nodes if n.kind not in ALWAYS_KEPT} == {s.node for s in path}
+    assert {n.id for n in cut.nodes if n.kind in ALWAYS_KEPT} == {
+        n.id for n in circuit.nodes if n.kind in ALWAYS_KEPT
+    }
+
+
+def test_greedy_size_and_pool_are_checked(tiny):
+    from scd.discovery.selection import greedy_path
+
+    bundle, circuit = tiny
+    with pytest.raises(InputError, match="size must be"):
+        greedy_path(circuit, bundle, 0)
+    with pytest.raises(InputError, match="pool must be"):
+        greedy_path(circuit, bundle, 3, pool=0)
+    top2 = sorted((n for n in circuit.nodes if n.kind != "token" and n.kind != "logit"), key=lambda n: -abs(n.attribution))
+    path = greedy_path(circuit, bundle, 5, pool=2)
+    assert len(path) == 2 and {s.node for s in path} == {n.id for n in top2[:2]}

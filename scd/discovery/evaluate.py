@@ -319,19 +319,41 @@ def node_keys(circuit: Circuit) -> tuple[list[FeatureKey], list[ErrorKey]]:
     return feats, errs
 
 
-def evaluate(
-    circuit: Circuit, bundle: ModelBundle, *, ablation: str = "zero", errors: str = "circuit"
-) -> Scores:
-    """Faithfulness and completeness of `circuit` (see the module docstring for the choices)."""
+def ablator_for(
+    circuit: Circuit,
+    bundle: ModelBundle,
+    *,
+    ablation: str = "zero",
+    errors: str = "circuit",
+    means: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Ablator:
+    """The Ablator of `circuit`'s prompt and metric (ModelError if the bundle is not the one it came from)."""
     if (circuit.model, circuit.sae_set) != (bundle.name, bundle.sae_set):
         raise ModelError(
             f"the circuit was discovered with model {circuit.model!r} / SAE set {circuit.sae_set!r}, not "
             f"{bundle.name!r} / {bundle.sae_set!r}",
             "score it with the bundle it came from",
         )
-    ablator = Ablator(
-        bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), ablation=ablation, errors=errors
+    return Ablator(
+        bundle,
+        circuit.prompt.token_ids,
+        circuit_metric(bundle, circuit),
+        ablation=ablation,
+        errors=errors,
+        means=means if ablation == "mean" else None,
     )
+
+
+def evaluate(
+    circuit: Circuit,
+    bundle: ModelBundle,
+    *,
+    ablation: str = "zero",
+    errors: str = "circuit",
+    means: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Scores:
+    """Faithfulness and completeness of `circuit` (see the module docstring for the choices)."""
+    ablator = ablator_for(circuit, bundle, ablation=ablation, errors=errors, means=means)
     feats, errs = node_keys(circuit)
     return ablator.scores(feats, errs, m_model=circuit.metric_value)
 
@@ -343,6 +365,7 @@ def curve(
     *,
     ablation: str = "zero",
     errors: str = "circuit",
+    means: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> list[CurvePoint]:
     """Faithfulness and completeness of the top-k sub-circuit of `circuit` for each k in `ks`.
 
@@ -353,9 +376,7 @@ def curve(
     """
     if not ks or min(ks) < 1:
         raise InputError("ks must be a non-empty list of sizes >= 1", "e.g. ks=[1, 5, 20]")
-    ablator = Ablator(
-        bundle, circuit.prompt.token_ids, circuit_metric(bundle, circuit), ablation=ablation, errors=errors
-    )
+    ablator = ablator_for(circuit, bundle, ablation=ablation, errors=errors, means=means)
     m_model = circuit.metric_value
     m_empty = ablator.metric_with(ablator.masks([]), ablator.error_masks([]))
     by_hook: dict[str, list] = {}

@@ -1,4 +1,5 @@
-"""Choosing a circuit's nodes beyond top-k per sublayer: pruning by cumulative influence on the metric.
+"""Choosing a circuit's nodes beyond top-k per sublayer: pruning by cumulative influence on the metric, and
+greedy selection checked by ablation (`greedy`, at the end of this module).
 
 The same rule as circuit-tracer's ``prune_graph`` (Ameisen et al. 2025), written here over a Circuit's own edges
 because circuit-tracer's works on its own Graph type (transcoder graphs with a fixed node layout) and would need a
@@ -20,15 +21,20 @@ conversion both ways. tests/test_tracer.py checks that both keep the same nodes 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 
 from scd.core.circuit import Circuit
 from scd.core.errors import InputError
+from scd.discovery.evaluate import SPLICED_KINDS, ablator_for
+from scd.models.bundle import ModelBundle
 
 #: the default share of total influence a pruned circuit keeps (circuit-tracer's default node threshold)
 INFLUENCE_SHARE = 0.8
 ALWAYS_KEPT = ("token", "logit")
+#: the default number of nodes greedy selection adds
+GREEDY_SIZE = 30
 #: kinds that are no feature: circuit-tracer drops only features that lost every incoming edge
 NOT_FEATURES = ("token", "logit", "error")
 
@@ -125,3 +131,106 @@ def _prune_edges(circuit: Circuit, kept: set[str], edge_share: float) -> tuple[s
         if now == alive:
             return alive, live
         alive = now
+
+
+def _restrict(circuit: Circuit, kept: set[str], selection: str) -> Circuit:
+    """The circuit cut to the node ids in ``kept`` (plus token and logit nodes), the edges between them."""
+    kept = kept | {n.id for n in circuit.nodes if n.kind in ALWAYS_KEPT}
+    nodes = [n for n in circuit.nodes if n.id in kept]
+    edges = [e for e in circuit.edges if e.source in kept and e.target in kept]
+    used = {n.feature_id for n in nodes}
+    params = dict(circuit.params, selection=selection)
+    return dataclasses.replace(
+        circuit,
+        nodes=nodes,
+        edges=edges,
+        features=[f for f in circuit.features if f.id in used],
+        params=params,
+        scores={},
+    )
+
+
+# -- greedy selection checked by ablation -------------------------------------------------------------------------
+
+
+class GreedyStep(NamedTuple):
+    node: str  # the node id added at this step
+    n_features: int  # feature nodes chosen so far
+    n_errors: int  # error nodes chosen so far
+    faithfulness: float  # F of the nodes chosen so far, measured by ablation
+
+
+def greedy_path(
+    circuit: Circuit,
+    bundle: ModelBundle,
+    size: int = GREEDY_SIZE,
+    *,
+    ablation: str = "zero",
+    errors: str = "circuit",
+    means: dict | None = None,
+    pool: int | None = None,
+) -> list[GreedyStep]:
+    """Greedy forward selection, each step checked by actually ablating (`scd.discovery.evaluate.Ablator`).
+
+    1. **pool** -- the candidates are the circuit's own feature nodes at spliced SAE sublayers (the engine's
+       top-k per sublayer by |attribution|: a cheap pre-selection) and, with ``errors="circuit"``, its error
+       nodes; ordered by |attribution|, the first ``pool`` of them (None: all).
+    2. **step** -- for every candidate c not yet chosen, F(chosen + c) by ablating everything else, all
+       candidates of a step in one batched forward; the c with the largest F is added (ties: the larger
+       |attribution|).
+    3. **stop** after ``size`` nodes (feature and error nodes both count) or when the pool is used up.
+
+    Returns one GreedyStep per addition: its F values are the greedy faithfulness curve over circuit size.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise InputError(f"size must be a whole number >= 1 (got {size!r})", "e.g. size=30")
+    if pool is not None and (isinstance(pool, bool) or not isinstance(pool, int) or pool < 1):
+        raise InputError(f"pool must be a whole number >= 1 (got {pool!r})", "e.g. pool=100")
+    ablator = ablator_for(circuit, bundle, ablation=ablation, errors=errors, means=means)
+    kinds = SPLICED_KINDS + (("error",) if errors == "circuit" else ())
+    candidates = sorted(
+        (n for n in circuit.nodes if n.kind in kinds), key=lambda n: (-abs(n.attribution), n.id)
+    )[:pool]
+    m_model = circuit.metric_value
+    keep, keep_err = ablator.masks([]), ablator.error_masks([])
+    (m_empty,) = ablator.metrics_with([keep], [keep_err])
+    denom = m_model - m_empty
+    sign = 1.0 if denom >= 0 else -1.0  # F grows with m when ablating everything lowers m
+    path: list[GreedyStep] = []
+    n_feat = n_err = 0
+    remaining = list(candidates)
+    while remaining and len(path) < size:
+        trial_f, trial_e = [], []
+        for n in remaining:
+            f = {h: m.clone() for h, m in keep.items()}
+            e = {h: m.clone() for h, m in keep_err.items()}
+            if n.kind == "error":
+                e[n.hook][n.pos] = True
+            else:
+                f[n.hook][n.pos, n.index] = True
+            trial_f.append(f)
+            trial_e.append(e)
+        ms = ablator.metrics_with(trial_f, trial_e)
+        best = max(range(len(remaining)), key=lambda i: (sign * ms[i], -i))
+        node = remaining.pop(best)
+        keep, keep_err = trial_f[best], trial_e[best]
+        n_err += node.kind == "error"
+        n_feat += node.kind != "error"
+        faith = (ms[best] - m_empty) / denom if denom != 0 else float("nan")
+        path.append(GreedyStep(node.id, n_feat, n_err, faith))
+    return path
+
+
+def greedy(
+    circuit: Circuit,
+    bundle: ModelBundle,
+    size: int = GREEDY_SIZE,
+    *,
+    ablation: str = "zero",
+    errors: str = "circuit",
+    means: dict | None = None,
+    pool: int | None = None,
+) -> Circuit:
+    """The circuit cut to the nodes `greedy_path` chooses (see it for the method)."""
+    path = greedy_path(circuit, bundle, size, ablation=ablation, errors=errors, means=means, pool=pool)
+    return _restrict(circuit, {s.node for s in path}, f"greedy:{size}")
