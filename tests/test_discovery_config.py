@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scd.core.errors import InputError
+from scd.core.errors import InputError, OptionError
 from scd.discovery.config import DiscoveryConfig
 from scd.ingest.pipeline import request_key
 from scd.ingest.prompts import PromptSpec
@@ -92,3 +92,33 @@ def test_options_and_hooks_modules_load_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_selection_sublayers_and_ablation_options():
+    from scd.discovery.config import DiscoveryConfig
+
+    base = DiscoveryConfig()
+    assert "ablation" not in base.key_options() and "selection" not in base.key_options()
+    assert "sublayers" not in base.circuit_params("log_prob", None)
+    c = DiscoveryConfig(sublayers="mlp, attn", selection="greedy:12", ablation="mean")
+    assert c.sublayers == ("attn", "mlp")
+    assert c.selection_rule() == ("greedy", 12.0)
+    params = c.circuit_params("log_prob", None)
+    assert params["sublayers"] == ["attn", "mlp"] and params["selection"] == "greedy:12"
+    assert params["ablation"] == "mean" and c.key_options()["ablation"] == "mean"
+    assert DiscoveryConfig(selection="influence").selection_rule() == ("influence", 0.8)
+    assert DiscoveryConfig(selection="top-k").selection is None
+    assert DiscoveryConfig(sublayers=("resid", "attn", "mlp")).sublayers is None
+    assert "ablation" not in DiscoveryConfig(ablation="mean").key_options(), (
+        "top-k circuits do not depend on it"
+    )
+    for bad, match in [
+        ({"selection": "best"}, "unknown selection"),
+        ({"selection": "influence:1.5"}, "influence share"),
+        ({"selection": "greedy:2.5"}, "greedy's size"),
+        ({"selection": "greedy:x"}, "greedy's size"),
+        ({"sublayers": "attn,embed"}, "unknown sublayers"),
+        ({"ablation": "resample"}, "unknown ablation"),
+    ]:
+        with pytest.raises(OptionError, match=match):
+            DiscoveryConfig(**bad)

@@ -133,7 +133,9 @@ def test_greedy_first_pick_is_the_best_single_node_and_its_curve_is_measured(tin
     single = {n.id: brute_force_faithfulness(bundle, circuit, [n]) for n in candidates}
     path = greedy_path(circuit, bundle, 4)
     best = max(single.values())
-    assert single[path[0].node] == pytest.approx(best, abs=1e-5), "greedy's first pick is the argmax over nodes"
+    assert single[path[0].node] == pytest.approx(best, abs=1e-5), (
+        "greedy's first pick is the argmax over nodes"
+    )
     assert len({round(v, 4) for v in single.values()}) > 3, "the single-node F values must differ to test"
     by_id = {n.id: n for n in circuit.nodes}
     for k, step in enumerate(path, 1):  # each step's F is the F of the nodes chosen so far, measured
@@ -142,7 +144,9 @@ def test_greedy_first_pick_is_the_best_single_node_and_its_curve_is_measured(tin
         assert step.n_features + step.n_errors == k
     # the second pick is the best addition to the first
     first = by_id[path[0].node]
-    pairs = {n.id: brute_force_faithfulness(bundle, circuit, [first, n]) for n in candidates if n is not first}
+    pairs = {
+        n.id: brute_force_faithfulness(bundle, circuit, [first, n]) for n in candidates if n is not first
+    }
     assert pairs[path[1].node] == pytest.approx(max(pairs.values()), abs=1e-5)
     cut = greedy(circuit, bundle, 4)
     assert cut.params["selection"] == "greedy:4"
@@ -160,6 +164,71 @@ def test_greedy_size_and_pool_are_checked(tiny):
         greedy_path(circuit, bundle, 0)
     with pytest.raises(InputError, match="pool must be"):
         greedy_path(circuit, bundle, 3, pool=0)
-    top2 = sorted((n for n in circuit.nodes if n.kind != "token" and n.kind != "logit"), key=lambda n: -abs(n.attribution))
+    top2 = sorted(
+        (n for n in circuit.nodes if n.kind != "token" and n.kind != "logit"),
+        key=lambda n: -abs(n.attribution),
+    )
     path = greedy_path(circuit, bundle, 5, pool=2)
     assert len(path) == 2 and {s.node for s in path} == {n.id for n in top2[:2]}
+
+
+# -- selection and sublayers through discover() --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo():
+    from scd.models.bundle import load_bundle
+
+    return load_bundle("demo")
+
+
+def test_discover_applies_the_selection_and_records_it(demo):
+    from scd.discovery.discover import discover
+    from scd.discovery.evaluate import evaluate
+
+    prompt = "f(a [b (c"
+    top = discover(prompt, model=demo, top_k=5, metric="logit")
+    cut = discover(prompt, model=demo, top_k=5, metric="logit", selection="greedy:4", scores=True)
+    inner = [n for n in cut.nodes if n.kind not in ALWAYS_KEPT]
+    assert len(inner) == 4 and {n.id for n in inner} <= {n.id for n in top.nodes}
+    assert cut.params["selection"] == "greedy:4" and cut.params["ablation"] == "zero"
+    assert cut.id != top.id
+    assert cut.scores["faithfulness"] == pytest.approx(evaluate(cut, demo).faithfulness)
+    pruned = discover(prompt, model=demo, top_k=5, metric="logit", selection="influence:0.5")
+    assert pruned.params["selection"] == "influence:0.5"
+    assert len(pruned.nodes) < len(top.nodes)
+
+
+def test_circuits_over_some_sublayers_keep_the_rest_exact(demo):
+    """--sublayers attn,mlp: only attention and MLP SAEs are spliced, so F(every active node) = 1 and F(empty)
+    = 0 still hold exactly, and the residual stream is untouched: the empty circuit is the model with every
+    attention and MLP output (after BOS) replaced by its SAE's decoder bias, computed here by hand."""
+    import torch
+
+    from scd.discovery.discover import discover
+    from scd.discovery.evaluate import ablator_for, circuit_metric
+
+    prompt = "f(a [b (c"
+    c = discover(prompt, model=demo, top_k=5, metric="logit", sublayers="attn,mlp", scores=True)
+    assert {n.kind for n in c.nodes} <= {"attn", "mlp", "error", "token", "logit"}
+    assert c.params["sublayers"] == ["attn", "mlp"] and set(c.saes) == {
+        h for h in demo.saes if "attn_out" in h or "mlp_out" in h
+    }
+    ab = ablator_for(c, demo)
+    assert set(ab.hooks) == set(c.saes)
+    every_error = [(h, p) for h in ab.hooks for p in range(ab.n_pos)]
+    full = ab.scores(ab.all_active(), every_error)
+    assert full.faithfulness == 1.0 and full.m_circuit == full.m_model
+    empty = ab.scores([], [])
+    assert empty.faithfulness == 0.0
+    assert c.prompt.token_ids[0] == demo.tokenizer.bos_id
+
+    def to_bias(x, hook):
+        x[:, 1:] = demo.saes[hook.name].b_dec.to(x.dtype)
+        return x
+
+    with torch.no_grad():
+        logits = demo.model.run_with_hooks(
+            torch.tensor([c.prompt.token_ids]), fwd_hooks=[(h, to_bias) for h in c.saes]
+        )
+    assert empty.m_empty == pytest.approx(float(circuit_metric(demo, c)(logits)), abs=1e-4)

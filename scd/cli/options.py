@@ -96,7 +96,29 @@ _DISCOVERY_OPTIONS = [
         "--scores/--no-scores",
         default=True,
         show_default=True,
-        help="Compute faithfulness and completeness by zero ablation (three extra forward passes per circuit).",
+        help="Compute faithfulness and completeness by ablation (one batched forward pass per circuit).",
+    ),
+    click.option(
+        "--sublayers",
+        default=None,
+        metavar="KINDS",
+        help="Splice only the SAEs at these sublayers, e.g. attn,mlp (the residual stream then runs exact); "
+        "default: every SAE of the set.",
+    ),
+    click.option(
+        "--selection",
+        default="top-k",
+        show_default=True,
+        metavar="RULE",
+        help="Cut the top-k circuit further: influence[:SHARE] (cumulative influence on the logit, default "
+        "0.8) or greedy[:N] (add the node that most raises measured faithfulness, N nodes, default 30).",
+    ),
+    click.option(
+        "--ablation",
+        type=click.Choice(["zero", "mean"]),
+        default="zero",
+        show_default=True,
+        help="How --scores and greedy selection ablate what a circuit leaves out (mean: reference means).",
     ),
 ]
 
@@ -148,6 +170,9 @@ def discovery_options(f):
         edge_threshold,
         batch_size,
         scores,
+        sublayers,
+        selection,
+        ablation,
         **kwargs,
     ):
         discovery = DiscoveryConfig(
@@ -160,6 +185,9 @@ def discovery_options(f):
             edge_threshold=edge_threshold,
             batch_size=batch_size,
             scores=scores,
+            sublayers=sublayers,
+            selection=selection,
+            ablation=ablation,
         )
         return f(*args, discovery=discovery, **kwargs)
 

@@ -28,6 +28,12 @@ TARGET_MODES = ("predicted", "last-token")
 METRICS = {"log-prob": "log_prob", "logit": "logit", "logit-diff": "logit_diff"}
 #: options that change speed or memory only, or what is stored beside a circuit: never part of a request key
 NOT_IN_KEY = frozenset({"batch_size", "scores"})
+#: the SAE sublayer kinds a circuit can be restricted to (``sublayers``), in forward order within a block
+SUBLAYERS = ("resid", "attn", "mlp")
+#: node selection after attribution (``selection``): top-k alone (None), or cut further by
+#: cumulative influence (share of total) or greedy ablation-checked selection (number of nodes)
+SELECTIONS = {"influence": 0.8, "greedy": 30}
+ABLATIONS = ("zero", "mean")
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,10 @@ class DiscoveryConfig:
     ``method``: atp | ig (``ig_steps`` steps); ``top_k`` / ``node_threshold``: feature nodes kept per sublayer
     (both given: both must hold); ``edge_threshold``: weaker edges are dropped; ``batch_size``: downstream targets
     per backward pass; ``scores``: also measure faithfulness and completeness. ``batch_size`` and ``scores``
-    never change a circuit.
+    never change a circuit. ``sublayers``: splice only the SAEs at these sublayer kinds (e.g. ("attn", "mlp"):
+    the residual stream runs exact); None = every SAE of the set. ``selection``: None (top-k per sublayer), or
+    "influence[:SHARE]" / "greedy[:N]" (`scd.discovery.selection`) applied to the top-k circuit; ``ablation``:
+    zero | mean, how greedy selection and the scores ablate (`scd.discovery.evaluate`).
     """
 
     metric: str | None = None
@@ -51,8 +60,28 @@ class DiscoveryConfig:
     edge_threshold: float = 0.0
     batch_size: int = 64
     scores: bool = False
+    sublayers: tuple[str, ...] | None = None
+    selection: str | None = None
+    ablation: str = "zero"
 
     def __post_init__(self) -> None:
+        if self.sublayers is not None:
+            kinds = [self.sublayers] if isinstance(self.sublayers, str) else list(self.sublayers)
+            kinds = [k.strip() for part in kinds for k in part.split(",") if k.strip()]
+            bad = [k for k in kinds if k not in SUBLAYERS]
+            if bad or not kinds:
+                raise OptionError(
+                    f"unknown sublayers {', '.join(bad) or '(none)'}", f"use some of {','.join(SUBLAYERS)}"
+                )
+            # forward order, no repeats; every kind = the whole set (None), so request keys stay the same
+            ordered = tuple(k for k in SUBLAYERS if k in kinds)
+            object.__setattr__(self, "sublayers", None if ordered == SUBLAYERS else ordered)
+        if self.selection is not None:
+            self.selection_rule()  # validates
+            if self.selection == "top-k":
+                object.__setattr__(self, "selection", None)
+        if self.ablation not in ABLATIONS:
+            raise OptionError(f"unknown ablation {self.ablation!r}", f"use one of {', '.join(ABLATIONS)}")
         if self.metric is not None:
             # both spellings are accepted (log-prob, log_prob); the CLI's is the one kept (request keys hash it)
             by_internal = {v: k for k, v in METRICS.items()}
@@ -88,6 +117,29 @@ class DiscoveryConfig:
         if not isinstance(self.scores, bool):
             raise OptionError(f"scores must be True or False, got {self.scores!r}")
 
+    def selection_rule(self) -> tuple[str, float] | None:
+        """("influence", share) or ("greedy", n_nodes) from ``selection``; None for plain top-k."""
+        if self.selection in (None, "top-k"):
+            return None
+        name, _, arg = str(self.selection).partition(":")
+        if name not in SELECTIONS:
+            raise OptionError(
+                f"unknown selection {self.selection!r}", "use top-k, influence[:SHARE] or greedy[:N]"
+            )
+        try:
+            value = float(arg) if arg else float(SELECTIONS[name])
+        except ValueError:
+            value = math.nan
+        if name == "influence" and not 0.0 < value <= 1.0:
+            raise OptionError(
+                f"the influence share must be in (0, 1], got {arg!r}", "e.g. --selection influence:0.8"
+            )
+        if name == "greedy" and (not value.is_integer() or value < 1):
+            raise OptionError(
+                f"greedy's size must be a whole number >= 1, got {arg!r}", "e.g. --selection greedy:30"
+            )
+        return name, value
+
     @classmethod
     def build(cls, config: DiscoveryConfig | None = None, **options: Any) -> DiscoveryConfig:
         """`config` (default: the defaults) with `options` replaced; unknown option names are an OptionError."""
@@ -100,18 +152,24 @@ class DiscoveryConfig:
 
     def key_options(self) -> dict[str, Any]:
         """The options a circuit's request key hashes (set options that can change the circuit)."""
-        return {
+        key = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
             if f.name not in NOT_IN_KEY and getattr(self, f.name) is not None
         }
+        if key.get("sublayers") is not None:
+            key["sublayers"] = list(key["sublayers"])
+        rule = self.selection_rule()
+        if rule is None or rule[0] != "greedy":
+            del key["ablation"]  # it changes only the scores then, which are not part of the key
+        return key
 
     def circuit_params(self, metric_name: str, contrast: str | None) -> dict[str, Any]:
         """``Circuit.params``: what determines the circuit besides the prompt, model and SAEs.
 
         ``metric_name`` is the metric actually explained (METRICS value: the default depends on the contrast).
         """
-        return {
+        params: dict[str, Any] = {
             "method": self.method,
             "ig_steps": self.ig_steps if self.method == "ig" else None,
             "top_k": self.top_k,
@@ -121,6 +179,16 @@ class DiscoveryConfig:
             "target_mode": self.target_mode,
             "contrast": contrast,
         }
+        # only when set, so circuits discovered without them keep their ids
+        if self.sublayers is not None:
+            params["sublayers"] = list(self.sublayers)
+        rule = self.selection_rule()
+        if rule is not None:
+            name, value = rule
+            params["selection"] = f"{name}:{value:g}"
+            if name == "greedy":
+                params["ablation"] = self.ablation  # greedy measures F: how it ablates shapes the circuit
+        return params
 
     def metric_name(self, has_contrast: bool) -> str:
         """The METRICS value explained for a prompt with or without a contrast token (OptionError if they clash)."""

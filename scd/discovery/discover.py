@@ -17,6 +17,8 @@ Phases (log lines of logger ``scd.discovery.discover`` use these names):
    logit difference target - contrast (Marks et al.; the default when a contrast is given).
 3. **attribute** -- nodes and direct-effect edges (`scd.discovery.attribution.attribute`).
 4. **assemble** -- Nodes, Edges and Features (`scd.discovery.features`) into a `scd.core.circuit.Circuit`.
+   4b. **select** (``config.selection``) -- the top-k circuit cut further by cumulative influence or by greedy
+   ablation-checked selection (`scd.discovery.selection`).
 5. **score** (``config.scores``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
 
 Every expected problem is an InputError or ModelError with one line that says how to fix it.
@@ -37,7 +39,7 @@ from scd.core.errors import InputError, ModelError
 from scd.core.hooks import FEATURE_KINDS
 from scd.core.timing import phase
 from scd.discovery.config import DiscoveryConfig
-from scd.discovery.evaluate import CurvePoint, curve, evaluate
+from scd.discovery.evaluate import CurvePoint, curve, default_means, evaluate
 from scd.models.bundle import ModelBundle, load_bundle
 
 log = logging.getLogger("scd.discovery.discover")
@@ -73,19 +75,36 @@ def discover(
     """
     config = DiscoveryConfig.build(config, **options)
     with _phase("load"):
-        bundle = _bundle(model, saes, device)
+        bundle = _bundle(model, saes, device).with_sublayers(config.sublayers)
     with _phase("target"):
         setup = prepare(bundle, prompt, target=target, contrast=contrast, config=config)
     with _phase("attribute"):
         graph = _attribute(bundle, setup, config)
     with _phase("assemble"):
         circuit = assemble(bundle, setup, graph, _params(setup, config))
+    means, reference = default_means(bundle) if config.ablation == "mean" else (None, None)
+    rule = config.selection_rule()
+    if rule is not None:
+        with _phase("select"):
+            circuit = _select(circuit, bundle, rule, config.ablation, means)
     if config.scores:
         with _phase("score"):
-            ablation, errors = "zero", "circuit"  # evaluate's documented defaults, named in the stored scores
-            scored = evaluate(circuit, bundle, ablation=ablation, errors=errors)
-            circuit.scores = scored.as_dict() | {"ablation": f"{ablation}/{errors}"}
+            errors = "circuit"  # evaluate's documented default, named in the stored scores
+            scored = evaluate(circuit, bundle, ablation=config.ablation, errors=errors, means=means)
+            circuit.scores = scored.as_dict() | {"ablation": f"{config.ablation}/{errors}"}
+            if reference is not None:
+                circuit.scores["reference"] = reference
     return circuit
+
+
+def _select(circuit: Circuit, bundle: ModelBundle, rule: tuple[str, float], ablation: str, means) -> Circuit:
+    """Phase 4b: cut the top-k circuit further (`scd.discovery.selection`)."""
+    from scd.discovery.selection import greedy, prune_by_influence
+
+    name, value = rule
+    if name == "influence":
+        return prune_by_influence(circuit, value)
+    return greedy(circuit, bundle, int(value), ablation=ablation, means=means)
 
 
 def faithfulness_curve(

@@ -301,6 +301,21 @@ def demo_reference_means(bundle: ModelBundle, n: int = 64, length: int = 63):
     return reference_means(bundle, corpus.texts(n, length, seed=1, held_out=True))
 
 
+_MEANS: dict[tuple, dict] = {}
+
+
+def default_means(bundle: ModelBundle) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]] | None, str]:
+    """(reference means, what they are over) for mean ablation: the demo model's held-out generator text
+    (computed once per process and SAE set); other models have no bundled reference text, so None and
+    "prompt" (the prompt's own positions, `Ablator`'s stand-in)."""
+    if bundle.name != "demo":
+        return None, "prompt"
+    key = (bundle.name, bundle.sae_set, tuple(bundle.saes), str(bundle.device))
+    if key not in _MEANS:
+        _MEANS[key] = demo_reference_means(bundle)
+    return _MEANS[key], "demo held-out text"
+
+
 # -- circuits -----------------------------------------------------------------------------------------------------
 
 
@@ -334,6 +349,8 @@ def ablator_for(
             f"{bundle.name!r} / {bundle.sae_set!r}",
             "score it with the bundle it came from",
         )
+    # a circuit over some sublayers (params "sublayers") splices only those SAEs: the others run exact
+    bundle = bundle.with_sublayers(circuit.params.get("sublayers"))
     return Ablator(
         bundle,
         circuit.prompt.token_ids,

@@ -16,6 +16,7 @@ not). ``device="auto"`` picks cuda when torch sees a GPU, else cpu (`resolve_dev
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ import torch
 from transformer_lens import HookedTransformer
 
 from scd.core.errors import ModelError
-from scd.core.hooks import hook_layer, hook_sort_key
+from scd.core.hooks import hook_layer, hook_sort_key, node_kind
 from scd.models.lazy import LazySAESet
 from scd.models.model import MODEL_NAMES, load_model
 from scd.models.saes import check_saes_fit, load_saes, no_neuronpedia
@@ -77,6 +78,26 @@ class ModelBundle:
         SAE load (scd.models.lazy). Nothing to do for a loaded set."""
         if isinstance(self.saes, LazySAESet):
             self.saes.plan(token_lists)
+
+    def with_sublayers(self, kinds: Sequence[str] | None) -> ModelBundle:
+        """The bundle with only the SAEs whose nodes are of `kinds` ("resid", "attn", "mlp") spliced in; the
+        others' sublayers run exact (no features, no error term). The SAE set keeps its name: the same latent
+        is the same Feature whichever sublayers a circuit splices (circuits record theirs in ``params``)."""
+        if kinds is None:
+            return self
+        if self.lazy:
+            raise ModelError(
+                "--sublayers needs the SAE set loaded whole, not lazily", "drop --sublayers or the lazy loading"
+            )
+        saes = {h: s for h, s in self.saes.items() if node_kind(h) in kinds}
+        if not saes:
+            raise ModelError(
+                f"the SAE set {self.sae_set!r} has no SAE at the sublayers {', '.join(kinds)}",
+                f"choose among {', '.join(sorted({node_kind(h) for h in self.saes}))}",
+            )
+        return dataclasses.replace(
+            self, saes=saes, sae_ids={h: self.sae_ids[h] for h in saes if h in self.sae_ids}
+        )
 
     def describe(self) -> str:
         lazy = ", loaded lazily" if self.lazy else ""
