@@ -286,9 +286,15 @@ def trace_options(discovery: Any = None, contrast: str | None = None) -> dict[st
             "transcoder graphs explain the target's demeaned logit (circuit-tracer's attribution target)",
             "drop --contrast / --metric with transcoder sets",
         )
-    if discovery.get("target_mode") == "last-token" or discovery.get("method") == "ig":
+    if (
+        discovery.get("target_mode") == "last-token"
+        or discovery.get("method") == "ig"
+        or discovery.get("sublayers") is not None
+        or discovery.get("selection") not in (None, "top-k")
+    ):
         raise InputError(
-            "--last-token-target and --method ig are SAE-engine options", "drop them with transcoders"
+            "--last-token-target, --method ig, --sublayers and --selection are SAE-engine options",
+            "drop them with transcoders (circuit-tracer prunes by influence with --node-threshold)",
         )
     node_t = discovery.get("node_threshold")
     edge_t = discovery.get("edge_threshold")
