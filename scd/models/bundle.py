@@ -87,7 +87,8 @@ class ModelBundle:
             return self
         if self.lazy:
             raise ModelError(
-                "--sublayers needs the SAE set loaded whole, not lazily", "drop --sublayers or the lazy loading"
+                "--sublayers needs the SAE set loaded whole, not lazily",
+                "drop --sublayers or the lazy loading",
             )
         saes = {h: s for h, s in self.saes.items() if node_kind(h) in kinds}
         if not saes:
