@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from scd.demo import corpus  # noqa: E402
 from scd.discovery.discover import discover  # noqa: E402
 from scd.discovery.evaluate import SPLICED_KINDS, ablator_for, demo_reference_means  # noqa: E402
-from scd.discovery.selection import greedy_path, node_influence  # noqa: E402
+from scd.discovery.selection import best_prefix, greedy_path, node_influence  # noqa: E402
 from scd.models.bundle import load_bundle  # noqa: E402
 
 METHODS = ("topk", "influence", "greedy")
@@ -70,7 +70,7 @@ def influence_sets(circuit, sizes):
 def greedy_sets(circuit, bundle, sizes, ablation, means, pool):
     path = greedy_path(circuit, bundle, max(sizes), ablation=ablation, means=means, pool=pool)
     by_id = {n.id: n for n in circuit.nodes}
-    return {size: [by_id[s.node] for s in path[:size]] for size in sizes}
+    return {size: [by_id[s.node] for s in best_prefix(path, size)] for size in sizes}
 
 
 def keys(nodes):

@@ -132,9 +132,10 @@ def test_greedy_first_pick_is_the_best_single_node_and_its_curve_is_measured(tin
     candidates = [n for n in circuit.nodes if n.kind in ("resid", "attn", "mlp", "error")]
     single = {n.id: brute_force_faithfulness(bundle, circuit, [n]) for n in candidates}
     path = greedy_path(circuit, bundle, 4)
-    best = max(single.values())
-    assert single[path[0].node] == pytest.approx(best, abs=1e-5), (
-        "greedy's first pick is the argmax over nodes"
+    assert len(path) >= 2, "the tiny circuit must give greedy at least two useful steps to test"
+    best = min(abs(1 - f) for f in single.values())
+    assert abs(1 - single[path[0].node]) == pytest.approx(best, abs=1e-5), (
+        "greedy's first pick is the node whose F alone is closest to 1"
     )
     assert len({round(v, 4) for v in single.values()}) > 3, "the single-node F values must differ to test"
     by_id = {n.id: n for n in circuit.nodes}
@@ -147,10 +148,13 @@ def test_greedy_first_pick_is_the_best_single_node_and_its_curve_is_measured(tin
     pairs = {
         n.id: brute_force_faithfulness(bundle, circuit, [first, n]) for n in candidates if n is not first
     }
-    assert pairs[path[1].node] == pytest.approx(max(pairs.values()), abs=1e-5)
+    assert abs(1 - pairs[path[1].node]) == pytest.approx(min(abs(1 - f) for f in pairs.values()), abs=1e-5)
     cut = greedy(circuit, bundle, 4)
     assert cut.params["selection"] == "greedy:4"
-    assert {n.id for n in cut.nodes if n.kind not in ALWAYS_KEPT} == {s.node for s in path}
+    # the circuit is the prefix whose measured F is closest to 1
+    gaps = [abs(1 - s.faithfulness) for s in path]
+    k = gaps.index(min(gaps))
+    assert {n.id for n in cut.nodes if n.kind not in ALWAYS_KEPT} == {s.node for s in path[: k + 1]}
     assert {n.id for n in cut.nodes if n.kind in ALWAYS_KEPT} == {
         n.id for n in circuit.nodes if n.kind in ALWAYS_KEPT
     }
@@ -190,7 +194,7 @@ def test_discover_applies_the_selection_and_records_it(demo):
     top = discover(prompt, model=demo, top_k=5, metric="logit")
     cut = discover(prompt, model=demo, top_k=5, metric="logit", selection="greedy:4", scores=True)
     inner = [n for n in cut.nodes if n.kind not in ALWAYS_KEPT]
-    assert len(inner) == 4 and {n.id for n in inner} <= {n.id for n in top.nodes}
+    assert 1 <= len(inner) <= 4 and {n.id for n in inner} <= {n.id for n in top.nodes}
     assert cut.params["selection"] == "greedy:4" and cut.params["ablation"] == "zero"
     assert cut.id != top.id
     assert cut.scores["faithfulness"] == pytest.approx(evaluate(cut, demo).faithfulness)

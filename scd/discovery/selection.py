@@ -176,9 +176,11 @@ def greedy_path(
        top-k per sublayer by |attribution|: a cheap pre-selection) and, with ``errors="circuit"``, its error
        nodes; ordered by |attribution|, the first ``pool`` of them (None: all).
     2. **step** -- for every candidate c not yet chosen, F(chosen + c) by ablating everything else, all
-       candidates of a step in one batched forward; the c with the largest F is added (ties: the larger
-       |attribution|).
-    3. **stop** after ``size`` nodes (feature and error nodes both count) or when the pool is used up.
+       candidates of a step in one batched forward; the c that brings F closest to 1 is added (ties: the
+       larger |attribution|). Closest to 1, not largest: F = 1 is the model's own behaviour, and a node set
+       that overshoots it (F > 1) explains the behaviour no better than one that falls short.
+    3. **stop** after ``size`` nodes (feature and error nodes both count) or when the pool is used up. A step
+       may move F away from 1 (nodes can matter only together); `best_prefix` picks the circuit.
 
     Returns one GreedyStep per addition: its F values are the greedy faithfulness curve over circuit size.
     """
@@ -195,7 +197,6 @@ def greedy_path(
     keep, keep_err = ablator.masks([]), ablator.error_masks([])
     (m_empty,) = ablator.metrics_with([keep], [keep_err])
     denom = m_model - m_empty
-    sign = 1.0 if denom >= 0 else -1.0  # F grows with m when ablating everything lowers m
     path: list[GreedyStep] = []
     n_feat = n_err = 0
     remaining = list(candidates)
@@ -211,14 +212,26 @@ def greedy_path(
             trial_f.append(f)
             trial_e.append(e)
         ms = ablator.metrics_with(trial_f, trial_e)
-        best = max(range(len(remaining)), key=lambda i: (sign * ms[i], -i))
+        if denom == 0:  # ablating everything changes nothing: F is undefined, nothing to select by
+            break
+        faiths = [(m - m_empty) / denom for m in ms]
+        best = min(range(len(remaining)), key=lambda i: (abs(1.0 - faiths[i]), i))
         node = remaining.pop(best)
         keep, keep_err = trial_f[best], trial_e[best]
         n_err += node.kind == "error"
         n_feat += node.kind != "error"
-        faith = (ms[best] - m_empty) / denom if denom != 0 else float("nan")
-        path.append(GreedyStep(node.id, n_feat, n_err, faith))
+        path.append(GreedyStep(node.id, n_feat, n_err, faiths[best]))
     return path
+
+
+def best_prefix(path: list[GreedyStep], size: int) -> list[GreedyStep]:
+    """The greedy circuit of at most ``size`` nodes: the prefix of ``path`` whose F is closest to 1 (the shorter
+    one on a tie). Never empty when the path is not: a circuit of one node is the least it reports."""
+    steps = path[:size]
+    if not steps:
+        return []
+    k = min(range(len(steps)), key=lambda i: (abs(1.0 - steps[i].faithfulness), i))
+    return steps[: k + 1]
 
 
 def greedy(
@@ -233,4 +246,4 @@ def greedy(
 ) -> Circuit:
     """The circuit cut to the nodes `greedy_path` chooses (see it for the method)."""
     path = greedy_path(circuit, bundle, size, ablation=ablation, errors=errors, means=means, pool=pool)
-    return _restrict(circuit, {s.node for s in path}, f"greedy:{size}")
+    return _restrict(circuit, {s.node for s in best_prefix(path, size)}, f"greedy:{size}")
