@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -33,6 +34,10 @@ from .test_queries import _cases, assert_same_result
 from .test_shards import SIZES, _everything
 
 
+# reading whole graphs back (store_snapshot) on a shared 2-core machine can take minutes under load
+SNAPSHOT_TIMEOUT_S = 900.0
+
+
 def _lines(folder: Path) -> dict[str, list[str]]:
     """Each file's header and its sorted rows (the two writers emit rows in different orders)."""
     out = {}
@@ -60,7 +65,9 @@ def test_headers_are_the_schema_typed_for_neo4j_admin():
     assert "example_weights:double[]" in header("FEEDS_TOKEN")
     # every property of every table, and no other (derived from the schema, not a list of its own)
     for name in (*LABELS, *RELATIONSHIPS):
-        props = [h.split(":")[0] for h in header(name) if not h.startswith(":")]
+        props = [
+            h.split(":")[0] for h in header(name) if not h.startswith(":") and "scd_empty_lists" not in h
+        ]
         assert props == [p for p, _ in tables()[name][1]]
 
 
@@ -77,9 +84,10 @@ def test_csv_out_layer_is_the_fold_of_the_circuits(tmp_path):
         assert same_aggregates(got, expected_aggregates(circuits))
         # one fold or many, in any order: the same layer to the last bit, examples included
         assert many.layer == once.layer
-    assert _lines(tmp_path / "one")["relationships/FEEDS_TOKEN.csv"] == _lines(tmp_path / "many")[
-        "relationships/FEEDS_TOKEN.csv"
-    ]
+    assert (
+        _lines(tmp_path / "one")["relationships/FEEDS_TOKEN.csv"]
+        == _lines(tmp_path / "many")["relationships/FEEDS_TOKEN.csv"]
+    )
 
 
 def test_export_of_an_embedded_store_equals_csv_out(tmp_path):
@@ -150,12 +158,18 @@ def _import(folder: Path, db: Path, lib: Path) -> None:
     assert done.returncode == 0 and "IMPORT DONE" in done.stdout, (done.stdout + done.stderr)[-3000:]
 
 
+def _counts(stats: str) -> dict:
+    """`scd store stats --format json` without the line naming the server (the import runs on another)."""
+    return {k: v for k, v in json.loads(stats).items() if k != "store"}
+
+
 def _imported(folder: Path, db: Path, lib: Path, circuits):
     """Import ``folder`` into ``db``, serve it, and read what a user sees of it plus the whole graph."""
     _import(folder, db, lib)
     with local_server(db) as uri:
         config = StoreConfig.resolve(neo4j=uri)
         with open_store(config) as store:  # opened for writing once: creates scd's constraints and indexes
+            store.read_timeout = SNAPSHOT_TIMEOUT_S
             assert store.pending() == 0
             snapshot = store_snapshot(store)
             assert same_aggregates(stored_aggregates(store), raw_aggregates(store)), (
@@ -172,15 +186,18 @@ def test_import_answers_every_query_like_the_ingested_store(neo4j_config, tmp_pa
         lib = harness_lib()
     except Unavailable as e:
         unavailable(f"NO NEO4J-ADMIN: {e}")
-    p = prompts_file(tmp_path, 16)
+    p = prompts_file(tmp_path, 10)
     specs = read_prompts(p)
     circuits = [synthetic_discover(s.text, target=s.target, contrast=s.contrast, **SIZES) for s in specs]
     with open_store(neo4j_config) as store:  # the reference: a normal ingest
         ingest(specs, store, discover_fn=synthetic_discover, progress=False, **SIZES)
+        store.read_timeout = SNAPSHOT_TIMEOUT_S
         snapshot = store_snapshot(store)
     stats, rows = _everything(neo4j_config, circuits)
 
-    exported = CliRunner().invoke(main, ["export-csv", str(tmp_path / "export"), "--neo4j", neo4j_config.neo4j_uri])
+    exported = CliRunner().invoke(
+        main, ["export-csv", str(tmp_path / "export"), "--neo4j", neo4j_config.neo4j_uri]
+    )
     assert exported.exit_code == 0, exported.output
     csv_out = CsvStore(tmp_path / "csv-out")  # `scd ingest --csv-out`: the same prompts, no database
     with csv_out:
@@ -188,7 +205,7 @@ def test_import_answers_every_query_like_the_ingested_store(neo4j_config, tmp_pa
 
     for name in ("export", "csv-out"):
         got_stats, got_rows, got_snapshot = _imported(tmp_path / name, tmp_path / f"db-{name}", lib, circuits)
-        assert got_stats == stats, name
+        assert _counts(got_stats) == _counts(stats), name
         for k, (query, params, order_by) in enumerate(_cases(circuits)):
             try:
                 assert_same_result(got_rows[k], rows[k], order_by)

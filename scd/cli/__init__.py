@@ -86,7 +86,20 @@ def _register() -> None:
         store,
     )
 
-    for module in (doctor, fetch, discover, draw, ingest, store, export, query, features, exchange, browser, demo):
+    for module in (
+        doctor,
+        fetch,
+        discover,
+        draw,
+        ingest,
+        store,
+        export,
+        query,
+        features,
+        exchange,
+        browser,
+        demo,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -12,7 +12,9 @@ from scd.cli.options import store_options
 @click.command("export-csv")
 @click.argument("out", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @store_options
-@click.option("--force", is_flag=True, help="Write into a non-empty DIR, replacing only the export's own files.")
+@click.option(
+    "--force", is_flag=True, help="Write into a non-empty DIR, replacing only the export's own files."
+)
 def export_csv(out, store_config, force):
     """Write the store's whole graph, aggregate layer included, as neo4j-admin import CSVs into DIR.
 

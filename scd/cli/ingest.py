@@ -67,7 +67,11 @@ EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model
     help="Write no database: put the circuits, aggregate layer included, into DIR as neo4j-admin import CSVs "
     "(a new or empty folder; load them with DIR/import.sh). See README 'Bulk import'.",
 )
-@click.option("--force", is_flag=True, help="With --csv-out: write into a non-empty DIR, replacing only the export's files.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --csv-out: write into a non-empty DIR, replacing only the export's files.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @FORMAT
 def ingest(
@@ -160,9 +164,13 @@ def ingest(
         if isinstance(e, IngestInterrupted):
             _summary(e.report, fmt)
         if csv_out is not None:
-            click.echo(f"Interrupted: nothing was written into {csv_out}; rerun the command to start over.", err=True)
+            click.echo(
+                f"Interrupted: nothing was written into {csv_out}; rerun the command to start over.", err=True
+            )
         else:
-            click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
+            click.echo(
+                "Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True
+            )
         _exit_now(130)
     except BaseException:
         if store is not None:

@@ -22,9 +22,12 @@ empty string stays an empty string; arrays are joined by ``ARRAY_DELIMITER`` (U+
 which no token or prompt text contains; a value that does is refused). Floats are written with ``repr``, which
 reads back to the same double. ``import.sh`` in the folder runs the import with the right options.
 
-What neo4j-admin cannot express: an empty list. Such a property (e.g. ``top_promoted`` of an SAE error term)
-imports as unset; the queries treat both alike. Indexes and constraints are not part of the import: the first
-``scd`` command that opens the database for writing (``scd store fold``) creates them.
+What neo4j-admin cannot express: an empty list (an empty field is unset). A node with an empty list property (e.g.
+``top_promoted`` of an SAE error term) gets the extra label ``ScdEmptyLists`` and the names of those properties in
+``scd_empty_lists``; the first ``scd`` command that opens the database for writing (``scd store fold``) sets them
+to ``[]`` and removes both (``EMPTY_LIST_FIXES``, run by Neo4jStore.ensure_schema), and creates scd's indexes and
+constraints, which are not part of the import either. Relationships never hold an empty list (the aggregate
+layer's lists have at least one example).
 
 Why hand-written CSV and not pandas.to_csv: the typed header, the quoting rule (strings always quoted, unset never)
 and the array encoding are neo4j-admin's own, and rows arrive one circuit at a time, so there is no frame to
@@ -58,6 +61,9 @@ ADMIN_TYPES = {
     "DOUBLE[]": "double[]",
 }
 PAGE = 5_000  # keys per read of export_store
+#: label and property of imported nodes whose list properties were empty lists (see the module docstring)
+EMPTY_LISTS = "ScdEmptyLists"
+EMPTY_LISTS_PROP = "scd_empty_lists"
 #: files of an export, in the order the import reads them (nodes first)
 FILES = tuple(f"nodes/{label}.csv" for label in LABELS) + tuple(
     f"relationships/{rel}.csv" for rel in RELATIONSHIPS
@@ -70,7 +76,7 @@ def header(name: str) -> list[str]:
     props = [f"{p}:{ADMIN_TYPES[t]}" for p, t in columns]
     if ends is None:
         assert props[0] == "id:string", f"{name}: the key must be the first column"
-        return [f"id:ID({name})", *props[1:], ":LABEL"]
+        return [f"id:ID({name})", *props[1:], f"{EMPTY_LISTS_PROP}:string[]", ":LABEL"]
     return [f":START_ID({ends[0]})", f":END_ID({ends[1]})", *props, ":TYPE"]
 
 
@@ -80,6 +86,22 @@ def _missing(v: Any) -> bool:
 
 def _quote(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'  # RFC 4180, as neo4j-admin reads it
+
+
+def _is_empty_list(value: Any) -> bool:
+    return not _missing(value) and len(value) == 0
+
+
+def empty_list_fixes() -> list[str]:
+    """After an import: set the list properties ``scd_empty_lists`` names to ``[]``, then drop the marks.
+    Labels and property names from the schema only."""
+    out = [
+        f"MATCH (n:{EMPTY_LISTS}:{label}) WHERE '{p}' IN n.{EMPTY_LISTS_PROP} SET n.{p} = []"
+        for label in LABELS
+        for p, t in tables()[label][1]
+        if t.endswith("[]")
+    ]
+    return [*out, f"MATCH (n:{EMPTY_LISTS}) REMOVE n:{EMPTY_LISTS} REMOVE n.{EMPTY_LISTS_PROP}"]
 
 
 def _field(value: Any, kind: str, where: str) -> str:
@@ -145,12 +167,18 @@ class CsvGraph:
             self._columns[name] = tables()[name][1]
 
     def node(self, label: str, row: dict[str, Any]) -> None:
-        fields = [self._value(label, p, t, row.get(p)) for p, t in self._columns[label]]
-        self._files[label].write(",".join((*fields, label)) + "\n")
+        columns = self._columns[label]
+        fields = [self._value(label, p, t, row.get(p)) for p, t in columns]
+        empty = [p for p, t in columns if t.endswith("[]") and _is_empty_list(row.get(p))]
+        labels = ARRAY_DELIMITER.join((label, EMPTY_LISTS)) if empty else label
+        marks = _field(empty, "STRING[]", EMPTY_LISTS_PROP)
+        self._files[label].write(",".join((*fields, marks, labels)) + "\n")
         self.counts[label] += 1
 
     def relationship(self, rel: str, start: str, end: str, row: dict[str, Any] | None = None) -> None:
         row = row or {}
+        if any(_is_empty_list(row.get(p)) for p, t in self._columns[rel] if t.endswith("[]")):
+            raise AssertionError(f"{rel}: an empty list on a relationship has no import encoding")
         fields = [self._value(rel, p, t, row.get(p)) for p, t in self._columns[rel]]
         self._files[rel].write(",".join((_quote(start), _quote(end), *fields, rel)) + "\n")
         self.counts[rel] += 1
@@ -257,7 +285,9 @@ def export_store(store: Store, out: Path, *, force: bool = False, progress: Any 
                 if progress:
                     progress(label, len(rows))
         for rel in RELATIONSHIPS:
-            (a, b), props = tables()[rel]
+            ends, props = tables()[rel]
+            assert ends is not None
+            a, b = ends
             columns = [p for p, _ in props]
             returns = ", ".join(["m.id AS scd_end", *(f"r.{p} AS {p}" for p in columns)])
             for rows in _pages(store, f"(n:{a})-[r:{rel}]->(m:{b})", returns, "n"):
@@ -374,7 +404,9 @@ class CsvStore(Store):
         return report
 
     def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
-        raise StoreError("feature cards cannot be added to a CSV export", "label the features after the import")
+        raise StoreError(
+            "feature cards cannot be added to a CSV export", "label the features after the import"
+        )
 
     def read(self, cypher: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         raise QueryError(
