@@ -36,6 +36,7 @@ hand to pandas; and the csv module of Python 3.11 cannot quote strings while lea
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import tempfile
@@ -275,6 +276,11 @@ def export_store(store: Store, out: Path, *, force: bool = False, progress: Any 
     Pending circuits (not yet folded) stay pending, with the aggregate layer as stored.
     """
     graph = CsvGraph(out, force=force)
+    # a property no node has yet (e.g. feature cards before `scd features label`) makes Neo4j warn about every
+    # page that names it: expected here, and not worth a screenful on the user's terminal
+    notices = logging.getLogger("neo4j.notifications")
+    level = notices.level
+    notices.setLevel(logging.ERROR)
     try:
         for label in LABELS:
             columns = [p for p, _ in tables()[label][1]]
@@ -300,6 +306,8 @@ def export_store(store: Store, out: Path, *, force: bool = False, progress: Any 
     except BaseException:
         graph.discard()
         raise
+    finally:
+        notices.setLevel(level)
     return graph.counts
 
 
