@@ -49,7 +49,14 @@ def admin_import(folder: Path, db: Path) -> tuple[float, float | None]:
     env = os.environ | {"NEO4J_HOME": str(home), "NEO4J_CONF": str(home / "conf"), "NEO4J_ADMIN": str(admin)}
     t0 = time.perf_counter()
     done = subprocess.run(
-        [str(folder / "import.sh"), "--report-file", str(db / "import.report"), "neo4j"],
+        [
+            str(folder / "import.sh"),
+            "--report-file",
+            str(db / "import.report"),
+            "--max-off-heap-memory=512m",
+            "--threads=2",
+            "neo4j",
+        ],
         env=env,
         capture_output=True,
         text=True,
