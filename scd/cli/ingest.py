@@ -6,11 +6,15 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from scd.cli.options import FORMAT, discovery_options, model_options, store_options
 from scd.core.errors import ScdError
+
+if TYPE_CHECKING:
+    from scd.store import Store
 
 EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model error 1, Ctrl-C 130)
 
@@ -131,6 +135,7 @@ def ingest(
         _exit_now(130)
     if where is not None:
         specs = select_shard(specs, *where)
+    store: Store | None
     if csv_out is not None:
         from scd.store.bulk import CsvStore
 
@@ -155,7 +160,9 @@ def ingest(
                 config=discovery,
             )
     except ScdError as e:
-        if isinstance(e.done, IngestReport):  # circuits were written before the error: say which
+        if csv_out is not None:
+            _abandon(store)  # an export is whole or not there
+        elif isinstance(e.done, IngestReport):  # circuits were written before the error: say which
             _summary(e.done, fmt)
         raise
     except KeyboardInterrupt as e:
@@ -203,7 +210,7 @@ def _check_csv_out(shard, dry_run) -> None:
         )
 
 
-def _abandon(store) -> None:
+def _abandon(store: Store | None) -> None:
     """A CSV export that did not finish leaves nothing in its DIR (a database keeps its finished circuits)."""
     abandon = getattr(store, "abandon", None)
     if abandon is not None:
