@@ -160,12 +160,16 @@ class CsvGraph:
         self.counts = dict.fromkeys((*LABELS, *RELATIONSHIPS), 0)
         self._files: dict[str, IO[str]] = {}
         self._columns: dict[str, tuple[tuple[str, str], ...]] = {}
-        for name, path in zip((*LABELS, *RELATIONSHIPS), FILES, strict=True):
-            (self.tmp / path).parent.mkdir(exist_ok=True)
-            f = open(self.tmp / path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in commit
-            self._files[name] = f
-            f.write(",".join(header(name)) + "\n")
-            self._columns[name] = tables()[name][1]
+        try:
+            for name, path in zip((*LABELS, *RELATIONSHIPS), FILES, strict=True):
+                (self.tmp / path).parent.mkdir(exist_ok=True)
+                f = open(self.tmp / path, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in commit
+                self._files[name] = f
+                f.write(",".join(header(name)) + "\n")
+                self._columns[name] = tables()[name][1]
+        except BaseException:
+            self.discard()
+            raise
 
     def node(self, label: str, row: dict[str, Any]) -> None:
         columns = self._columns[label]
