@@ -415,7 +415,9 @@ class CsvStore(Store):
                 self.circuits[cid]["aggregated"] = True
         return report
 
-    def set_feature_cards(self, rows: list[dict[str, Any]]) -> int:
+    def set_feature_cards(
+        self, rows: list[dict[str, Any]], features: list[dict[str, Any]] | None = None
+    ) -> int:
         raise StoreError(
             "feature cards cannot be added to a CSV export", "label the features after the import"
         )
