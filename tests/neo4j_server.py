@@ -45,18 +45,25 @@ def _testcontainers():
         yield container.get_connection_url()
 
 
-@contextmanager
-def _local_harness():
+def harness_lib() -> Path:
+    """The folder of the harness's jars (fetched once by neo4j-local), or Unavailable."""
     if not LOCAL_SCRIPT.exists():
         raise Unavailable(f"{LOCAL_SCRIPT} is missing")
     fetch = subprocess.run([str(LOCAL_SCRIPT), "fetch"], capture_output=True, text=True)
     if fetch.returncode != 0:
         raise Unavailable(f"could not fetch the Neo4j harness: {fetch.stderr.strip()[-500:]}")
+    return Path(fetch.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def _local_harness(db: Path | None = None):
+    """A harness server on a fresh database, or on ``db`` as it is (its databases in ``db/data``)."""
+    harness_lib()
     data = tempfile.mkdtemp(prefix="scd-neo4j-")
     log = open(Path(data) / "launcher.log", "w")  # noqa: SIM115 - closed below
     # --stdin: the server stops when this pipe closes, so a crashed pytest never leaves it running.
     proc = subprocess.Popen(
-        [str(LOCAL_SCRIPT), "run", str(Path(data) / "db"), "--stdin", "--fresh"],
+        [str(LOCAL_SCRIPT), "run", str(db or Path(data) / "db"), "--stdin", *(() if db else ("--fresh",))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -99,6 +106,11 @@ def neo4j_server():
         return
     with _local_harness() as uri:
         yield uri
+
+
+def local_server(db: Path):
+    """The harness server on the databases already in ``db/data`` (e.g. made by neo4j-admin import)."""
+    return _local_harness(db)
 
 
 def unavailable(reason: str) -> NoReturn:

@@ -71,9 +71,35 @@ def main():
 
 
 def _register() -> None:
-    from scd.cli import browser, demo, discover, doctor, draw, exchange, features, fetch, ingest, query, store
+    from scd.cli import (
+        browser,
+        demo,
+        discover,
+        doctor,
+        draw,
+        exchange,
+        export,
+        features,
+        fetch,
+        ingest,
+        query,
+        store,
+    )
 
-    for module in (doctor, fetch, discover, draw, ingest, store, query, features, exchange, browser, demo):
+    for module in (
+        doctor,
+        fetch,
+        discover,
+        draw,
+        ingest,
+        store,
+        export,
+        query,
+        features,
+        exchange,
+        browser,
+        demo,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

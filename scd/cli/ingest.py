@@ -6,11 +6,15 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from scd.cli.options import FORMAT, discovery_options, model_options, store_options
 from scd.core.errors import ScdError
+
+if TYPE_CHECKING:
+    from scd.store import Store
 
 EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model error 1, Ctrl-C 130)
 
@@ -59,6 +63,19 @@ EXIT_FAILED_PROMPTS = 3  # some prompts failed (bad input is 2, a store or model
     "so N workers (a Slurm array, a Kubernetes indexed Job) together fill one store exactly as one process "
     "would. Use with --neo4j; see README 'Many machines'.",
 )
+@click.option(
+    "--csv-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Write no database: put the circuits, aggregate layer included, into DIR as neo4j-admin import CSVs "
+    "(a new or empty folder; load them with DIR/import.sh). See README 'Bulk import'.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --csv-out: write into a non-empty DIR, replacing only the export's files.",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (it is drawn on stderr).")
 @FORMAT
 def ingest(
@@ -75,6 +92,8 @@ def ingest(
     no_fold,
     allow_failures,
     shard,
+    csv_out,
+    force,
     no_progress,
     fmt,
 ):
@@ -107,6 +126,8 @@ def ingest(
     from scd.store import open_store
 
     where = parse_shard(shard) if shard is not None else None  # a bad --shard fails before any work
+    if csv_out is not None:
+        _check_csv_out(shard, dry_run)
     try:
         specs = read_prompts(prompts)  # the whole file is checked before the store is touched
     except KeyboardInterrupt:
@@ -114,7 +135,13 @@ def ingest(
         _exit_now(130)
     if where is not None:
         specs = select_shard(specs, *where)
-    store = None if dry_run else open_store(store_config)  # creates nothing until the first write
+    store: Store | None
+    if csv_out is not None:
+        from scd.store.bulk import CsvStore
+
+        store = CsvStore(csv_out, force=force)  # no database: the files, moved into DIR when all is written
+    else:
+        store = None if dry_run else open_store(store_config)  # creates nothing until the first write
     try:
         # libraries print while loading models ("Moving model to device"): keep stdout for the summary alone
         with contextlib.redirect_stdout(sys.stderr):
@@ -133,22 +160,61 @@ def ingest(
                 config=discovery,
             )
     except ScdError as e:
-        if isinstance(e.done, IngestReport):  # circuits were written before the error: say which
+        if csv_out is not None:
+            _abandon(store)  # an export is whole or not there
+        elif isinstance(e.done, IngestReport):  # circuits were written before the error: say which
             _summary(e.done, fmt)
         raise
     except KeyboardInterrupt as e:
         if store is not None:
-            store.close()
+            _abandon(store)
         if isinstance(e, IngestInterrupted):
             _summary(e.report, fmt)
-        click.echo("Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True)
+        if csv_out is not None:
+            click.echo(
+                f"Interrupted: nothing was written into {csv_out}; rerun the command to start over.", err=True
+            )
+        else:
+            click.echo(
+                "Interrupted: rerun the same command to finish (finished circuits are skipped).", err=True
+            )
         _exit_now(130)
+    except BaseException:
+        if store is not None:
+            _abandon(store)
+        raise
     finally:
         if store is not None:
             store.close()
     _summary(report, fmt)
     if report.failed and not allow_failures:
         sys.exit(EXIT_FAILED_PROMPTS)
+
+
+def _check_csv_out(shard, dry_run) -> None:
+    """--csv-out writes one self-contained export: no database options, no shards (each shard's aggregate layer
+    would lack the others' circuits)."""
+    from scd.core.errors import InputError
+
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.split('_')[0]}"
+        for name in ("neo4j_uri", "store_path")
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    given += ["--shard"] * (shard is not None) + ["--dry-run"] * dry_run
+    if given:
+        raise InputError(
+            f"--csv-out writes no database and takes no {', '.join(given)}",
+            "drop " + " and ".join(given) + " (or --csv-out, to write into a store)",
+        )
+
+
+def _abandon(store: Store | None) -> None:
+    """A CSV export that did not finish leaves nothing in its DIR (a database keeps its finished circuits)."""
+    abandon = getattr(store, "abandon", None)
+    if abandon is not None:
+        abandon()
 
 
 def _exit_now(code: int) -> None:

@@ -62,6 +62,7 @@ from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
 from scd.store.base import Store, engine_message
+from scd.store.bulk import EMPTY_LISTS, empty_list_fixes
 from scd.store.rows import (
     NODE_PROPS,
     CircuitRows,
@@ -374,6 +375,19 @@ class Neo4jStore(Store):
                             time.sleep(min(0.05 * 2**attempt, 2.0))
         except (Neo4jError, DriverError) as e:
             raise self._guard("schema setup", e) from e
+        self._finish_import()
+
+    def _finish_import(self) -> None:
+        """A database made by neo4j-admin from `scd export-csv` / `scd ingest --csv-out` CSVs: give back the empty
+        lists the import could not hold (scd.store.bulk). One count query when there are none."""
+        try:
+            with self._session(notifications_min_severity="OFF") as s:
+                found = s.run(f"MATCH (n:{EMPTY_LISTS}) RETURN count(n) AS n").single(strict=True)["n"]
+                if found:
+                    for statement in empty_list_fixes():
+                        s.run(statement).consume()  # auto-commit: a marked node is fixed once, in any order
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("finishing a bulk import", e) from e
 
     # -- writes ---------------------------------------------------------------------------------------------
     def _count(self, query: str, **params: Any) -> int:

@@ -125,3 +125,22 @@ LADYBUG_SCHEMA = [
     f"CREATE REL TABLE IF NOT EXISTS FEEDS_TOKEN(FROM Feature TO Token, {_AGG})",
     f"CREATE REL TABLE IF NOT EXISTS TOKEN_FEEDS(FROM Token TO Feature, {_AGG})",
 ]
+
+
+def tables() -> dict[str, tuple[tuple[str, ...] | None, tuple[tuple[str, str], ...]]]:
+    """Every node label and relationship type with its typed properties, read from ``LADYBUG_SCHEMA`` (the one
+    place the columns and their types are written down): ``{name: (ends, ((property, type), ...))}`` where
+    ``ends`` is ``(start label, end label)`` for a relationship, None for a node label, and the types are
+    LadybugDB's (STRING, INT64, DOUBLE, BOOLEAN, STRING[], DOUBLE[]). Used by the bulk CSV export
+    (scd.store.bulk), whose headers must never drift from what the stores hold."""
+    out: dict[str, tuple[tuple[str, ...] | None, tuple[tuple[str, str], ...]]] = {}
+    for ddl in LADYBUG_SCHEMA:
+        head, body = ddl.split("(", 1)
+        name = head.split()[-1]
+        items = [item.strip() for item in body.rstrip(")").split(",")]
+        ends = None
+        if " REL TABLE " in head:
+            _, start, _, end = items.pop(0).split()
+            ends = (start, end)
+        out[name] = (ends, tuple((item.split()[0], item.split()[1]) for item in items))
+    return out
