@@ -14,7 +14,8 @@ Phases (the progress bar and the summary use the same words):
                    and is skipped without being recomputed. (The circuit id itself depends on the target the model
                    predicts, which would cost a forward pass to learn; the request key costs nothing.) A circuit
                    that a concurrent run wrote first is detected at write time instead and counted as skipped.
-4. **discover** -- ``scd.discovery.discover.discover`` per remaining prompt; ``json_out`` also saves each circuit's JSON.
+4. **discover** -- ``scd.discovery.discover.discover_batch`` on the remaining prompts, ``prompt_batch`` (a
+                   DiscoveryConfig field) at a time; ``json_out`` also saves each circuit's JSON.
 5. **write**    -- one transaction per circuit (``store.prepare`` here, ``store.write_prepared`` on writer
                    threads, so the database writes circuits while the next is discovered), so an interrupted
                    run (Ctrl-C, kill -9, a lost connection) leaves only complete circuits, and rerunning the same
@@ -267,28 +268,47 @@ def ingest(
             bundle = loaded
             model_key, sae_key = tracer.request_parts(loaded)
 
-            def run(spec: PromptSpec) -> Circuit:
-                return tracer.trace(spec.text, model=loaded, target=spec.target, **trace_options)
+            def run(specs: list[PromptSpec]) -> list[Circuit | InputError]:
+                return _one_by_one(
+                    specs,
+                    lambda spec: tracer.trace(spec.text, model=loaded, target=spec.target, **trace_options),
+                )
+
+            per_batch = 1  # circuit-tracer attributes one prompt at a time
 
         elif discover_fn is None:
-            from scd.discovery.discover import discover
+            from scd.discovery.discover import discover_batch
             from scd.models.bundle import ModelBundle, load_bundle
 
             sae_bundle = model if isinstance(model, ModelBundle) else load_bundle(model, saes, device=device)
             bundle = sae_bundle
             model_key, sae_key = sae_bundle.name, [sae_bundle.sae_set, sae_bundle.sae_ids]
 
-            def run(spec: PromptSpec) -> Circuit:
-                return discover(
-                    spec.text, config, model=sae_bundle, target=spec.target, contrast=spec.contrast
+            def run(specs: list[PromptSpec]) -> list[Circuit | InputError]:
+                return discover_batch(
+                    [s.text for s in specs],
+                    config,
+                    model=sae_bundle,
+                    targets=[s.target for s in specs],
+                    contrasts=[s.contrast for s in specs],
                 )
+
+            assert config is not None  # built above when discover_fn is None
+            per_batch = config.prompt_batch
 
         else:
             bundle = None
             model_key, sae_key = str(model), saes
 
-            def run(spec: PromptSpec) -> Circuit:
-                return discover_fn(spec.text, target=spec.target, contrast=spec.contrast, **options)
+            def run(specs: list[PromptSpec]) -> list[Circuit | InputError]:
+                return _one_by_one(
+                    specs,
+                    lambda spec: discover_fn(
+                        spec.text, target=spec.target, contrast=spec.contrast, **options
+                    ),
+                )
+
+            per_batch = 1
 
         # 2. check
         report.phase = "check"
@@ -313,34 +333,46 @@ def ingest(
                 _fail(report, spec, e, fail_fast)
             report.checked += 1
 
-        if bundle is not None and bundle.lazy:  # a lazy SAE set slices a chunk of these per SAE load
+        if bundle is not None and getattr(
+            bundle, "lazy", False
+        ):  # a lazy SAE set slices a chunk of these per SAE load
             bundle.plan(_token_ids(bundle, todo, config))
         bar = _progress(len(prompts), enabled=progress)
         bar.update(len(prompts) - len(todo))
         progress_ = _Progress(bar, report)
         writer = None if sink is None else _Writer(sink, progress_, writers or sink.writers, fold=fold)
         report.phase = "discover"
+        batch: list[tuple[PromptSpec, str]] = []  # prompts waiting to be discovered together, with their keys
+
+        def discover_and_write() -> None:
+            # 4. discover (``config.prompt_batch`` prompts per forward/backward)
+            results = run([spec for spec, _ in batch])
+            for (spec, key), circuit in zip(batch, results, strict=True):
+                if isinstance(circuit, InputError):
+                    _fail(report, spec, circuit, fail_fast)
+                    progress_.done()
+                    continue
+                report.discovered += 1
+                if out_dir is not None:
+                    circuit.to_json(out_dir / f"{circuit.id}.json")
+                # 5. write (on a writer thread, while this one goes on with the next prompts)
+                if writer is None:
+                    progress_.done(nodes=len(circuit.nodes), edges=len(circuit.edges))
+                else:
+                    writer.submit(writer.store.prepare(circuit, request=key), circuit)
+            batch.clear()
+
         for spec in todo:
             # 3. resume
             key = request_key(model_key, sae_key, spec, key_options)
             if sink is not None and sink.has_request(key):
                 progress_.done(skipped=1)
                 continue
-            # 4. discover
-            try:
-                circuit = run(spec)
-            except InputError as e:
-                _fail(report, spec, e, fail_fast)
-                progress_.done()
-                continue
-            report.discovered += 1
-            if out_dir is not None:
-                circuit.to_json(out_dir / f"{circuit.id}.json")
-            # 5. write (on a writer thread, while this one goes on with the next prompt)
-            if writer is None:
-                progress_.done(nodes=len(circuit.nodes), edges=len(circuit.edges))
-            else:
-                writer.submit(writer.store.prepare(circuit, request=key), circuit)
+            batch.append((spec, key))
+            if len(batch) >= per_batch:
+                discover_and_write()
+        if batch:
+            discover_and_write()
         if writer is not None:
             report.phase = "write"
             writer.close()  # every circuit written (or the writer's error raised here)
@@ -491,6 +523,17 @@ class _Writer:
                     _fold(self.store, self.progress)
                 except BaseException as e:  # noqa: BLE001 - handed to the main thread
                     self.error = self.error or e
+
+
+def _one_by_one(specs: list[PromptSpec], run: Callable[[PromptSpec], Circuit]) -> list[Circuit | InputError]:
+    """An engine without batches run on each prompt: its circuit, or the InputError it raised."""
+    out: list[Circuit | InputError] = []
+    for spec in specs:
+        try:
+            out.append(run(spec))
+        except InputError as e:
+            out.append(e)
+    return out
 
 
 def _fold(store: Store, progress: _Progress) -> None:

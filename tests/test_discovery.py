@@ -213,16 +213,17 @@ def test_input_errors(demo, kwargs, message):
 def test_zero_gradient_is_an_input_error(demo, monkeypatch):
     import scd.discovery.attribution as attribution
 
-    real = attribution.attribute
+    real = attribution.attribute_batch
 
     def flat(*args, **kwargs):
-        graph = real(*args, **kwargs)
-        graph.attributions = torch.where(
-            torch.tensor([n.kind == "logit" for n in graph.nodes]), graph.attributions, 0.0
-        )
-        return graph
+        graphs = real(*args, **kwargs)
+        for graph in graphs:
+            graph.attributions = torch.where(
+                torch.tensor([n.kind == "logit" for n in graph.nodes]), graph.attributions, 0.0
+            )
+        return graphs
 
-    monkeypatch.setattr(attribution, "attribute", flat)
+    monkeypatch.setattr(attribution, "attribute_batch", flat)
     with pytest.raises(InputError, match="gradient is zero"):
         discover("f(a", model=demo, top_k=3)
 

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
         ({"top_k": 2.5}, "top_k must be >= 1 (a whole number), got 2.5"),
         ({"ig_steps": 0}, "ig_steps must be >= 1"),
         ({"batch_size": -3}, "batch_size must be >= 1"),
+        ({"prompt_batch": 0}, "prompt_batch must be >= 1"),
         ({"top_k": None}, "neither top_k nor node_threshold is set"),
         ({"node_threshold": -1.0}, "node_threshold must be a finite number >= 0"),
         ({"edge_threshold": float("nan")}, "edge_threshold must be a finite number >= 0"),
@@ -60,9 +61,9 @@ def test_request_key_is_what_the_cli_always_hashed():
         "edge_threshold": 0.0,
     }
     assert DiscoveryConfig().key_options() == old_default
-    assert request_key("demo", "demo", spec, DiscoveryConfig(batch_size=7, scores=True).key_options()) == (
-        request_key("demo", "demo", spec, old_default)
-    )
+    assert request_key(
+        "demo", "demo", spec, DiscoveryConfig(batch_size=7, prompt_batch=5, scores=True).key_options()
+    ) == (request_key("demo", "demo", spec, old_default))
     old_custom = {
         "metric": "logit",
         "target_mode": "last-token",

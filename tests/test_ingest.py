@@ -522,15 +522,16 @@ def test_cli_demo_zero_gradient(demo_available, store_config, tmp_path, monkeypa
 
     import scd.discovery.attribution as attribution
 
-    real = attribution.attribute
+    real = attribution.attribute_batch
 
     def flat(*args, **kwargs):
-        graph = real(*args, **kwargs)
-        logit = torch.tensor([n.kind == "logit" for n in graph.nodes])
-        graph.attributions = torch.where(logit, graph.attributions, 0.0)
-        return graph
+        graphs = real(*args, **kwargs)
+        for graph in graphs:
+            logit = torch.tensor([n.kind == "logit" for n in graph.nodes])
+            graph.attributions = torch.where(logit, graph.attributions, 0.0)
+        return graphs
 
-    monkeypatch.setattr(attribution, "attribute", flat)
+    monkeypatch.setattr(attribution, "attribute_batch", flat)
     before = stats_or_none(store_config)
     result = invoke(
         "ingest", str(demo_prompts(tmp_path, 2)), "--top-k", "3", "--no-progress", *store_args(store_config)

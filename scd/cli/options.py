@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from scd.core.config import DEFAULT_STORE, StoreConfig
-from scd.discovery.config import METHODS, METRICS, DiscoveryConfig
+from scd.discovery.config import METHODS, METRICS, PROMPT_BATCH, DiscoveryConfig
 
 _MODEL_OPTIONS = [
     click.option(
@@ -93,6 +93,15 @@ _DISCOVERY_OPTIONS = [
         help="Downstream targets per backward pass (memory cap; results do not change).",
     ),
     click.option(
+        "--prompt-batch",
+        type=int,
+        default=PROMPT_BATCH,
+        show_default=True,
+        metavar="N",
+        help="Prompts per forward/backward (scd ingest): right-padded into one batch; circuits equal one-by-one "
+        "to float rounding. Memory grows with N.",
+    ),
+    click.option(
         "--scores/--no-scores",
         default=True,
         show_default=True,
@@ -169,6 +178,7 @@ def discovery_options(f):
         node_threshold,
         edge_threshold,
         batch_size,
+        prompt_batch,
         scores,
         sublayers,
         selection,
@@ -184,6 +194,7 @@ def discovery_options(f):
             node_threshold=node_threshold,
             edge_threshold=edge_threshold,
             batch_size=batch_size,
+            prompt_batch=prompt_batch,
             scores=scores,
             sublayers=sublayers,
             selection=selection,

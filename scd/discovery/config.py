@@ -26,8 +26,11 @@ METHODS = ("atp", "ig")
 TARGET_MODES = ("predicted", "last-token")
 #: user-facing metric names (CLI spelling) -> the name recorded in a circuit's parameters
 METRICS = {"log-prob": "log_prob", "logit": "logit", "logit-diff": "logit_diff"}
+#: prompts per forward/backward by default. bench/discovery.py --prompts on a CPU: ~1.2x for the demo model at 8,
+#: 0.9x for GPT-2 shapes (each prompt's edges need a forward of their own); README 'Benchmarks'
+PROMPT_BATCH = 1
 #: options that change speed or memory only, or what is stored beside a circuit: never part of a request key
-NOT_IN_KEY = frozenset({"batch_size", "scores"})
+NOT_IN_KEY = frozenset({"batch_size", "prompt_batch", "scores"})
 #: the SAE sublayer kinds a circuit can be restricted to (``sublayers``), in forward order within a block
 SUBLAYERS = ("resid", "attn", "mlp")
 #: node selection after attribution (``selection``): top-k alone (None), or cut further by
@@ -44,8 +47,10 @@ class DiscoveryConfig:
     ``target_mode``: predicted (the model's top next token) | last-token (the seed's convention);
     ``method``: atp | ig (``ig_steps`` steps); ``top_k`` / ``node_threshold``: feature nodes kept per sublayer
     (both given: both must hold); ``edge_threshold``: weaker edges are dropped; ``batch_size``: downstream targets
-    per backward pass; ``scores``: also measure faithfulness and completeness. ``batch_size`` and ``scores``
-    never change a circuit. ``sublayers``: splice only the SAEs at these sublayer kinds (e.g. ("attn", "mlp"):
+    per backward pass; ``prompt_batch``: prompts per forward/backward when several are discovered
+    (`scd.discovery.discover.discover_batch`, `scd ingest`); ``scores``: also measure faithfulness and
+    completeness. ``batch_size``, ``prompt_batch`` and ``scores`` never change a circuit (batched prompts: to
+    float rounding). ``sublayers``: splice only the SAEs at these sublayer kinds (e.g. ("attn", "mlp"):
     the residual stream runs exact); None = every SAE of the set. ``selection``: None (top-k per sublayer), or
     "influence[:SHARE]" / "greedy[:N]" (`scd.discovery.selection`) applied to the top-k circuit; ``ablation``:
     zero | mean, how greedy selection and the scores ablate (`scd.discovery.evaluate`).
@@ -59,6 +64,7 @@ class DiscoveryConfig:
     node_threshold: float | None = None
     edge_threshold: float = 0.0
     batch_size: int = 64
+    prompt_batch: int = PROMPT_BATCH
     scores: bool = False
     sublayers: tuple[str, ...] | None = None
     selection: str | None = None
@@ -97,6 +103,7 @@ class DiscoveryConfig:
             )
         _int(self, "ig_steps", "--ig-steps 10")
         _int(self, "batch_size", "--batch-size 64")
+        _int(self, "prompt_batch", f"--prompt-batch {PROMPT_BATCH}")
         if self.top_k is not None:
             _int(self, "top_k", "--top-k 20")
         if self.top_k is None and self.node_threshold is None:

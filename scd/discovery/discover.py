@@ -1,4 +1,5 @@
-"""`discover(prompt, config)`: one prompt in, one Circuit out; `faithfulness_curve(prompt, ks)` on top of it.
+"""`discover(prompt, config)`: one prompt in, one Circuit out; `discover_batch(prompts, config)`: many, batched;
+`faithfulness_curve(prompt, ks)` on top of them.
 
 This is the orchestration floor of the engine: it calls attribution, features and evaluation, none of which
 calls back up. The options come as one `scd.discovery.config.DiscoveryConfig` (validated when it is built).
@@ -15,13 +16,16 @@ Phases (log lines of logger ``scd.discovery.discover`` use these names):
    The metric (``metric=``) is the target's log-probability (minus its cross-entropy; the default), its
    demeaned logit (``"logit"``: does not saturate when the model is already sure), or with ``contrast`` the
    logit difference target - contrast (Marks et al.; the default when a contrast is given).
-3. **attribute** -- nodes and direct-effect edges (`scd.discovery.attribution.attribute`).
+   `discover_batch` runs the clean forward of ``config.prompt_batch`` prompts at once (right-padded).
+3. **attribute** -- nodes and direct-effect edges (`scd.discovery.attribution.attribute_batch`: the prompts of
+   one batch share each forward and backward).
 4. **assemble** -- Nodes, Edges and Features (`scd.discovery.features`) into a `scd.core.circuit.Circuit`.
    4b. **select** (``config.selection``) -- the top-k circuit cut further by cumulative influence or by greedy
    ablation-checked selection (`scd.discovery.selection`).
 5. **score** (``config.scores``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
 
-Every expected problem is an InputError or ModelError with one line that says how to fix it.
+Every expected problem is an InputError or ModelError with one line that says how to fix it. In a batch, a
+prompt's InputError is that prompt's result (the others go on); a ModelError stops the batch.
 """
 
 from __future__ import annotations
@@ -76,25 +80,83 @@ def discover(
     config = DiscoveryConfig.build(config, **options)
     with _phase("load"):
         bundle = _bundle(model, saes, device).with_sublayers(config.sublayers)
+    (result,) = _discover_batch(bundle, [prompt], [target], [contrast], config)
+    if isinstance(result, InputError):
+        raise result
+    return result
+
+
+def discover_batch(
+    prompts: Sequence[str],
+    config: DiscoveryConfig | None = None,
+    *,
+    model: str | ModelBundle = "demo",
+    saes: str | list[str] | None = None,
+    targets: Sequence[str | None] | None = None,
+    contrasts: Sequence[str | None] | None = None,
+    device: str = "cpu",
+    **options: Any,
+) -> list[Circuit | InputError]:
+    """`discover` for each of `prompts`, ``config.prompt_batch`` prompts per forward and backward.
+
+    ``targets`` / ``contrasts``: one per prompt (None entries: the default). Returns one result per prompt, in
+    order: its Circuit, or the InputError that `discover` would raise for it. Each circuit equals the one
+    `discover` finds for that prompt alone, to float rounding (see `scd.discovery.attribution.attribute_batch`).
+    """
+    config = DiscoveryConfig.build(config, **options)
+    n = len(prompts)
+    targets = list(targets) if targets is not None else [None] * n
+    contrasts = list(contrasts) if contrasts is not None else [None] * n
+    if len(targets) != n or len(contrasts) != n:
+        raise InputError(
+            f"{n} prompts with {len(targets)} targets and {len(contrasts)} contrasts",
+            "give one target and one contrast (or None) per prompt",
+        )
+    with _phase("load"):
+        bundle = _bundle(model, saes, device).with_sublayers(config.sublayers)
+    out: list[Circuit | InputError] = []
+    step = config.prompt_batch
+    for i in range(0, n, step):
+        out += _discover_batch(
+            bundle, prompts[i : i + step], targets[i : i + step], contrasts[i : i + step], config
+        )
+    return out
+
+
+def _discover_batch(bundle: ModelBundle, prompts, targets, contrasts, config) -> list[Circuit | InputError]:
+    """Phases 2-5 for one batch of prompts."""
     with _phase("target"):
-        setup = prepare(bundle, prompt, target=target, contrast=contrast, config=config)
+        results: list[Any] = prepare_batch(
+            bundle, prompts, targets=targets, contrasts=contrasts, config=config
+        )
+    ready = [i for i, r in enumerate(results) if isinstance(r, Setup)]
+    if not ready:
+        return results
     with _phase("attribute"):
-        graph = _attribute(bundle, setup, config)
-    with _phase("assemble"):
-        circuit = assemble(bundle, setup, graph, _params(setup, config))
+        graphs = _attribute(bundle, [results[i] for i in ready], config)
     means, reference = default_means(bundle) if config.ablation == "mean" else (None, None)
     rule = config.selection_rule()
-    if rule is not None:
-        with _phase("select"):
-            circuit = _select(circuit, bundle, rule, config.ablation, means)
-    if config.scores:
-        with _phase("score"):
-            errors = "circuit"  # evaluate's documented default, named in the stored scores
-            scored = evaluate(circuit, bundle, ablation=config.ablation, errors=errors, means=means)
-            circuit.scores = scored.as_dict() | {"ablation": f"{config.ablation}/{errors}"}
-            if reference is not None:
-                circuit.scores["reference"] = reference
-    return circuit
+    for i, graph in zip(ready, graphs, strict=True):
+        setup = results[i]
+        try:
+            _check_gradient(bundle, setup, graph)
+        except InputError as e:
+            results[i] = e
+            continue
+        with _phase("assemble"):
+            circuit = assemble(bundle, setup, graph, _params(setup, config))
+        if rule is not None:
+            with _phase("select"):
+                circuit = _select(circuit, bundle, rule, config.ablation, means)
+        if config.scores:
+            with _phase("score"):
+                errors = "circuit"  # evaluate's documented default, named in the stored scores
+                scored = evaluate(circuit, bundle, ablation=config.ablation, errors=errors, means=means)
+                circuit.scores = scored.as_dict() | {"ablation": f"{config.ablation}/{errors}"}
+                if reference is not None:
+                    circuit.scores["reference"] = reference
+        results[i] = circuit
+    return results
 
 
 def _select(circuit: Circuit, bundle: ModelBundle, rule: tuple[str, float], ablation: str, means) -> Circuit:
@@ -180,7 +242,43 @@ def prepare(
     config: DiscoveryConfig | None = None,
 ) -> Setup:
     """Tokenise `prompt`, run the clean model once and decide the target (see module docstring)."""
+    (setup,) = prepare_batch(bundle, [prompt], targets=[target], contrasts=[contrast], config=config)
+    if isinstance(setup, InputError):
+        raise setup
+    return setup
+
+
+def prepare_batch(
+    bundle: ModelBundle,
+    prompts: Sequence[str],
+    *,
+    targets: Sequence[str | None],
+    contrasts: Sequence[str | None],
+    config: DiscoveryConfig | None = None,
+) -> list[Setup | InputError]:
+    """`prepare` for several prompts, with one clean forward for all; a bad prompt's InputError is its result."""
     config = config if config is not None else DiscoveryConfig()
+    results: list[Any] = []
+    for prompt, target in zip(prompts, targets, strict=True):
+        try:
+            results.append(_tokenize(bundle, prompt, target, config))
+        except InputError as e:
+            results.append(e)
+    ready = [i for i, r in enumerate(results) if not isinstance(r, InputError)]
+    if not ready:
+        return results
+    logits = _last_logits(bundle, [results[i][1] for i in ready])
+    for i, last_logits in zip(ready, logits, strict=True):
+        try:
+            text, ids, last = results[i]
+            results[i] = _setup(bundle, text, ids, last, last_logits, targets[i], contrasts[i], config)
+        except InputError as e:
+            results[i] = e
+    return results
+
+
+def _tokenize(bundle: ModelBundle, prompt: str, target: str | None, config: DiscoveryConfig):
+    """(text the model reads, its token ids, the last token under the last-token convention else None)."""
     target_mode = config.target_mode
     if target_mode == "last-token" and target is not None:
         raise InputError(
@@ -194,6 +292,7 @@ def prepare(
     tok = bundle.tokenizer
     ids = list(tok.encode(prompt))
     text = prompt
+    last = None
     n_bos = 1 if tok.bos_id is not None and ids and ids[0] == tok.bos_id else 0
     if target_mode == "last-token":
         if len(ids) - n_bos < 2:
@@ -209,9 +308,27 @@ def prepare(
             f"the prompt is {len(ids)} tokens, longer than the model's context of {bundle.n_ctx}",
             f"shorten it to at most {bundle.n_ctx - n_bos} tokens",
         )
+    return text, ids, last
+
+
+def _last_logits(bundle: ModelBundle, sequences: list[list[int]]) -> list[torch.Tensor]:
+    """The clean model's logits [d_vocab] after each token sequence: one forward, right-padded (the model is
+    causal: a sequence never reads the padding after it), or one forward each where that is not exact."""
+    from scd.discovery.splice import batchable, pad_right
+
+    tokens = [torch.tensor([ids], dtype=torch.long, device=bundle.device) for ids in sequences]
+    groups = [tokens] if batchable(bundle.model) else [[t] for t in tokens]
+    out = []
     with torch.no_grad():
-        logits = bundle.model(torch.tensor([ids], dtype=torch.long, device=bundle.device))[0, -1].float()
-    if target_mode == "last-token":
+        for group in groups:
+            logits = bundle.model(pad_right(group))
+            out += [logits[b, t.shape[1] - 1].float() for b, t in enumerate(group)]
+    return out
+
+
+def _setup(bundle, text, ids, last, logits, target, contrast, config: DiscoveryConfig) -> Setup:
+    tok = bundle.tokenizer
+    if config.target_mode == "last-token":
         target_id, source = last, "last-token"
     elif target is not None:
         target_id, source = tok.single_token_id(target), "explicit"
@@ -240,19 +357,30 @@ def prepare(
 # -- phase 3 ------------------------------------------------------------------------------------------------------
 
 
-def _attribute(bundle, setup: Setup, config: DiscoveryConfig):
-    from scd.discovery.attribution import attribute
+def _attribute(bundle, setups: list[Setup], config: DiscoveryConfig):
+    from scd.discovery.attribution import attribute_batch
 
     try:
-        saes = bundle.saes_for(setup.tokens)  # a lazy set's slices for this prompt (scd.models.lazy)
-        graph = attribute(bundle.model, saes, setup.tokens, setup.metric(), config)
-        if bundle.lazy:
-            graph.nodes = [_original_latent(n, saes) for n in graph.nodes]
+        if bundle.lazy:  # a lazy set's slices are per prompt (scd.models.lazy): no SAEs to share, one by one
+            graphs = []
+            for s in setups:
+                saes = bundle.saes_for(s.tokens)
+                graph = attribute_batch(bundle.model, saes, [s.tokens], [s.metric()], config)[0]
+                graph.nodes = [_original_latent(n, saes) for n in graph.nodes]
+                graphs.append(graph)
+            return graphs
+        return attribute_batch(
+            bundle.model, bundle.saes, [s.tokens for s in setups], [s.metric() for s in setups], config
+        )
     except ValueError as e:  # the engine's refusals: unsupported hooks, SAEs that do not fit
         raise ModelError(
             f"cannot attribute with SAE set {bundle.sae_set!r}: {e}",
             "use SAEs at resid_pre/attn_out/resid_mid/mlp_out/resid_post hooks of this model",
         ) from e
+
+
+def _check_gradient(bundle, setup: Setup, graph) -> None:
+    """InputError when no node has any effect on the metric (nothing to explain)."""
     inner = [k for k, n in enumerate(graph.nodes) if n.kind != "logit"]
     if not inner or not bool(graph.attributions[inner].abs().sum() > 0):
         tok = bundle.tokenizer.token_str(setup.target_id)
@@ -261,7 +389,6 @@ def _attribute(bundle, setup: Setup, config: DiscoveryConfig):
             f"(target probability {_prob(setup.logits, setup.target_id):.3g})",
             "explain a target the model is not already certain of (--target), or use --contrast TOKEN",
         )
-    return graph
 
 
 def _original_latent(node, saes: dict):

@@ -75,16 +75,16 @@ def run_spliced(
 
 @dataclass
 class Site:
-    """One SAE sublayer in a leaf forward (see `leaf_forward`). Tensors drop the batch dimension: [pos, ...]."""
+    """One SAE sublayer in a leaf forward (see `leaf_forward`); every tensor is [batch, pos, ...]."""
 
     hook: str
     sae: object
-    x: Tensor  # [1, pos, d_model] pre-SAE activation; its graph reaches back only to upstream leaves
-    s: Tensor  # [1, pos, d_model] leaf standing for the spliced output (value == x, bit for bit)
-    f: Tensor  # [pos, d_sae] feature activations, detached
-    f_leaf: Tensor  # [pos, d_sae] leaf the reconstruction is computed from
-    x_hat: Tensor  # [pos, d_model] dec(f_leaf), with its graph to f_leaf (for ∂m/∂f = J_decᵀ ∂m/∂s)
-    eps: Tensor  # [pos, d_model] error ε = x - x̂, detached, in the model's dtype
+    x: Tensor  # [batch, pos, d_model] pre-SAE activation; its graph reaches back only to upstream leaves
+    s: Tensor  # [batch, pos, d_model] leaf standing for the spliced output (value == x, bit for bit)
+    f: Tensor  # [batch, pos, d_sae] feature activations, detached
+    f_leaf: Tensor  # [batch, pos, d_sae] leaf the reconstruction is computed from
+    x_hat: Tensor  # [batch, pos, d_model] dec(f_leaf), with its graph to f_leaf (for ∂m/∂f = J_decᵀ ∂m/∂s)
+    eps: Tensor  # [batch, pos, d_model] error ε = x - x̂, detached, in the model's dtype
 
 
 @dataclass
@@ -95,9 +95,13 @@ class LeafForward:
     SAE sublayer's output is a fresh leaf, a sublayer's input ``site.x`` is a function of the *immediately
     upstream* leaves only: backpropagating from it gives direct effects, with gradients stopped at every
     intermediate SAE sublayer (Marks et al. 2024).
+
+    Several prompts run as one batch, right-padded (`pad_right`): the model is causal, so a prompt's positions
+    never read the padding after them and compute what the prompt alone computes (to float rounding: the
+    matmuls see other shapes), and nothing of one batch row reaches another. No attention mask is needed.
     """
 
-    embed: Tensor  # [1, pos, d_model] leaf: token + positional embedding (input of block 0)
+    embed: Tensor  # [batch, pos, d_model] leaf: token + positional embedding (input of block 0)
     sites: list[Site]  # in forward order
     logits: Tensor
 
@@ -107,9 +111,30 @@ class LeafForward:
         return [self.embed] + [s.s for s in self.sites]
 
 
+def batchable(model: HookedTransformer) -> bool:
+    """Whether right-padded prompts can share a forward: not when the model's tokenizer pads on the left
+    (TransformerLens then builds an attention mask from pad tokens and shifts positions)."""
+    return getattr(getattr(model, "tokenizer", None), "padding_side", "right") != "left"
+
+
+def pad_right(sequences: list[Tensor], pad_id: int = 0) -> Tensor:
+    """[1, pos_i] token tensors -> one [n, max pos_i] batch, each row padded on the right with `pad_id`."""
+    for t in sequences:
+        if t.ndim != 2 or t.shape[0] != 1:
+            raise ValueError(f"tokens must have shape [1, pos], got {tuple(t.shape)}")
+    width = max(t.shape[1] for t in sequences)
+    batch = torch.full((len(sequences), width), pad_id, dtype=sequences[0].dtype, device=sequences[0].device)
+    for b, t in enumerate(sequences):
+        batch[b, : t.shape[1]] = t[0]
+    return batch
+
+
 def leaf_forward(model: HookedTransformer, saes: dict, tokens: Tensor) -> LeafForward:
-    if tokens.ndim != 2 or tokens.shape[0] != 1:
-        raise ValueError(f"tokens must have shape [1, pos], got {tuple(tokens.shape)}")
+    """The leaf forward of `tokens` [batch, pos] (one prompt, or right-padded prompts: `pad_right`)."""
+    if tokens.ndim != 2:
+        raise ValueError(f"tokens must have shape [batch, pos], got {tuple(tokens.shape)}")
+    if tokens.shape[0] > 1 and not batchable(model):
+        raise ValueError("the model's tokenizer pads on the left; batch prompts one at a time")
     check_saes(model, saes)
     hooks = ordered_hooks(saes)
     sites: dict[str, Site] = {}
@@ -123,10 +148,10 @@ def leaf_forward(model: HookedTransformer, saes: dict, tokens: Tensor) -> LeafFo
     def site_leaf(x: Tensor, hook) -> Tensor:
         sae = saes[hook.name]
         with torch.no_grad():
-            f = sae.encode(x[0])
+            f = sae.encode(x)
         f_leaf = f.detach().requires_grad_(True)
         x_hat = sae.decode(f_leaf)
-        eps = x[0].detach() - x_hat.detach().to(x.dtype)
+        eps = x.detach() - x_hat.detach().to(x.dtype)
         s = x.detach().requires_grad_(True)
         sites[hook.name] = Site(hook.name, sae, x, s, f.detach(), f_leaf, x_hat, eps)
         return s
