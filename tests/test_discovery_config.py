@@ -123,3 +123,23 @@ def test_selection_sublayers_and_ablation_options():
     ]:
         with pytest.raises(OptionError, match=match):
             DiscoveryConfig(**bad)
+
+
+def test_the_cli_defaults_are_the_configs_defaults():
+    """A command with the shared discovery options and no flags builds DiscoveryConfig's own defaults, except
+    --scores (on by default on the command line, documented in scd/cli/options.py)."""
+    import click
+    from click.testing import CliRunner
+
+    from scd.cli.options import discovery_options
+
+    seen = []
+
+    @click.command()
+    @discovery_options
+    def probe(discovery):
+        seen.append(discovery)
+
+    result = CliRunner().invoke(probe, [])
+    assert result.exit_code == 0, result.output
+    assert seen == [DiscoveryConfig(scores=True)]

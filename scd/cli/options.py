@@ -9,7 +9,12 @@ from pathlib import Path
 import click
 
 from scd.core.config import DEFAULT_STORE, StoreConfig
-from scd.discovery.config import METHODS, METRICS, PROMPT_BATCH, DiscoveryConfig
+from scd.discovery.config import ABLATIONS, METHODS, METRICS, DiscoveryConfig
+
+#: the defaults of every discovery option come from DiscoveryConfig, so the CLI and the API cannot drift apart;
+#: the one deliberate difference is --scores, on by default on the command line (an ingest's circuits carry
+#: their faithfulness), opt-in from Python (scd.discover(..., scores=True))
+_DEFAULT = DiscoveryConfig()
 
 _MODEL_OPTIONS = [
     click.option(
@@ -52,21 +57,21 @@ _DISCOVERY_OPTIONS = [
     click.option(
         "--method",
         type=click.Choice(list(METHODS)),
-        default="atp",
+        default=_DEFAULT.method,
         show_default=True,
         help="Node attributions: attribution patching or integrated gradients.",
     ),
     click.option(
         "--ig-steps",
         type=int,
-        default=10,
+        default=_DEFAULT.ig_steps,
         show_default=True,
         help="Integrated-gradients steps (with --method ig).",
     ),
     click.option(
         "--top-k",
         type=int,
-        default=20,
+        default=_DEFAULT.top_k,
         show_default=True,
         help="Keep the top N features per sublayer by |attribution|.",
     ),
@@ -80,7 +85,7 @@ _DISCOVERY_OPTIONS = [
     click.option(
         "--edge-threshold",
         type=float,
-        default=0.0,
+        default=_DEFAULT.edge_threshold,
         show_default=True,
         metavar="X",
         help="Drop edges with |weight| < X.",
@@ -88,14 +93,14 @@ _DISCOVERY_OPTIONS = [
     click.option(
         "--batch-size",
         type=int,
-        default=64,
+        default=_DEFAULT.batch_size,
         show_default=True,
         help="Downstream targets per backward pass (memory cap; results do not change).",
     ),
     click.option(
         "--prompt-batch",
         type=int,
-        default=PROMPT_BATCH,
+        default=_DEFAULT.prompt_batch,
         show_default=True,
         metavar="N",
         help="Prompts per forward/backward (scd ingest): right-padded into one batch; circuits equal one-by-one "
@@ -124,8 +129,8 @@ _DISCOVERY_OPTIONS = [
     ),
     click.option(
         "--ablation",
-        type=click.Choice(["zero", "mean"]),
-        default="zero",
+        type=click.Choice(list(ABLATIONS)),
+        default=_DEFAULT.ablation,
         show_default=True,
         help="How --scores and greedy selection ablate what a circuit leaves out (mean: reference means).",
     ),
