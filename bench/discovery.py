@@ -136,6 +136,7 @@ def run_standin(layout: str, top_k: int) -> dict:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     from scd.discovery.discover import discover, prepare
+    from scd.discovery.evaluate import evaluate
     from scd.ingest.prompts import read_prompts
     from scd.models.bundle import load_bundle
     from tests.gpt2_standin import standin_model, standin_saes
@@ -147,12 +148,16 @@ def run_standin(layout: str, top_k: int) -> dict:
     prompts = read_prompts(ROOT / "examples" / "seed-prompts.txt")
     if bundle.lazy:  # as scd ingest does: announce the prompts, so one SAE load serves a chunk of them
         bundle.plan([prepare(bundle, spec.text).token_ids for spec in prompts])
-    per_circuit = []
+    per_circuit, per_score = [], []
     nodes = edges = 0
     for spec in prompts:
         t = time.perf_counter()
         c = discover(spec.text, model=bundle, top_k=top_k)
         per_circuit.append(time.perf_counter() - t)
+        # the scores `scd ingest` stores by default (zero ablation, error nodes as circuit members), timed apart
+        t = time.perf_counter()
+        evaluate(c, bundle, ablation="zero", errors="circuit")
+        per_score.append(time.perf_counter() - t)
         nodes, edges = nodes + len(c.nodes), edges + len(c.edges)
     return {
         "layout": layout,
@@ -161,7 +166,9 @@ def run_standin(layout: str, top_k: int) -> dict:
         "sae_loads": bundle.saes.loads if bundle.lazy else len(bundle.saes),
         "load_s": load_s,
         "circuit_s": per_circuit,
+        "score_s": per_score,
         "circuits_per_min": 60 * len(per_circuit) / sum(per_circuit),
+        "scored_circuits_per_min": 60 * len(per_circuit) / (sum(per_circuit) + sum(per_score)),
         "nodes": nodes,
         "edges": edges,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -288,10 +295,12 @@ def main_standin(layouts: list[str], top_k: int) -> None:
         row = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append(row)
         times = ", ".join(f"{s:.1f}" for s in row["circuit_s"])
+        scores = ", ".join(f"{s:.1f}" for s in row["score_s"])
         print(
             f"{layout} ({row['n_saes']} SAEs, {'lazy' if row['lazy'] else 'eager'}): load {row['load_s']:.1f} s"
-            f" | per circuit {times} s | {row['sae_loads']} full SAE loads"
-            f" | {row['circuits_per_min']:.2f} circuits/min | peak RSS {row['peak_rss_gib']:.2f} GiB"
+            f" | per circuit {times} s + default scores {scores} s | {row['sae_loads']} full SAE loads"
+            f" | {row['circuits_per_min']:.2f} circuits/min unscored, {row['scored_circuits_per_min']:.2f} scored"
+            f" (scd ingest's default) | peak RSS {row['peak_rss_gib']:.2f} GiB"
             f" | {row['nodes']} nodes, {row['edges']} edges over {len(row['circuit_s'])} prompts",
             flush=True,
         )
