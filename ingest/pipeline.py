@@ -256,6 +256,7 @@ def ingest(
     out_dir = _prepare_json_out(json_out)
 
     bar: Any = _NoBar()
+    progress_: _Progress | None = None
     writer = None
     try:
         # 1. load
@@ -333,10 +334,8 @@ def ingest(
                 _fail(report, spec, e, fail_fast)
             report.checked += 1
 
-        if bundle is not None and getattr(
-            bundle, "lazy", False
-        ):  # a lazy SAE set slices a chunk of these per SAE load
-            bundle.plan(_token_ids(bundle, todo, config))
+        if bundle is not None and getattr(bundle, "lazy", False):
+            bundle.plan(_token_ids(bundle, todo, config))  # a lazy SAE set slices a chunk per SAE load
         bar = _progress(len(prompts), enabled=progress)
         bar.update(len(prompts) - len(todo))
         progress_ = _Progress(bar, report)
@@ -400,7 +399,10 @@ def ingest(
             # after an error (a bad prompt with fail_fast, a store error): circuits already discovered are
             # complete, so they are still written; the writer's own error, if any, is already on its way up
             writer.drain()
-        bar.close()
+        if progress_ is not None:
+            progress_.close()
+        else:
+            bar.close()
         report.elapsed = time.perf_counter() - t0
     return report
 
@@ -436,9 +438,17 @@ class _Progress:
             r.nodes += nodes
             r.edges += edges
             self.bar.update(1)
-            self.bar.set_postfix_str(
-                f"written={r.written} skipped={r.skipped} failed={len(r.failed)}", refresh=False
-            )
+            self.bar.set_postfix_str(self._counts(), refresh=False)
+
+    def _counts(self) -> str:
+        r = self.report
+        return f"written={r.written} skipped={r.skipped} failed={len(r.failed)}"
+
+    def close(self) -> None:
+        """Show the final counts (the last update does not redraw the bar), then end it."""
+        with self.lock:
+            self.bar.set_postfix_str(self._counts(), refresh=True)
+            self.bar.close()
 
     def folding(self) -> None:
         with self.lock:

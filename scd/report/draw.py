@@ -128,7 +128,7 @@ def draw_circuit(circuit: Circuit, path: str | Path, *, max_edges: int = 80, max
     ax.set_xlim(-0.6, n_pos - 0.4)
     ax.set_ylim(-0.6, len(ranks) + 0.6)
     ax.set_title(
-        f"{circuit.prompt.text!r} → {circuit.prompt.target!r} (p={circuit.prompt.target_prob:.2f}); "
+        f"{circuit.prompt.text!r} → {circuit.prompt.target!r} (p={circuit.prompt.target_prob:.2g}); "
         f"{len(circuit.nodes)} nodes, top {len(edges)} of {len(circuit.edges)} edges",
         fontsize=9,
     )
