@@ -113,6 +113,7 @@ def test_example_params_come_from_the_example_line():
         "token": ")",
         "top_n": 1,
         "min_weight": 0.0,
+        "min_faithfulness": None,
         "order_by": "weight",
         "include_errors": False,
         "limit": 50,
