@@ -167,3 +167,104 @@ def test_cli_export_import_export_round_trip(circuit, tmp_path, embedded_config)
 
     assert links(a) == links(b)
     assert nodes(a) == nodes(b)
+
+
+# -- through a store (both backends): the circuit comes back whole, and the exported file is strict JSON ----------
+
+
+def _store_args(config):
+    return ["--neo4j", config.neo4j_uri] if config.neo4j_uri else ["--store", str(config.path)]
+
+
+def _stored_circuit():
+    """A circuit with everything a discovered one carries: SAE map, labelled and unlabelled features, every score
+    with the ablation that made them, an explicit target and a contrast."""
+    c = synthetic_circuit(
+        5, n_nodes=40, n_edges=120, target="q", params={"contrast": "z", "metric": "logit_diff"}
+    )
+    c.prompt.contrast = "z"
+    latents = [f for f in c.features if f.kind not in ("token", "logit", "error")]
+    for k, f in enumerate(latents[::2]):
+        f.label = f"opens a bracket #{k}"
+    c.scores = {
+        "faithfulness": 0.61,
+        "completeness": 0.25,
+        "m_model": -0.7,
+        "m_empty": -3.2,
+        "m_circuit": -1.675,
+        "m_complement": -1.075,
+        "ablation": "mean/circuit",
+        "reference": "demo held-out text",
+    }
+    return c
+
+
+def _sorted_dict(c):
+    d = c.to_dict()
+    for k in ("nodes", "edges", "features"):
+        d[k] = sorted(d[k], key=lambda x: json.dumps(x, sort_keys=True))
+    return d
+
+
+def _strict(text):
+    """json.loads that refuses NaN / Infinity, as the viewer's JSON.parse does."""
+
+    def refuse(name):
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_store_read_back_is_the_written_circuit(store_config):
+    """Every field of Circuit.to_dict comes back from the store, so the id (a hash of prompt, SAE map and params)
+    is the same; unset labels come back None, not pandas' NaN."""
+    from scd.store import open_store
+    from scd.store.readback import read_circuit
+
+    c = _stored_circuit()
+    with open_store(store_config) as s:
+        assert s.write_circuit(c)
+    with open_store(store_config, read_only=True) as s:
+        back = read_circuit(s, c.id)
+    labels = [f.label for f in back.features]
+    assert None in labels and all(x is None or isinstance(x, str) for x in labels)
+    assert back.id == c.id
+    assert _sorted_dict(back) == _sorted_dict(c)
+
+
+def test_store_export_import_is_idempotent_and_strict_json(store_config, tmp_path, embedded_config):
+    """store -> export -> import into the same store (skipped: same id) and into a fresh one (same circuit) ->
+    export again: the same file. The file is strict JSON (no NaN: the viewer's JSON.parse and scd import read it),
+    with "" as the clerp of unlabelled nodes."""
+    from scd.store import open_store
+    from scd.store.readback import read_circuit
+
+    runner = CliRunner()
+    c = _stored_circuit()
+    with open_store(store_config) as s:
+        assert s.write_circuit(c)
+    args = _store_args(store_config)
+    first = tmp_path / "first.json"
+    r = runner.invoke(main, ["export", c.id, "-o", str(first), *args])
+    assert r.exit_code == 0, r.output
+    doc = _strict(first.read_text())
+    assert f"circuit {c.id}" in r.output
+    assert doc["metadata"]["scd"]["id"] == c.id
+    clerps = {n["clerp"] for n in doc["nodes"] if n["feature_type"].endswith("sae latent")}
+    assert "" in clerps and any(x.startswith("opens a bracket") for x in clerps)
+    before = runner.invoke(main, ["store", "stats", "--format", "json", *args]).output
+    r = runner.invoke(main, ["import", str(first), *args])
+    assert r.exit_code == 0 and r.output.startswith(f"already in the store: circuit {c.id}"), r.output
+    assert runner.invoke(main, ["store", "stats", "--format", "json", *args]).output == before
+    if store_config.neo4j_uri:  # and into the other backend
+        fresh = embedded_config
+        r = runner.invoke(main, ["import", str(first), "--store", str(fresh.path)])
+        assert r.exit_code == 0 and f"stored circuit {c.id}" in r.output, r.output
+        with open_store(fresh, read_only=True) as s:
+            assert _sorted_dict(read_circuit(s, c.id)) == _sorted_dict(c)
+    second = tmp_path / "second.json"
+    r = runner.invoke(main, ["export", c.id, "-o", str(second), *args])
+    assert r.exit_code == 0, r.output
+    assert _strict(second.read_text()) == doc
+    back = from_graph_json(doc)
+    assert back.id == c.id and back.params == c.params and back.scores == c.scores and back.saes == c.saes

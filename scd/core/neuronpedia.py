@@ -219,6 +219,22 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
     }
 
 
+def graph_json_text(doc: dict[str, Any], indent: int | None = None) -> str:
+    """The document as strict JSON text (``allow_nan=False``: JSON has no NaN, and the viewer's JSON.parse refuses
+    it), or an InputError naming the first non-finite number."""
+    try:
+        return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError as e:
+        raise InputError(
+            f"the graph holds a non-finite number ({e})", "re-create the circuit: scd never stores NaN"
+        ) from e
+
+
+def is_graph_json(doc: Any) -> bool:
+    """Whether ``doc`` looks like a graph JSON document (metadata, nodes, links) rather than a circuit JSON."""
+    return isinstance(doc, dict) and "links" in doc and "metadata" in doc
+
+
 def _tok(circuit: Circuit, token_id: int) -> str:
     if token_id == circuit.prompt.target_id:
         return circuit.prompt.target
