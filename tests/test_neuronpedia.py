@@ -111,6 +111,16 @@ def _malformed(doc):
     x["links"][1]["target"] = "99_99_99"
     cases["unknown node"] = (x, r"links to unknown node '99_99_99'")
     cases["not an object"] = ([1, 2], r"expected an object")
+    # a file scd wrote whose scd fields were damaged: still one line at the field's path
+    x = copy.deepcopy(doc)
+    x["nodes"][3]["scd"]["attribution"] = "big"
+    cases["scd attribution"] = (x, r"\$\.nodes\[3\]\.scd\.attribution: expected int/float, got str")
+    x = copy.deepcopy(doc)
+    x["metadata"]["scd"]["features"] = [{"id": 1}]
+    cases["scd features"] = (x, r"\$\.metadata\.scd\.features\[0\]\.id: expected str, got int")
+    x = copy.deepcopy(doc)
+    x["nodes"][4]["activation"] = None
+    cases["null activation"] = (x, r"\$\.nodes\[4\]\.activation: null")
     return cases
 
 
@@ -122,7 +132,18 @@ def test_malformed_files_raise_one_input_error(circuit):
 
 
 @pytest.mark.parametrize(
-    "case", ["missing links", "missing field", "wrong type", "duplicate id", "unknown node", "not an object"]
+    "case",
+    [
+        "missing links",
+        "missing field",
+        "wrong type",
+        "duplicate id",
+        "unknown node",
+        "not an object",
+        "scd attribution",
+        "scd features",
+        "null activation",
+    ],
 )
 def test_import_cli_refuses_malformed_and_leaves_store_unchanged(circuit, tmp_path, embedded_config, case):
     runner = CliRunner()
@@ -268,3 +289,61 @@ def test_store_export_import_is_idempotent_and_strict_json(store_config, tmp_pat
     assert _strict(second.read_text()) == doc
     back = from_graph_json(doc)
     assert back.id == c.id and back.params == c.params and back.scores == c.scores and back.saes == c.saes
+
+
+def test_export_to_a_missing_folder_is_one_line(circuit, tmp_path):
+    src = tmp_path / "c.json"
+    circuit.to_json(src)
+    r = CliRunner().invoke(main, ["export", str(src), "-o", str(tmp_path / "no" / "such" / "x.json")])
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit), r.exception
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot write") and "does not exist" in lines[0]
+
+
+def test_export_of_a_graph_json_says_import_it_first(circuit, tmp_path):
+    graph = tmp_path / "graph.json"
+    graph.write_text(json.dumps(to_graph_json(circuit)))
+    r = CliRunner().invoke(main, ["export", str(graph), "-o", str(tmp_path / "x.json")])
+    assert r.exit_code != 0 and isinstance(r.exception, SystemExit), r.exception
+    assert "graph JSON, not an scd circuit" in r.output and "scd import" in r.output
+    assert "schema_version" not in r.output and not (tmp_path / "x.json").exists()
+
+
+def test_serve_with_a_relative_data_dir(circuit, tmp_path):
+    """`scd serve` with a relative --data-dir (circuit-tracer's add_graph_metadata asserts an absolute one): the
+    real server starts and serves the graph as strict JSON."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    pytest.importorskip("circuit_tracer")
+    src = tmp_path / "c.json"
+    circuit.to_json(src)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code = "import sys; from scd.cli import main; sys.exit(main())"
+    cmd = [sys.executable, "-c", code, "serve", "c.json", "--data-dir", "srv", "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        graph = tmp_path / "srv" / f"{circuit.id}.json"
+        deadline = time.monotonic() + 60
+        text = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/graph_data/{circuit.id}.json") as r:
+                    text = r.read().decode("utf-8")
+                break
+            except OSError:
+                time.sleep(0.3)
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
+        assert text is not None and graph.is_file()
+        assert _strict(text)["metadata"]["slug"] == circuit.id
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

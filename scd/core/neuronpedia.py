@@ -257,7 +257,7 @@ def _need(obj: dict, key: str, types: tuple[type, ...], where: str, optional: bo
     if key not in obj or obj[key] is None:
         if optional:
             return None
-        raise _bad(f"{where}.{key}", "missing")
+        raise _bad(f"{where}.{key}", "missing" if key not in obj else "null, expected a value")
     value = obj[key]
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
@@ -569,30 +569,74 @@ def _is_scd(doc: dict) -> bool:
     return isinstance(meta, dict) and all(isinstance(n.get("scd"), dict) for n in doc["nodes"])
 
 
-def _from_scd(doc: dict) -> Circuit:
-    """A file scd wrote: the Circuit from the ``scd`` fields, weights from the links."""
+_NUM = (int, float)
+#: the types of the scd fields a file scd wrote carries (checked before anything is built from them)
+_NODE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "kind": (str,), "layer": (int,), "hook": (str,), "index": (int,), "pos": (int,),
+    "token": (str,), "attribution": _NUM, "feature_id": (str,),
+}  # fmt: skip
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "sae_set": (str,), "saes": (dict,), "params": (dict,), "prompt": (dict,),
+    "features": (list,), "metric_value": _NUM, "scores": (dict,), "created_at": (str,), "schema_version": (int,),
+}  # fmt: skip
+_PROMPT_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,), "tokens": (list,), "token_ids": (list,), "target": (str,), "target_id": (int,),
+    "target_prob": _NUM, "loss": _NUM, "top_completions": (list,), "target_source": (str,),
+}  # fmt: skip
+_FEATURE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "model": (str,), "sae": (str,), "hook": (str,), "layer": (int,), "kind": (str,),
+    "index": (int,), "top_promoted": (list,), "top_promoted_logits": (list,), "top_suppressed": (list,),
+    "top_suppressed_logits": (list,),
+}  # fmt: skip
+
+
+def _check_scd(doc: dict) -> None:
+    """One InputError at the path of the first scd field that is missing or of the wrong type."""
     meta = doc["metadata"]["scd"]
-    try:
-        ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
-        if len(ids) != len(doc["nodes"]):
-            raise _bad("$.nodes", "duplicate node ids in a file scd wrote (scd never writes them)")
-        nodes = [
-            Node(
-                **{k: n["scd"][k] for k in _NODE_FIELDS},
-                activation=float(n["activation"]),
-            )
-            for n in doc["nodes"]
-        ]
-        d = {k: meta[k] for k in _META_FIELDS}
-    except (KeyError, TypeError) as e:
-        raise _bad("$.metadata.scd / $.nodes[].scd", f"incomplete scd fields ({e})") from e
+    for key, types in _META_TYPES.items():
+        _need(meta, key, types, "$.metadata.scd")
+    for key, types in _PROMPT_TYPES.items():
+        _need(meta["prompt"], key, types, "$.metadata.scd.prompt")
+    _need(meta["prompt"], "contrast", (str,), "$.metadata.scd.prompt", optional=True)
+    for k, f in enumerate(meta["features"]):
+        where = f"$.metadata.scd.features[{k}]"
+        if not isinstance(f, dict):
+            raise _bad(where, f"expected an object, got {type(f).__name__}")
+        for key, types in _FEATURE_TYPES.items():
+            _need(f, key, types, where)
+        for key in ("neuronpedia_url", "label"):
+            _need(f, key, (str,), where, optional=True)
+        extra = set(f) - set(_FEATURE_TYPES) - {"neuronpedia_url", "label"}
+        if extra:
+            raise _bad(f"{where}.{sorted(extra)[0]}", "not a Feature field")
+    for k, n in enumerate(doc["nodes"]):
+        for key, types in _NODE_TYPES.items():
+            _need(n["scd"], key, types, f"$.nodes[{k}].scd")
+        _need(n, "activation", _NUM, f"$.nodes[{k}]")
+
+
+def _from_scd(doc: dict) -> Circuit:
+    """A file scd wrote: the Circuit from the ``scd`` fields (checked first), weights from the links."""
+    _check_scd(doc)
+    meta = doc["metadata"]["scd"]
+    ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
+    if len(ids) != len(doc["nodes"]):
+        raise _bad("$.nodes", "duplicate node ids in a file scd wrote (scd never writes them)")
+    nodes = [
+        Node(**{k: n["scd"][k] for k in _NODE_FIELDS}, activation=float(n["activation"]))
+        for n in doc["nodes"]
+    ]
+    d = {k: meta[k] for k in _META_FIELDS}
     if d["schema_version"] != SCHEMA_VERSION:
         raise _bad(
             "$.metadata.scd.schema_version", f"{d['schema_version']!r}; this scd reads {SCHEMA_VERSION}"
         )
     d["nodes"] = []
     d["edges"] = []
-    circuit = Circuit.from_dict(d)
+    try:
+        circuit = Circuit.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:  # a prompt field the checks above do not name
+        raise _bad("$.metadata.scd.prompt", f"not a circuit's prompt record ({type(e).__name__}: {e})") from e
     circuit.nodes = nodes
     circuit.edges = [Edge(ids[lk["source"]], ids[lk["target"]], float(lk["weight"])) for lk in doc["links"]]
     return circuit
