@@ -347,3 +347,22 @@ def test_serve_with_a_relative_data_dir(circuit, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_foreign_import_is_tagged_imported_and_summary_names_its_ablation(circuit, embedded_config):
+    """A foreign graph was chosen by its maker (e.g. circuit-tracer's pruning): its Circuit's selection is
+    "imported", not "top-k". And the summary names the ablation the scores were measured with."""
+    from scd.report.summary import summarize
+    from scd.store import open_store
+
+    c = from_graph_json(_foreign(to_graph_json(circuit)), model="m", sae_set="s")
+    with open_store(embedded_config) as s:
+        assert s.write_circuit(c)
+    with open_store(embedded_config, read_only=True) as s:
+        df = s.read("MATCH (c:Circuit {id: $id}) RETURN c.selection AS selection", {"id": c.id})
+    assert list(df["selection"]) == ["imported"]
+    circuit.params["metric"] = "log_prob"  # a metric scd knows (the synthetic circuit's "ce" is a stand-in)
+    circuit.scores = {"faithfulness": 0.5, "completeness": 0.4, "ablation": "mean/keep"}
+    text = summarize(circuit)
+    assert "mean ablation, error terms kept at their clean values" in text
+    assert "circuit members" not in text

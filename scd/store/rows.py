@@ -145,7 +145,9 @@ def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
         "ablation": circuit.scores.get("ablation")
         if circuit.scores.get("faithfulness") is not None
         else None,
-        "selection": params.get("selection", "top-k"),
+        # an imported graph was chosen by whoever made it (e.g. circuit-tracer's pruning): say so, not "top-k"
+        "selection": params.get("selection")
+        or ("imported" if params.get("method") == "imported" else "top-k"),
         # what the columns above leave out, so scd.store.readback rebuilds the circuit with its id: the SAE map
         # (hashed into the id), every score (m_model, m_empty, ... beside faithfulness / completeness) and how
         # the target was chosen
