@@ -215,3 +215,27 @@ def test_circuit_tracer_json_with_colliding_ids_imports(tmp_path):
     twin["feature_type"] = "cross layer transcoder"
     with pytest.raises(InputError, match="duplicate node id"):
         from_graph_json(bad)
+
+
+def test_error_share_is_circuit_tracers_replacement_score(loaded):
+    """scd.core.neuronpedia.error_share on circuit-tracer's unpruned graph, every logit weighted by its
+    probability, is 1 - circuit-tracer's own compute_graph_scores replacement score."""
+    from circuit_tracer.graph import compute_graph_scores
+
+    from scd.core.neuronpedia import error_share
+
+    graph = tracer.trace(PROMPTS[0], model=loaded, keep_graph=True).tracer_graph
+    adj = graph.adjacency_matrix.double().cpu()
+    n_feat, n_tok = len(graph.selected_features), len(graph.input_tokens)
+    n_err = n_tok * graph.cfg.n_layers
+    n = adj.shape[0]
+    ids = [str(i) for i in range(n)]
+    kinds = {str(i): "feature" for i in range(n)}
+    kinds.update({str(i): "error" for i in range(n_feat, n_feat + n_err)})
+    kinds.update({str(i): "token" for i in range(n_feat + n_err, n_feat + n_err + n_tok)})
+    dst, src = adj.nonzero(as_tuple=True)
+    links = [(str(s), str(d), float(adj[d, s])) for d, s in zip(dst.tolist(), src.tolist(), strict=True)]
+    probs = graph.logit_probabilities.double().cpu().tolist()
+    weights = {str(n - len(probs) + k): p for k, p in enumerate(probs)}
+    replacement, _ = compute_graph_scores(graph)
+    assert error_share(ids, links, weights, kinds) == pytest.approx(1 - float(replacement), rel=1e-4)

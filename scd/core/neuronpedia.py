@@ -129,6 +129,23 @@ def cumulative_influence(ids: list[str], links: list[tuple[str, str, float]], lo
     return out
 
 
+def error_share(
+    ids: list[str],
+    links: list[tuple[str, str, float]],
+    logit_weights: dict[str, float],
+    kinds: dict[str, str],
+) -> float:
+    """circuit-tracer's ``1 - replacement score`` (``compute_graph_scores``): of the influence reaching the logits
+    (weighted by ``logit_weights``) from the input nodes, the share on error nodes (``kinds[id] == "error"``;
+    inputs are those and ``"token"`` nodes). Equal to circuit-tracer's when given its unpruned graph and every
+    logit's probability (tests/test_tracer.py); scd applies it to stored, pruned graphs with the target weighted 1,
+    which gives another number."""
+    infl = _propagate(ids, links, logit_weights, absolute=True)
+    err = sum(v for i, v in infl.items() if kinds[i] == "error")
+    tok = sum(v for i, v in infl.items() if kinds[i] == "token")
+    return err / (err + tok) if err + tok > 0 else float("nan")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------------------------
