@@ -366,3 +366,29 @@ def test_foreign_import_is_tagged_imported_and_summary_names_its_ablation(circui
     text = summarize(circuit)
     assert "mean ablation, error terms kept at their clean values" in text
     assert "circuit members" not in text
+
+
+def test_read_back_from_an_embedded_store_made_before_the_extra_columns(embedded_config):
+    """A store last written by an older scd has no saes / scores / token_ids columns: read-only export still
+    works, with what the older store kept (same nodes and edges; scores from their columns)."""
+    import ladybug
+
+    from scd.store import open_store
+    from scd.store.readback import read_circuit
+
+    c = _stored_circuit()
+    with open_store(embedded_config) as s:
+        assert s.write_circuit(c)
+        path = s.db_path
+    db = ladybug.Database(str(path))
+    conn = ladybug.Connection(db)
+    for table, column in [("Circuit", "saes"), ("Circuit", "scores"), ("Circuit", "target_source"),
+                          ("Prompt", "token_ids"), ("Prompt", "target_id")]:  # fmt: skip
+        conn.execute(f"ALTER TABLE {table} DROP {column}")
+    conn.close()
+    db.close()
+    with open_store(embedded_config, read_only=True) as s:
+        back = read_circuit(s, c.id)
+    assert _sorted_dict(back)["nodes"] == _sorted_dict(c)["nodes"]
+    assert _sorted_dict(back)["edges"] == _sorted_dict(c)["edges"]
+    assert back.scores == {"faithfulness": 0.61, "completeness": 0.25, "ablation": "mean/circuit"}

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from scd.core.circuit import Circuit, Edge, Feature, Node, PromptRecord
-from scd.core.errors import InputError
+from scd.core.errors import InputError, QueryError
 from scd.store.base import Store
 
 _CIRCUIT = """
@@ -25,10 +25,16 @@ MATCH (c:Circuit {id: $id})-[:EXPLAINS]->(p:Prompt)
 RETURN c.model AS model, c.sae_set AS sae_set, c.params AS params, c.metric_value AS metric_value,
        c.created_at AS created_at, c.faithfulness AS faithfulness, c.completeness AS completeness,
        p.text AS text, p.tokens AS tokens, p.target AS target, p.target_prob AS target_prob, p.loss AS loss,
-       p.top_completions AS top_completions, p.top_completion_probs AS top_completion_probs,
-       p.token_ids AS token_ids, p.target_id AS target_id, c.saes AS saes, c.scores AS scores,
-       c.target_source AS target_source, c.ablation AS ablation
+       p.top_completions AS top_completions, p.top_completion_probs AS top_completion_probs, c.ablation AS ablation
 """
+#: what the store keeps since readback rebuilds circuits whole (an embedded store made before has no such columns
+#: until its next write: then these read as unset)
+_EXTRAS = """
+MATCH (c:Circuit {id: $id})-[:EXPLAINS]->(p:Prompt)
+RETURN p.token_ids AS token_ids, p.target_id AS target_id, c.saes AS saes, c.scores AS scores,
+       c.target_source AS target_source
+"""
+_NO_EXTRAS = {"token_ids": None, "target_id": None, "saes": None, "scores": None, "target_source": None}
 _NODES = """
 MATCH (c:Circuit {id: $id})-[:HAS]->(n:Node)
 RETURN n.id AS id, n.kind AS kind, n.layer AS layer, n.hook AS hook, n.idx AS idx, n.pos AS pos,
@@ -81,7 +87,7 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
         raise InputError(
             f"no circuit {circuit_id!r} in {store.describe()}", "list them with `scd query circuits`"
         )
-    c = head.iloc[0]
+    c = {str(k): v for k, v in head.iloc[0].items()} | _extras(store, circuit_id)
     prefix = circuit_id + "/"
     nodes = [
         Node(
@@ -120,56 +126,66 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
         )
         for r in _records(store.read(_FEATURES, {"id": circuit_id}))
     ]
-    params = json.loads(_opt(c.params) or "{}")
-    tokens = [str(t) for t in _list(c.tokens)]
-    token_ids = [int(t) for t in _list(c.token_ids)]
+    params = json.loads(_opt(c["params"]) or "{}")
+    tokens = [str(t) for t in _list(c["tokens"])]
+    token_ids = [int(t) for t in _list(c["token_ids"])]
     if len(token_ids) != len(tokens):  # written before the store kept them: what the token nodes tell
         token_ids = [-1] * len(tokens)
         for n in nodes:
             if n.kind == "token" and 0 <= n.pos < len(tokens):
                 token_ids[n.pos] = n.index
-    target_id = c.target_id
+    target_id = c["target_id"]
     if _missing(target_id):
         target_id = next((n.index for n in nodes if n.kind == "logit"), -1)
     prompt = PromptRecord(
-        text=c.text,
+        text=c["text"],
         tokens=tokens,
         token_ids=token_ids,
-        target=c.target,
+        target=c["target"],
         target_id=int(target_id),
-        target_prob=_num(c.target_prob),
-        loss=_num(c.loss),
+        target_prob=_num(c["target_prob"]),
+        loss=_num(c["loss"]),
         top_completions=[
             (str(t), float(p))
-            for t, p in zip(_list(c.top_completions), _list(c.top_completion_probs), strict=False)
+            for t, p in zip(_list(c["top_completions"]), _list(c["top_completion_probs"]), strict=False)
         ],
-        target_source=_opt(c.target_source) or "predicted",
+        target_source=_opt(c["target_source"]) or "predicted",
         contrast=params.get("contrast"),
     )
     return Circuit(
         prompt=prompt,
-        model=c.model,
-        sae_set=c.sae_set,
-        saes=json.loads(_opt(c.saes) or "{}"),
+        model=c["model"],
+        sae_set=c["sae_set"],
+        saes=json.loads(_opt(c["saes"]) or "{}"),
         params=params,
         nodes=nodes,
         edges=edges,
         features=features,
-        metric_value=_num(c.metric_value),
+        metric_value=_num(c["metric_value"]),
         scores=_scores(c),
-        created_at=c.created_at,
+        created_at=c["created_at"],
     )
 
 
-def _scores(c: Any) -> dict[str, Any]:
+def _scores(c: dict[str, Any]) -> dict[str, Any]:
     """Every stored score (the ``scores`` JSON); for circuits written before it, the score columns."""
-    stored = _opt(c.scores)
+    stored = _opt(c["scores"])
     if stored is not None:
         return json.loads(stored)
     out: dict[str, Any] = {k: float(c[k]) for k in ("faithfulness", "completeness") if not _missing(c[k])}
-    if out and not _missing(c.ablation):
-        out["ablation"] = c.ablation
+    if out and not _missing(c["ablation"]):
+        out["ablation"] = c["ablation"]
     return out
+
+
+def _extras(store: Store, circuit_id: str) -> dict[str, Any]:
+    try:
+        extras = store.read(_EXTRAS, {"id": circuit_id})
+    except QueryError as e:
+        if "Cannot find property" not in str(e):
+            raise
+        return dict(_NO_EXTRAS)  # an embedded store last written by an older scd
+    return {str(k): v for k, v in extras.iloc[0].items()}
 
 
 def _records(frame: Any) -> list[Any]:
