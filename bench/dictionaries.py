@@ -14,9 +14,11 @@ Per prompt and dictionary:
    ``handle_errors='keep'``: the score is what the *features* carry). F(C) = (m(C) - m(0)) / (m(M) - m(0)),
    completeness = 1 - F(M minus C), m = the target's demeaned logit. SAEs: scd's own Ablator; transcoders:
    scd.discovery.tracer_scores (every MLP output = transcoder reconstruction of its own run's input + clean error).
-3. **error share** -- circuit-tracer's definition (1 - its replacement score): of the influence that reaches the
-   logit from the graph's input nodes (tokens, error nodes), the share on error nodes; influence = logit weight
-   pushed back through the row-normalised |links| of the stored (pruned) graph (scd.core.neuronpedia).
+3. **error share** -- circuit-tracer's formula for 1 - its replacement score, applied by scd to the stored
+   (pruned) graph with the target logit weighted 1: of the influence that reaches the logit from the graph's input
+   nodes (tokens, error nodes), the share on error nodes (scd.core.neuronpedia.error_share). circuit-tracer's own
+   compute_graph_scores uses the unpruned graph and weights every logit by its probability, so its number differs
+   (e.g. 0.193 against 0.217 on "Copyright (C"); the formula is the same (tests/test_tracer.py).
 4. **top node before the logit** -- the node with the strongest link into the logit: its kind and what it
    promotes (its label where one exists; the demo's features have none).
 """
@@ -43,16 +45,12 @@ def demo_prompts(n: int) -> list[str]:
 
 
 def error_share(circuit) -> float:
-    from scd.core.neuronpedia import _propagate
+    """scd's error share of a stored graph (scd.core.neuronpedia.error_share, the target logit weighted 1)."""
+    from scd.core.neuronpedia import error_share as share
 
-    ids = [n.id for n in circuit.nodes]
-    links = [(e.source, e.target, e.weight) for e in circuit.edges]
     logit = next(n.id for n in circuit.nodes if n.kind == "logit")
-    infl = _propagate(ids, links, {logit: 1.0}, absolute=True)
-    kinds = {n.id: n.kind for n in circuit.nodes}
-    err = sum(v for i, v in infl.items() if kinds[i] == "error")
-    tok = sum(v for i, v in infl.items() if kinds[i] == "token")
-    return err / (err + tok) if err + tok > 0 else float("nan")
+    links = [(e.source, e.target, e.weight) for e in circuit.edges]
+    return share([n.id for n in circuit.nodes], links, {logit: 1.0}, {n.id: n.kind for n in circuit.nodes})
 
 
 def top_node(circuit) -> tuple[str, bool, bool]:

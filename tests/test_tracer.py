@@ -11,6 +11,7 @@ import torch
 
 pytest.importorskip("circuit_tracer")
 
+from scd.core.errors import InputError  # noqa: E402
 from scd.core.neuronpedia import from_graph_json  # noqa: E402
 from scd.discovery import tracer  # noqa: E402
 
@@ -182,3 +183,59 @@ def test_real_circuit_tracer_json_imports(loaded, tmp_path):
     assert len(df) == len(imported.edges)
     stored = {(r.source, r.target): r.weight for r in df.itertuples()}
     assert stored == pytest.approx({(e.source, e.target): e.weight for e in imported.edges})
+
+
+def test_circuit_tracer_json_with_colliding_ids_imports(tmp_path):
+    """circuit-tracer 0.5.0 names error nodes 0_{layer}_{pos}, which is also the id of a layer-0 feature: on "f(x"
+    with demo-plt its own builders write two nodes 0_0_2 (a feature and an error node). The import keeps both and
+    gives every link to the right one: each imported edge has the weight of that edge in scd's own trace (read
+    from circuit-tracer's adjacency matrix, not from the file)."""
+    from circuit_tracer.utils.create_graph_files import build_model, create_nodes, create_used_nodes_and_edges
+
+    loaded = tracer.load("demo", "demo-plt")
+    circuit = tracer.trace("f(x", model=loaded, keep_graph=True)
+    graph, pruned = circuit.tracer_graph, circuit.tracer_prune
+    tok = loaded.model.tokenizer
+    nodes = create_nodes(graph, pruned.node_mask, tok, pruned.cumulative_scores)
+    used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, pruned.edge_mask)
+    doc = json.loads(build_model(graph, used_nodes, used_edges, "t", graph.scan, 0.8, tok).model_dump_json())
+    ids = [n["node_id"] for n in doc["nodes"]]
+    shared = {i for i in ids if ids.count(i) > 1}
+    assert shared, "circuit-tracer no longer writes colliding ids on this prompt: the test needs another"
+    imported = from_graph_json(doc, model="demo", sae_set=loaded.sae_set)
+    assert len(imported.nodes) == len(doc["nodes"]) and len(imported.edges) == len(doc["links"])
+    ours = {(e.source, e.target): e.weight for e in circuit.edges}
+    got = {(e.source, e.target): e.weight for e in imported.edges}
+    assert len(got) == len(imported.edges)
+    assert got == pytest.approx({k: ours[k] for k in got}, rel=1e-6)
+    assert any(n.kind == "error" and n.layer == 0 for n in imported.nodes)
+    # a true duplicate (same type twice) is still refused
+    bad = json.loads(json.dumps(doc))
+    twin = next(n for n in bad["nodes"] if n["node_id"] in shared and "error" in n["feature_type"])
+    twin["feature_type"] = "cross layer transcoder"
+    with pytest.raises(InputError, match="duplicate node id"):
+        from_graph_json(bad)
+
+
+def test_error_share_is_circuit_tracers_replacement_score(loaded):
+    """scd.core.neuronpedia.error_share on circuit-tracer's unpruned graph, every logit weighted by its
+    probability, is 1 - circuit-tracer's own compute_graph_scores replacement score."""
+    from circuit_tracer.graph import compute_graph_scores
+
+    from scd.core.neuronpedia import error_share
+
+    graph = tracer.trace(PROMPTS[0], model=loaded, keep_graph=True).tracer_graph
+    adj = graph.adjacency_matrix.double().cpu()
+    n_feat, n_tok = len(graph.selected_features), len(graph.input_tokens)
+    n_err = n_tok * graph.cfg.n_layers
+    n = adj.shape[0]
+    ids = [str(i) for i in range(n)]
+    kinds = {str(i): "feature" for i in range(n)}
+    kinds.update({str(i): "error" for i in range(n_feat, n_feat + n_err)})
+    kinds.update({str(i): "token" for i in range(n_feat + n_err, n_feat + n_err + n_tok)})
+    dst, src = adj.nonzero(as_tuple=True)
+    links = [(str(s), str(d), float(adj[d, s])) for d, s in zip(dst.tolist(), src.tolist(), strict=True)]
+    probs = graph.logit_probabilities.double().cpu().tolist()
+    weights = {str(n - len(probs) + k): p for k, p in enumerate(probs)}
+    replacement, _ = compute_graph_scores(graph)
+    assert error_share(ids, links, weights, kinds) == pytest.approx(1 - float(replacement), rel=1e-4)

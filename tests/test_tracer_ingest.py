@@ -58,6 +58,7 @@ def _cases(sae: list[Circuit], clt: list[Circuit]) -> dict[str, dict]:
         "compare-group": {"pattern": r".*\(.*"},
         "consumers": {"feature": c.node(feeding).feature_id, "include_errors": True, "limit": 1000},
         "dictionaries": {"prompt": PROMPTS[0]},
+        "drivers": {"token": c.prompt.target, "limit": 100000},
         "feature": {"id": c.node(fed).feature_id},
         "features-promoting": {"token": ")", "limit": 1000},
         "feeders": {"feature": c.node(fed).feature_id, "include_errors": True, "limit": 1000},
@@ -151,6 +152,14 @@ def test_sae_and_clt_graphs_side_by_side(store_config, engines, tmp_path):
         {n.feature_id for c in clt_circuits for n in c.nodes if n.kind == "transcoder"}
     )
     assert clt_ids <= set(got["top-proximal-causes"].circuit)
+    token = cases["drivers"]["token"]
+    assert set(got["drivers"].feature) == {
+        n.feature_id
+        for c in [*sae, *clt_circuits]
+        if c.prompt.target == token
+        for n in c.nodes
+        if n.kind not in ("logit", "error", "token")
+    }
     # threads follow resid -> resid edges: transcoder graphs have none (their features read MLP inputs)
     assert clt_ids.isdisjoint(set(got["threads"].get("circuit", [])))
     d = got["dictionaries"].set_index("circuit")

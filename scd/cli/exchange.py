@@ -14,10 +14,27 @@ from scd.core.errors import InputError
 def _load_circuit(circuit: str, store_config):
     """CIRCUIT is a circuit JSON file (scd discover --json) or the id of a circuit in the store."""
     from scd.core.circuit import Circuit
+    from scd.core.neuronpedia import is_graph_json
 
     path = Path(circuit)
     if path.is_file():
-        return Circuit.from_json(path)
+        doc = _read_json(path, "a circuit JSON file (scd discover --json)")
+        if is_graph_json(doc):
+            raise InputError(
+                f"{path} is a Neuronpedia / circuit-tracer graph JSON, not an scd circuit",
+                f"import it first (scd import {path} --store ...), then give the circuit id it prints",
+            )
+        if not isinstance(doc, dict):
+            raise InputError(
+                f"{path} is not a circuit JSON file", "give a file written by `scd discover --json`"
+            )
+        try:
+            return Circuit.from_dict(doc)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(
+                f"{path} is not a circuit JSON file ({type(e).__name__}: {e})",
+                "give a file written by `scd discover --json`",
+            ) from e
     if not circuit.startswith("c-"):
         raise InputError(
             f"{circuit!r} is neither a circuit JSON file nor a circuit id",
@@ -28,6 +45,28 @@ def _load_circuit(circuit: str, store_config):
 
     with open_store(store_config, read_only=True) as s:
         return read_circuit(s, circuit)
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path} is not JSON: {e}", f"give {what}") from e
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole (a temporary file renamed over it), or one InputError naming the folder."""
+    if not path.parent.is_dir():
+        raise InputError(
+            f"cannot write {path}: the folder {path.parent} does not exist", "create it, or choose another -o"
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {e.strerror or e}", "choose a writable -o path") from e
 
 
 @click.command("export")
@@ -60,11 +99,11 @@ def export_cmd(circuit, fmt, out, store_config):
       scd export c-0123456789abcdef --format neuronpedia -o graph.json
       scd export copyright.json -o graph.json
     """
-    from scd.core.neuronpedia import to_graph_json
+    from scd.core.neuronpedia import graph_json_text, to_graph_json
 
     c = _load_circuit(circuit, store_config)
-    text = json.dumps(to_graph_json(c), indent=1, ensure_ascii=False) if fmt == "neuronpedia" else c.to_json()
-    out.write_text(text, encoding="utf-8")
+    text = graph_json_text(to_graph_json(c), indent=1) if fmt == "neuronpedia" else c.to_json()
+    _write(out, text)
     click.echo(f"wrote {out} ({len(c.nodes)} nodes, {len(c.edges)} links; circuit {c.id})")
 
 
@@ -91,10 +130,7 @@ def import_cmd(graph, model, sae_set, store_config):
     from scd.core.neuronpedia import from_graph_json
     from scd.store import open_store
 
-    try:
-        doc = json.loads(graph.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise InputError(f"{graph} is not JSON: {e}", "give a graph JSON file") from e
+    doc = _read_json(graph, "a graph JSON file")
     circuit = from_graph_json(doc, model=model, sae_set=sae_set)
     with open_store(store_config) as s:
         written = s.write_circuit(circuit)
@@ -128,13 +164,17 @@ def serve_cmd(circuit, port, data_dir, store_config):
     from circuit_tracer.frontend.local_server import serve
     from circuit_tracer.frontend.utils import add_graph_metadata
 
-    from scd.core.neuronpedia import to_graph_json
+    from scd.core.neuronpedia import graph_json_text, to_graph_json
 
     c = _load_circuit(circuit, store_config)
-    folder = data_dir or Path(tempfile.mkdtemp(prefix="scd-serve-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    # absolute: circuit-tracer's add_graph_metadata asserts its folder is an absolute path
+    folder = (data_dir or Path(tempfile.mkdtemp(prefix="scd-serve-"))).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"cannot create {folder}: {e.strerror or e}", "choose another --data-dir") from e
     doc = to_graph_json(c)
-    (folder / f"{doc['metadata']['slug']}.json").write_text(json.dumps(doc), encoding="utf-8")
+    _write(folder / f"{doc['metadata']['slug']}.json", graph_json_text(doc))
     add_graph_metadata({k: v for k, v in doc["metadata"].items() if k != "scd"}, str(folder))
     server = serve(data_dir=str(folder), port=port)
     click.echo(f"viewer: http://localhost:{port}/index.html  (graph {doc['metadata']['slug']}; Ctrl-C stops)")

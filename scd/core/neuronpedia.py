@@ -129,6 +129,23 @@ def cumulative_influence(ids: list[str], links: list[tuple[str, str, float]], lo
     return out
 
 
+def error_share(
+    ids: list[str],
+    links: list[tuple[str, str, float]],
+    logit_weights: dict[str, float],
+    kinds: dict[str, str],
+) -> float:
+    """circuit-tracer's ``1 - replacement score`` (``compute_graph_scores``): of the influence reaching the logits
+    (weighted by ``logit_weights``) from the input nodes, the share on error nodes (``kinds[id] == "error"``;
+    inputs are those and ``"token"`` nodes). Equal to circuit-tracer's when given its unpruned graph and every
+    logit's probability (tests/test_tracer.py); scd applies it to stored, pruned graphs with the target weighted 1,
+    which gives another number."""
+    infl = _propagate(ids, links, logit_weights, absolute=True)
+    err = sum(v for i, v in infl.items() if kinds[i] == "error")
+    tok = sum(v for i, v in infl.items() if kinds[i] == "token")
+    return err / (err + tok) if err + tok > 0 else float("nan")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # export
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,6 +236,22 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
     }
 
 
+def graph_json_text(doc: dict[str, Any], indent: int | None = None) -> str:
+    """The document as strict JSON text (``allow_nan=False``: JSON has no NaN, and the viewer's JSON.parse refuses
+    it), or an InputError naming the first non-finite number."""
+    try:
+        return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError as e:
+        raise InputError(
+            f"the graph holds a non-finite number ({e})", "re-create the circuit: scd never stores NaN"
+        ) from e
+
+
+def is_graph_json(doc: Any) -> bool:
+    """Whether ``doc`` looks like a graph JSON document (metadata, nodes, links) rather than a circuit JSON."""
+    return isinstance(doc, dict) and "links" in doc and "metadata" in doc
+
+
 def _tok(circuit: Circuit, token_id: int) -> str:
     if token_id == circuit.prompt.target_id:
         return circuit.prompt.target
@@ -241,7 +274,7 @@ def _need(obj: dict, key: str, types: tuple[type, ...], where: str, optional: bo
     if key not in obj or obj[key] is None:
         if optional:
             return None
-        raise _bad(f"{where}.{key}", "missing")
+        raise _bad(f"{where}.{key}", "missing" if key not in obj else "null, expected a value")
     value = obj[key]
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
     if not ok:
@@ -264,16 +297,18 @@ def validate(doc: Any) -> None:
         raise _bad("$.metadata.prompt_tokens", "expected a list of strings")
     _need(meta, "prompt", (str,), "$.metadata")
     seen: set[str] = set()
+    first: dict[str, dict] = {}
     n_logits = 0
     for k, n in enumerate(nodes):
         where = f"$.nodes[{k}]"
         if not isinstance(n, dict):
             raise _bad(where, f"expected an object, got {type(n).__name__}")
         nid = _need(n, "node_id", (str,), where)
-        if nid in seen:
+        ftype = _need(n, "feature_type", (str,), where)
+        if nid in seen and not _shared_ok(first[nid], n):
             raise _bad(f"{where}.node_id", f"duplicate node id {nid!r} (node ids must be unique)")
         seen.add(nid)
-        ftype = _need(n, "feature_type", (str,), where)
+        first.setdefault(nid, n)
         _need(n, "layer", (str, int), where)
         ctx = _need(n, "ctx_idx", (int,), where)
         if not 0 <= ctx < max(1, len(tokens)):
@@ -304,6 +339,76 @@ def validate(doc: Any) -> None:
         _need(link, "weight", (int, float), where)
 
 
+def _role(n: dict) -> str:
+    ftype = n["feature_type"]
+    return "other" if ftype in (EMBEDDING, LOGIT) else "error" if "error" in ftype else "feature"
+
+
+def _shared_ok(a: dict, b: dict) -> bool:
+    """Two nodes may share a node_id only as circuit-tracer 0.5.0 writes them: an error node ``0_{layer}_{pos}``
+    and a layer-0 feature ``0_{index}_{pos}``, told apart by feature_type and jsNodeId."""
+    return (
+        isinstance(a.get("feature_type"), str)
+        and {_role(a), _role(b)} == {"feature", "error"}
+        and a.get("jsNodeId") != b.get("jsNodeId")
+    )
+
+
+def _link_ends(doc: dict, scd_id: dict[str, dict[str, str]]) -> list[tuple[str, str]]:
+    """The scd node ids at both ends of each link. ``scd_id[node_id]`` maps a role (feature / error / other) to
+    the scd id; two roles where circuit-tracer 0.5.0 gave an error node and a layer-0 feature one id (links name
+    only the id). Such a link is resolved by what circuit-tracer's create_used_nodes_and_edges guarantees: an
+    error node has no incoming links, and the links into one target come in the order of the adjacency's columns
+    -- features, then error nodes, then embeddings. So of two links from a shared id into one target the first is
+    the feature's and the second the error's; a lone one is the error's where a link from another error node
+    comes before it, the feature's where a link from another feature comes after it, and otherwise ambiguous
+    (an InputError: nothing in the file says which node it leaves)."""
+
+    def single(ref: str) -> str | None:
+        roles = scd_id[ref]
+        return next(iter(roles.values())) if len(roles) == 1 else None
+
+    links = doc["links"]
+    ends: list[tuple[str, str] | None] = [None] * len(links)
+    by_target: dict[str, list[int]] = {}
+    for k, lk in enumerate(links):
+        by_target.setdefault(lk["target"], []).append(k)
+    for target, group in by_target.items():
+        dst = single(target) or scd_id[target]["feature"]  # error nodes have no incoming links
+        shared = [k for k in group if single(links[k]["source"]) is None]
+        for k in group:
+            src = single(links[k]["source"])
+            if src is not None:
+                ends[k] = (src, dst)
+        for k in shared:
+            ref = links[k]["source"]
+            same = [j for j in shared if links[j]["source"] == ref]
+            if len(same) == 2:
+                role = "feature" if k == same[0] else "error"
+            elif len(same) == 1:
+                at = group.index(k)
+                roles_before = {_role_of(scd_id, links[j]["source"]) for j in group[:at]}
+                roles_after = {_role_of(scd_id, links[j]["source"]) for j in group[at + 1 :]}
+                if "error" in roles_before:
+                    role = "error"
+                elif "feature" in roles_after:
+                    role = "feature"
+                else:
+                    raise _bad(
+                        f"$.links[{k}].source",
+                        f"{ref!r} names both a feature and an error node, and nothing tells which this link leaves",
+                    )
+            else:
+                raise _bad(f"$.links[{k}]", f"more than two links from {ref!r} to {target!r}")
+            ends[k] = (scd_id[ref][role], dst)
+    return [e for e in ends if e is not None]
+
+
+def _role_of(scd_id: dict[str, dict[str, str]], ref: str) -> str:
+    roles = scd_id[ref]
+    return next(iter(roles)) if len(roles) == 1 else "shared"
+
+
 _NODE_ID = re.compile(r"^(-?\d+|E)_(-?\d+)_(\d+)$")
 
 
@@ -330,7 +435,7 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
             m = _NODE_ID.match(n["node_id"])
             token_ids[n["ctx_idx"]] = int(m.group(2)) if m else -1
     n_layers = max([int(str(n["layer"])) - 1 for n in logits] + [0])
-    scd_id: dict[str, str] = {}
+    scd_id: dict[str, dict[str, str]] = {}  # node_id -> role -> scd id (two roles: see _link_ends)
     taken: set[str] = set()
     nodes: list[Node] = []
     for n in nodes_in:
@@ -398,11 +503,14 @@ def from_graph_json(doc: Any, *, model: str | None = None, sae_set: str | None =
         if node.id in taken:
             raise _bad(f"node {n['node_id']!r}", f"maps onto the same scd node as another ({node.id})")
         taken.add(node.id)
-        scd_id[n["node_id"]] = node.id
+        scd_id.setdefault(n["node_id"], {})[_role(n)] = node.id
         nodes.append(node)
-    edges = [Edge(scd_id[lk["source"]], scd_id[lk["target"]], float(lk["weight"])) for lk in doc["links"]]
+    edges = [
+        Edge(s, t, float(lk["weight"]))
+        for (s, t), lk in zip(_link_ends(doc, scd_id), doc["links"], strict=True)
+    ]
     ids = [x.id for x in nodes]
-    target_id = scd_id[target["node_id"]]
+    target_id = scd_id[target["node_id"]]["other"]
     effects = total_effects(ids, [(e.source, e.target, e.weight) for e in edges], target_id)
     for node in nodes:
         node.attribution = node.activation if node.id == target_id else effects[node.id]
@@ -478,28 +586,74 @@ def _is_scd(doc: dict) -> bool:
     return isinstance(meta, dict) and all(isinstance(n.get("scd"), dict) for n in doc["nodes"])
 
 
-def _from_scd(doc: dict) -> Circuit:
-    """A file scd wrote: the Circuit from the ``scd`` fields, weights from the links."""
+_NUM = (int, float)
+#: the types of the scd fields a file scd wrote carries (checked before anything is built from them)
+_NODE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "kind": (str,), "layer": (int,), "hook": (str,), "index": (int,), "pos": (int,),
+    "token": (str,), "attribution": _NUM, "feature_id": (str,),
+}  # fmt: skip
+_META_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,), "sae_set": (str,), "saes": (dict,), "params": (dict,), "prompt": (dict,),
+    "features": (list,), "metric_value": _NUM, "scores": (dict,), "created_at": (str,), "schema_version": (int,),
+}  # fmt: skip
+_PROMPT_TYPES: dict[str, tuple[type, ...]] = {
+    "text": (str,), "tokens": (list,), "token_ids": (list,), "target": (str,), "target_id": (int,),
+    "target_prob": _NUM, "loss": _NUM, "top_completions": (list,), "target_source": (str,),
+}  # fmt: skip
+_FEATURE_TYPES: dict[str, tuple[type, ...]] = {
+    "id": (str,), "model": (str,), "sae": (str,), "hook": (str,), "layer": (int,), "kind": (str,),
+    "index": (int,), "top_promoted": (list,), "top_promoted_logits": (list,), "top_suppressed": (list,),
+    "top_suppressed_logits": (list,),
+}  # fmt: skip
+
+
+def _check_scd(doc: dict) -> None:
+    """One InputError at the path of the first scd field that is missing or of the wrong type."""
     meta = doc["metadata"]["scd"]
-    try:
-        ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
-        nodes = [
-            Node(
-                **{k: n["scd"][k] for k in _NODE_FIELDS},
-                activation=float(n["activation"]),
-            )
-            for n in doc["nodes"]
-        ]
-        d = {k: meta[k] for k in _META_FIELDS}
-    except (KeyError, TypeError) as e:
-        raise _bad("$.metadata.scd / $.nodes[].scd", f"incomplete scd fields ({e})") from e
+    for key, types in _META_TYPES.items():
+        _need(meta, key, types, "$.metadata.scd")
+    for key, types in _PROMPT_TYPES.items():
+        _need(meta["prompt"], key, types, "$.metadata.scd.prompt")
+    _need(meta["prompt"], "contrast", (str,), "$.metadata.scd.prompt", optional=True)
+    for k, f in enumerate(meta["features"]):
+        where = f"$.metadata.scd.features[{k}]"
+        if not isinstance(f, dict):
+            raise _bad(where, f"expected an object, got {type(f).__name__}")
+        for key, types in _FEATURE_TYPES.items():
+            _need(f, key, types, where)
+        for key in ("neuronpedia_url", "label"):
+            _need(f, key, (str,), where, optional=True)
+        extra = set(f) - set(_FEATURE_TYPES) - {"neuronpedia_url", "label"}
+        if extra:
+            raise _bad(f"{where}.{sorted(extra)[0]}", "not a Feature field")
+    for k, n in enumerate(doc["nodes"]):
+        for key, types in _NODE_TYPES.items():
+            _need(n["scd"], key, types, f"$.nodes[{k}].scd")
+        _need(n, "activation", _NUM, f"$.nodes[{k}]")
+
+
+def _from_scd(doc: dict) -> Circuit:
+    """A file scd wrote: the Circuit from the ``scd`` fields (checked first), weights from the links."""
+    _check_scd(doc)
+    meta = doc["metadata"]["scd"]
+    ids = {n["node_id"]: n["scd"]["id"] for n in doc["nodes"]}
+    if len(ids) != len(doc["nodes"]):
+        raise _bad("$.nodes", "duplicate node ids in a file scd wrote (scd never writes them)")
+    nodes = [
+        Node(**{k: n["scd"][k] for k in _NODE_FIELDS}, activation=float(n["activation"]))
+        for n in doc["nodes"]
+    ]
+    d = {k: meta[k] for k in _META_FIELDS}
     if d["schema_version"] != SCHEMA_VERSION:
         raise _bad(
             "$.metadata.scd.schema_version", f"{d['schema_version']!r}; this scd reads {SCHEMA_VERSION}"
         )
     d["nodes"] = []
     d["edges"] = []
-    circuit = Circuit.from_dict(d)
+    try:
+        circuit = Circuit.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:  # a prompt field the checks above do not name
+        raise _bad("$.metadata.scd.prompt", f"not a circuit's prompt record ({type(e).__name__}: {e})") from e
     circuit.nodes = nodes
     circuit.edges = [Edge(ids[lk["source"]], ids[lk["target"]], float(lk["weight"])) for lk in doc["links"]]
     return circuit

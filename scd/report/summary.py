@@ -109,7 +109,7 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
             + ", ".join(
                 f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in circuit.scores.items()
             )
-            + " (scd.discovery.evaluate: zero ablation, error nodes as circuit members)"
+            + _ablation_note(circuit)
         )
 
     out += [
@@ -156,3 +156,21 @@ def summarize(circuit: Circuit, *, per_sublayer: int = 3, n_edges: int = 8, n_pa
             chain += f" ={w:+.3g}=> {node_label(by_id[i], circuit)}"
         out.append(f"  {k}. [{path.strength:.3g}] {chain}")
     return "\n".join(out)
+
+
+def _ablation_note(circuit: Circuit) -> str:
+    """How the stored scores were measured, from the circuit's own ``scores["ablation"]`` ("zero/circuit", ...)."""
+    name = circuit.scores.get("ablation")
+    if not isinstance(name, str):
+        return ""
+    mode, _, errors = name.partition("/")
+    err = {
+        "circuit": "error nodes as circuit members",
+        "keep": "error terms kept at their clean values",
+    }.get(errors, f"error terms: {errors}")
+    where = (
+        "scd.discovery.tracer_scores"
+        if any(n.kind == "transcoder" for n in circuit.nodes)
+        else "scd.discovery.evaluate"
+    )
+    return f" ({where}: {mode} ablation, {err})"

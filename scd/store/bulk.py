@@ -17,7 +17,7 @@ type of scd.store.schema, whose headers are derived from ``schema.tables()`` (th
 use): ``id:ID(<Label>)`` (one id space per label, stored as the ``id`` property), ``:START_ID(<Label>)`` /
 ``:END_ID(<Label>)``, ``<property>:<type>`` and ``:LABEL`` / ``:TYPE`` columns. Types: INT64 -> ``long`` and
 DOUBLE -> ``double`` (what the Python driver writes; neo4j-admin's ``float`` would round to 32 bits), arrays
-``string[]`` / ``double[]``. Values: an unset property is an empty unquoted field; every string is quoted, so an
+``string[]`` / ``double[]`` / ``long[]``. Values: an unset property is an empty unquoted field; every string is quoted, so an
 empty string stays an empty string; arrays are joined by ``ARRAY_DELIMITER`` (U+001F, the ASCII unit separator,
 which no token or prompt text contains; a value that does is refused). Floats are written with ``repr``, which
 reads back to the same double. ``import.sh`` in the folder runs the import with the right options.
@@ -60,6 +60,7 @@ ADMIN_TYPES = {
     "BOOLEAN": "boolean",
     "STRING[]": "string[]",
     "DOUBLE[]": "double[]",
+    "INT64[]": "long[]",
 }
 PAGE = 5_000  # keys per read of export_store
 #: label and property of imported nodes whose list properties were empty lists (see the module docstring)
@@ -121,6 +122,8 @@ def _field(value: Any, kind: str, where: str) -> str:
                     "remove that control character from the prompt or token text",
                 )
             return _quote(ARRAY_DELIMITER.join(texts))
+        if kind == "INT64[]":
+            return ARRAY_DELIMITER.join(str(int(v)) for v in items)
         return ARRAY_DELIMITER.join(repr(float(v)) for v in items)
     if kind == "STRING":
         return _quote(str(value))

@@ -121,6 +121,8 @@ def prompt_row(circuit: Circuit) -> dict[str, Any]:
         "loss": _f(p.loss),
         "top_completions": [str(t) for t, _ in p.top_completions],
         "top_completion_probs": _fl(prob for _, prob in p.top_completions),
+        "token_ids": [int(t) for t in p.token_ids],
+        "target_id": int(p.target_id),
     }
 
 
@@ -143,13 +145,28 @@ def circuit_row(circuit: Circuit, request: str | None = None) -> dict[str, Any]:
         "ablation": circuit.scores.get("ablation")
         if circuit.scores.get("faithfulness") is not None
         else None,
-        "selection": params.get("selection", "top-k"),
+        # an imported graph was chosen by whoever made it (e.g. circuit-tracer's pruning): say so, not "top-k"
+        "selection": params.get("selection")
+        or ("imported" if params.get("method") == "imported" else "top-k"),
+        # what the columns above leave out, so scd.store.readback rebuilds the circuit with its id: the SAE map
+        # (hashed into the id), every score (m_model, m_empty, ... beside faithfulness / completeness) and how
+        # the target was chosen
+        "saes": json.dumps(circuit.saes, ensure_ascii=False),
+        "scores": json.dumps(
+            _finite_scores(circuit.scores), sort_keys=True, ensure_ascii=False, allow_nan=False
+        ),
+        "target_source": circuit.prompt.target_source,
         "n_nodes": len(circuit.nodes),
         "n_edges": len(circuit.edges),
         "created_at": circuit.created_at,
         "request": request,
         "aggregated": False,  # not yet folded into the aggregate layer (scd.store.aggregates)
     }
+
+
+def _finite_scores(scores: dict[str, Any]) -> dict[str, Any]:
+    """Scores with NaN / infinities left out (unset, as in the faithfulness / completeness columns)."""
+    return {k: v for k, v in scores.items() if not (isinstance(v, float) and not math.isfinite(v))}
 
 
 def node_rows(circuit: Circuit) -> list[dict[str, Any]]:

@@ -15,7 +15,8 @@
   and ``max_activation`` over a reference corpus, ``top_contexts`` (text before the firing token, the token in
   brackets) with ``top_activations``; unset until labelled.
 * ``Prompt``   key ``id`` = hash(model, text, target). text, model, tokens (string list, BOS included), target,
-  target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order).
+  target_prob, loss, top_completions (strings) and top_completion_probs (floats, same order), token_ids (the
+  tokenizer's ids of ``tokens``) and target_id.
 * ``Circuit``  key ``id`` = hash(prompt, SAE set, parameters). prompt_id, model, sae_set, method, metric,
   top_k, edge_threshold, params (JSON text of all parameters), metric_value, faithfulness and completeness
   (set only where computed; never NaN), ``ablation`` (how they were measured: "zero" or "mean", then the error-term
@@ -23,7 +24,9 @@
   or "influence:0.8" for scd.discovery.selection's pruning), n_nodes, n_edges, created_at, and ``request``: a hash of the ingest
   request that produced it (model, SAE set, prompt text, explicit target, discovery options), so a rerun of
   ``scd ingest`` skips a finished prompt without recomputing its circuit (unset for circuits written otherwise);
-  ``aggregated`` (see the aggregates below).
+  ``aggregated`` (see the aggregates below); and what the columns above leave out of the circuit, so that
+  scd.store.readback rebuilds it with its id: ``saes`` (JSON text of the hook -> SAE map, part of the id),
+  ``scores`` (JSON text of every score: m_model, m_empty, ... and ``ablation``) and ``target_source``.
 * ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, feature_id (the id of the
   Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float) and ``share`` = |weight| / the strongest
@@ -109,11 +112,12 @@ LADYBUG_SCHEMA = [
     "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING, "
     "frequency DOUBLE, max_activation DOUBLE, top_contexts STRING[], top_activations DOUBLE[])",
     "CREATE NODE TABLE IF NOT EXISTS Prompt(id STRING PRIMARY KEY, text STRING, model STRING, tokens STRING[], "
-    "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[])",
+    "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[], "
+    "token_ids INT64[], target_id INT64)",
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, ablation STRING, selection STRING, n_nodes INT64, n_edges INT64, "
-    "created_at STRING, request STRING, aggregated BOOLEAN)",
+    "created_at STRING, request STRING, aggregated BOOLEAN, saes STRING, scores STRING, target_source STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY)",
