@@ -37,3 +37,18 @@ def test_draw_command_writes_a_png(tmp_path):
 def test_draw_command_rejects_a_missing_file(tmp_path):
     result = CliRunner().invoke(main, ["draw", str(tmp_path / "nope.json")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_draw_command_draws_a_stored_circuit_by_id(tmp_path):
+    from scd.core.config import StoreConfig
+    from scd.store import open_store
+
+    circuit = synthetic_circuit(4)
+    store = tmp_path / "store"
+    with open_store(StoreConfig(path=store)) as s:
+        s.write_circuit(circuit)
+    out = tmp_path / "stored.png"
+    result = CliRunner().invoke(main, ["draw", circuit.id, "--store", str(store), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as im:
+        assert im.size[0] > 400 and im.size[1] > 300

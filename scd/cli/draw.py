@@ -1,4 +1,4 @@
-"""`scd draw`: a picture of one circuit from its JSON."""
+"""`scd draw`: a picture of one circuit, from its JSON file or from a store."""
 
 from __future__ import annotations
 
@@ -6,29 +6,35 @@ from pathlib import Path
 
 import click
 
+from scd.cli.exchange import load_circuit
+from scd.cli.options import store_options
+
 
 @click.command()
-@click.argument("circuit_json", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("circuit")
 @click.option(
     "-o",
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Output file; .png, .svg or .pdf (default: CIRCUIT_JSON with .png).",
+    help="Output file; .png, .svg or .pdf (default: the JSON file's name, or the circuit id, with .png).",
 )
 @click.option("--max-edges", default=80, show_default=True, help="Draw only the strongest edges.")
-def draw(circuit_json, out, max_edges):
-    """Draw a circuit: positions left to right, sublayers bottom to top, strongest edges.
+@store_options
+def draw(circuit, out, max_edges, store_config):
+    """Draw a circuit -- a circuit JSON file or the id of a stored circuit: positions left to right, sublayers
+    bottom to top, strongest edges.
 
     \b
     Example:
       scd discover "Copyright (C" --json c.json && scd draw c.json -o c.png
+      scd draw c-0123456789abcdef --store scd-store -o c.png   # an id from `scd query circuits`
     """
-    from scd.core.circuit import Circuit
     from scd.report.draw import draw_circuit  # matplotlib: only for the command that draws
 
-    circuit = Circuit.from_json(circuit_json)
-    path = draw_circuit(circuit, out or circuit_json.with_suffix(".png"), max_edges=max_edges)
+    c = load_circuit(circuit, store_config)
+    default = Path(circuit).with_suffix(".png") if Path(circuit).is_file() else Path(f"{c.id}.png")
+    path = draw_circuit(c, out or default, max_edges=max_edges)
     click.echo(f"wrote {path}")
 
 

@@ -11,8 +11,9 @@ from scd.cli.options import store_options
 from scd.core.errors import InputError
 
 
-def _load_circuit(circuit: str, store_config):
-    """CIRCUIT is a circuit JSON file (scd discover --json) or the id of a circuit in the store."""
+def load_circuit(circuit: str, store_config):
+    """CIRCUIT is a circuit JSON file (scd discover --json) or the id of a circuit in the store (shared by the
+    commands that take one circuit: export, serve, draw)."""
     from scd.core.circuit import Circuit
     from scd.core.neuronpedia import is_graph_json
 
@@ -37,7 +38,7 @@ def _load_circuit(circuit: str, store_config):
             ) from e
     if not circuit.startswith("c-"):
         raise InputError(
-            f"{circuit!r} is neither a circuit JSON file nor a circuit id",
+            f"{circuit!r} does not exist as a file and is not a circuit id",
             "give a file written by `scd discover --json` or an id from `scd query circuits`",
         )
     from scd.store import open_store
@@ -101,7 +102,7 @@ def export_cmd(circuit, fmt, out, store_config):
     """
     from scd.core.neuronpedia import graph_json_text, to_graph_json
 
-    c = _load_circuit(circuit, store_config)
+    c = load_circuit(circuit, store_config)
     text = graph_json_text(to_graph_json(c), indent=1) if fmt == "neuronpedia" else c.to_json()
     _write(out, text)
     click.echo(f"wrote {out} ({len(c.nodes)} nodes, {len(c.edges)} links; circuit {c.id})")
@@ -166,7 +167,7 @@ def serve_cmd(circuit, port, data_dir, store_config):
 
     from scd.core.neuronpedia import graph_json_text, to_graph_json
 
-    c = _load_circuit(circuit, store_config)
+    c = load_circuit(circuit, store_config)
     # absolute: circuit-tracer's add_graph_metadata asserts its folder is an absolute path
     folder = (data_dir or Path(tempfile.mkdtemp(prefix="scd-serve-"))).expanduser().resolve()
     try:
