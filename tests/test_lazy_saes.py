@@ -78,6 +78,7 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.slow  # ~14 s per case on 2 cores
 @pytest.mark.parametrize("options", OPTIONS)
 def test_lazy_circuits_equal_eager_circuits(eager, lazy, options):
     assert lazy.lazy and list(lazy.saes) == list(eager.saes) and "loaded lazily" in lazy.describe()

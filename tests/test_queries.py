@@ -354,6 +354,7 @@ def _edge_frame(circuits) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # ~13 s on the embedded store
 @pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
 def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request):
     """feeders / consumers / top-features with min_faithfulness: only circuits scored at least that faithful

@@ -44,6 +44,7 @@ def expected_counts(circuits, folded: bool = False) -> dict[str, int]:
     } | (aggregate_counts(circuits) if folded else {k: 0 for k in ("Token", *AGGREGATES)})
 
 
+@pytest.mark.slow  # ~11 s on the embedded store
 def test_aggregates_equal_the_feeds_edges(store_config):
     """The pre-aggregated layer equals an aggregation of the raw FEEDS edges, computed independently, after
     overlapping ingests (circuits sharing features, each set ingested twice, folded in between) and a re-ingest
@@ -106,6 +107,7 @@ def pandas_aggregates(store) -> dict[str, dict[tuple[str, str], tuple]]:
     return out
 
 
+@pytest.mark.slow  # ~11 s on the embedded store
 def test_fold_equals_a_pandas_aggregation_in_any_order(store_config):
     """After the fold, the aggregate layer equals pandas' aggregation of the raw FEEDS edges, for stores built in
     different orders (circuits written forwards and folded once; backwards with a fold after each few circuits,
