@@ -26,7 +26,7 @@ neo4j-jars:
 demo: install
 	$(SCD) ingest examples/prompts.txt --model demo --metric logit --store $(DEMO_STORE)
 	$(SCD) features label --model demo --store $(DEMO_STORE)
-	$(SCD) query feeders -p token=")" --store $(DEMO_STORE) --limit 8
+	$(SCD) query feeders -p token=")" -p order_by=measured --store $(DEMO_STORE) --limit 8
 	$(SCD) query drivers -p token=")" --store $(DEMO_STORE) --limit 8
 
 test: install neo4j-jars

@@ -40,7 +40,7 @@ def reuse(circuits: list[Circuit]) -> dict:
         fid = {n.id: n.feature_id for n in c.nodes}
         u = [fid[e.source] for e in c.edges]
         d = [fid[e.target] for e in c.edges]
-        rows.append((c.id, u, d, [e.weight for e in c.edges]))
+        rows.append((c.id, u, d, [e.weight for e in c.edges], [None] * len(c.edges)))
         per_pairs.append(len(set(zip(u, d, strict=True))))
         per_feats.append(len({n.feature_id for n in c.nodes}))
     ff, ft, tf = group_edges(rows, top)

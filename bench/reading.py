@@ -50,10 +50,12 @@ def main() -> None:
     ap.add_argument("--store", default="demo-store")
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--query", choices=["feeders", "drivers"], default="feeders")
+    ap.add_argument("--order-by", default=None, help="the query's order_by (default: its own default)")
     args = ap.parse_args()
     config = StoreConfig(path=args.store)
-    rows = query(args.query, config, token=")", limit=args.rows)
-    score = "abs_weight" if args.query == "feeders" else "per_circuit"
+    extra = {} if args.order_by is None else {"order_by": args.order_by}
+    rows = query(args.query, config, token=")", limit=args.rows, **extra)
+    score = "measured" if args.query == "drivers" or args.order_by == "measured" else "abs_weight"
     prompts = list(query("circuits", config, limit=10_000).query("target == ')'")["prompt"])
     bundle = load_bundle("demo")
     print(f"{len(prompts)} stored prompts whose target is ')'")

@@ -206,6 +206,12 @@ def synthetic_circuit(
         edges[(a.id, b.id)] = Edge(a.id, b.id, round(rng.gauss(0, 0.5), 6))
 
     scores = {"faithfulness": round(rng.uniform(0.5, 1.0), 6), "completeness": round(rng.uniform(0, 0.5), 6)}
+    if with_scores:  # a scored circuit measures each latent's effect (scd.discovery.effects): one per latent
+        scores["ablation"] = "zero/circuit"
+        erng, effect = random.Random(f"effects/{seed}"), {}
+        for n in nodes:
+            if n.kind in SUBLAYERS:
+                n.effect = effect.setdefault((n.hook, n.index), round(erng.gauss(0, 1), 6))
     return Circuit(
         prompt=prompt,
         model=model,
@@ -283,7 +289,9 @@ def synthetic_discover(
 
 def expected_aggregates(circuits: list[Circuit]) -> dict[str, dict[tuple[str, str], tuple]]:
     """The pre-aggregated layer, computed from the Circuit objects (first-seen feature metadata, as the stores keep):
-    {relationship: {(a, b): (circuits, n_edges, weight_sum, abs_weight_sum, example_circuit)}}."""
+    {relationship: {(a, b): (circuits, n_edges, weight_sum, abs_weight_sum, example_circuit, effect_sum,
+    effect_circuits)}}: effect_sum over the circuits where the upstream side has a measured effect, one value per
+    circuit (the largest of the group's upstream nodes'), effect_circuits their number."""
     top: dict[str, str | None] = {}
     for c in circuits:
         for f in c.features:
@@ -300,15 +308,22 @@ def expected_aggregates(circuits: list[Circuit]) -> dict[str, dict[tuple[str, st
             keys += [("FEEDS_TOKEN", (u, top[d]))] if top[d] is not None else []
             keys += [("TOKEN_FEEDS", (top[u], d))] if top[u] is not None else []
             for rel, key in keys:
-                g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0])
+                g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0, {}])
                 g[0].add(c.id)
                 g[1] += 1
                 g[2] += float(e.weight)
                 g[3] += abs(float(e.weight))
-    return {
-        rel: {k: (len(g[0]), g[1], g[2], g[3], min(g[0])) for k, g in group.items()}
-        for rel, group in groups.items()
-    }
+                _add_effect(g[4], c.id, c.node(e.source).effect)
+    return {rel: {k: _aggregate_row(g) for k, g in group.items()} for rel, group in groups.items()}
+
+
+def _add_effect(per_circuit: dict, circuit: str, effect: Any) -> None:
+    if effect is not None and not (isinstance(effect, float) and math.isnan(effect)):
+        per_circuit[circuit] = max(per_circuit.get(circuit, -math.inf), float(effect))
+
+
+def _aggregate_row(g: list) -> tuple:
+    return (len(g[0]), g[1], g[2], g[3], min(g[0]), sum(g[4].values()), len(g[4]))
 
 
 def aggregate_counts(circuits: list[Circuit]) -> dict[str, int]:
@@ -324,9 +339,12 @@ def stored_aggregates(store: Any) -> dict[str, dict[tuple[str, str], tuple]]:
     for rel in ("FEEDS_FEATURE", "FEEDS_TOKEN", "TOKEN_FEEDS"):
         df = store.read(
             f"MATCH (a)-[x:{rel}]->(b) RETURN a.id AS a, b.id AS b, x.circuits AS c, x.n_edges AS n, "
-            "x.weight_sum AS w, x.abs_weight_sum AS aw, x.example_circuit AS ex"
+            "x.weight_sum AS w, x.abs_weight_sum AS aw, x.example_circuit AS ex, x.effect_sum AS es, "
+            "x.effect_circuits AS ec"
         )
-        out[rel] = {(a, b): (c, n, w, aw, ex) for a, b, c, n, w, aw, ex in df.itertuples(index=False)}
+        out[rel] = {
+            (a, b): (c, n, w, aw, ex, es, ec) for a, b, c, n, w, aw, ex, es, ec in df.itertuples(index=False)
+        }
     return out
 
 
@@ -334,28 +352,27 @@ def raw_aggregates(store: Any) -> dict[str, dict[tuple[str, str], tuple]]:
     """The pre-aggregated layer recomputed from a store's Node-level FEEDS edges (same shape as above)."""
     df = store.read(
         "MATCH (a:Feature)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(b:Feature) "
-        "RETURN a.id AS a, a.top_token AS ta, b.id AS b, b.top_token AS tb, d.circuit_id AS c, e.weight AS w"
+        "RETURN a.id AS a, a.top_token AS ta, b.id AS b, b.top_token AS tb, d.circuit_id AS c, e.weight AS w, "
+        "u.effect AS ue"
     )
     groups: dict[str, dict[tuple[str, str], list]] = {
         "FEEDS_FEATURE": {},
         "FEEDS_TOKEN": {},
         "TOKEN_FEEDS": {},
     }
-    for a, ta, b, tb, c, w in df.itertuples(index=False):
+    for a, ta, b, tb, c, w, ue in df.itertuples(index=False):
         ta, tb = (t if isinstance(t, str) else None for t in (ta, tb))  # unset: None or NaN from pandas
         keys = [("FEEDS_FEATURE", (a, b))]
         keys += [("FEEDS_TOKEN", (a, tb))] if tb is not None else []
         keys += [("TOKEN_FEEDS", (ta, b))] if ta is not None else []
         for rel, key in keys:
-            g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0])
+            g = groups[rel].setdefault(key, [set(), 0, 0.0, 0.0, {}])
             g[0].add(c)
             g[1] += 1
             g[2] += w
             g[3] += abs(w)
-    return {
-        rel: {k: (len(g[0]), g[1], g[2], g[3], min(g[0])) for k, g in group.items()}
-        for rel, group in groups.items()
-    }
+            _add_effect(g[4], c, ue)
+    return {rel: {k: _aggregate_row(g) for k, g in group.items()} for rel, group in groups.items()}
 
 
 def same_aggregates(x: dict, y: dict, tol: float = 1e-9) -> bool:
@@ -365,8 +382,10 @@ def same_aggregates(x: dict, y: dict, tol: float = 1e-9) -> bool:
         if a.keys() != b.keys():
             return False
         for k in a:
-            (c1, n1, w1, aw1, e1), (c2, n2, w2, aw2, e2) = a[k], b[k]
-            if (c1, n1, e1) != (c2, n2, e2) or abs(w1 - w2) > tol or abs(aw1 - aw2) > tol:
+            (c1, n1, w1, aw1, e1, es1, ec1), (c2, n2, w2, aw2, e2, es2, ec2) = a[k], b[k]
+            if (c1, n1, e1, ec1) != (c2, n2, e2, ec2) or max(
+                abs(w1 - w2), abs(aw1 - aw2), abs(es1 - es2)
+            ) > tol:
                 return False
     return True
 

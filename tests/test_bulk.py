@@ -76,7 +76,8 @@ def test_csv_out_layer_is_the_fold_of_the_circuits(tmp_path):
         assert once.pending() == many.pending() == 0
         # an independent aggregation of the circuits' edges
         got = {
-            rel: {k: tuple(r[x] for x in ("circuits", "n_edges", "weight_sum", "abs_weight_sum", "example"))
+            rel: {k: tuple(r[x] for x in ("circuits", "n_edges", "weight_sum", "abs_weight_sum", "example",
+                                          "effect_sum", "effect_circuits"))
                   for k, r in once.layer[rel].items()}
             for rel in aggregates.AGGREGATES
         }  # fmt: skip

@@ -139,7 +139,7 @@ def test_json_round_trip(copyright_circuit, tmp_path):
     c.to_json(path)
     back = Circuit.from_json(path)
     assert back.id == c.id and back.to_json() == c.to_json()
-    assert back.nodes_df().shape == (len(c.nodes), 10) and len(back.edges_df()) == len(c.edges)
+    assert back.nodes_df().shape == (len(c.nodes), 11) and len(back.edges_df()) == len(c.edges)
     data = json.loads(path.read_text())
     assert data["prompt"]["target"] == ")" and data["id"] == c.id
 

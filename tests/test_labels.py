@@ -64,7 +64,9 @@ def test_a_planted_latent_gets_its_known_top_contexts():
         assert ctx == "".join(f"{c} " for c in texts[t].split()[:p])[-24:] + f"[{TOKEN} ]"
     assert card.frequency == pytest.approx(len(firing) / len(expected), abs=1e-6)
     assert card.max_activation == pytest.approx(best[0][0], rel=1e-5)
-    assert card.label.startswith(f"fires on '{TOKEN} '")
+    # selectivity over every firing, not only the top contexts: all on token 5, against its share of positions
+    base = sum(tok == TOKEN for *_, tok in expected) / len(expected)
+    assert card.label.startswith(f"fires on '{TOKEN} ' (100% of firings, base {base:.0%})")
 
 
 def test_labels_name_the_shared_bracket_and_the_promoted_token():
@@ -75,6 +77,11 @@ def test_labels_name_the_shared_bracket_and_the_promoted_token():
     assert label == "fires inside an open '('; promotes ')'"
     assert auto_label(["a", "b"], ["a", "b"], ["x"], 0.1) == "no common context; promotes 'x'"
     assert auto_label([], [], ["x"], 0.0) == "never fires on the reference text"
+    rates = {("open", "("): (0.46, 0.25)}
+    label = auto_label(
+        ["a", "b", "c", "d"], ["f(a", "(b", "x [y (c", "((d"], [")"], 0.1, lambda w, v: rates[(w, v)]
+    )
+    assert label == "fires inside an open '(' (46% of firings, base 25%); promotes ')'"
 
 
 @pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])

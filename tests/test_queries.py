@@ -234,9 +234,16 @@ def _cases(circuits):
         ("features-promoting", {"token": ")"}, ["rank", "abs_attribution", "logit"]),
         ("features-promoting", {"token": "a", "top_n": 1}, ["rank", "abs_attribution", "logit"]),
         ("top-features", {}, ["abs_attribution"]),
-        ("drivers", {"token": "]"}, ["effect"]),
-        ("drivers", {"token": "]", "include_errors": True, "order_by": "circuits"}, ["circuits", "effect"]),
-        ("drivers", {"token": "]", "min_faithfulness": 0.5}, ["effect"]),
+        ("drivers", {"token": "]"}, ["measured"]),
+        (
+            "drivers",
+            {"token": "]", "include_errors": True, "order_by": "circuits"},
+            ["circuits", "estimated"],
+        ),
+        ("drivers", {"token": "]", "order_by": "estimated"}, ["estimated"]),
+        ("drivers", {"token": "]", "min_faithfulness": 0.5}, ["measured"]),
+        ("feeders", {"token": ")", "order_by": "measured"}, ["measured"]),
+        ("feeders", {"feature": target_feature, "order_by": "measured"}, ["measured"]),
         (
             "top-features",
             {"layer": 1, "kind": "attn", "order_by": "circuits"},
@@ -418,14 +425,17 @@ def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request)
 
 
 @pytest.mark.parametrize("which", ["embedded_store", pytest.param("neo4j_store", marks=pytest.mark.neo4j)])
-def test_drivers_sum_total_effects_over_the_circuits_predicting_the_token(which, circuits, request):
+def test_drivers_rank_measured_effects_over_the_circuits_predicting_the_token(which, circuits, request):
     """drivers, recomputed from the Circuit objects: over the circuits whose target is the token, each feature's
-    summed node attributions (effect), that over the number of such circuits (per_circuit), the weights of its
-    edges into the logit (direct), and its example prompts by its effect there, strongest first."""
+    measured effect (one per circuit: its latent's, stored on each of its nodes) summed and divided by the number of
+    scored such circuits (measured), its node attributions summed over the number of such circuits (estimated), the
+    weights of its edges into the logit (direct, per circuit), its example prompts by its effect there, strongest
+    first; ranked by measured."""
     store = request.getfixturevalue(which)
     token = "]"
     chosen = [c for c in circuits if c.prompt.target == token]
-    assert len(chosen) >= 2
+    scored = [c for c in chosen if "ablation" in c.scores]
+    assert len(chosen) >= 2 and scored
     want: dict[str, dict] = {}
     for c in chosen:
         logit = next(n.id for n in c.nodes if n.kind == "logit")
@@ -433,27 +443,31 @@ def test_drivers_sum_total_effects_over_the_circuits_predicting_the_token(which,
         for n in c.nodes:
             if n.kind in ("error", "token", "logit"):
                 continue
-            r = want.setdefault(n.feature_id, {"per": {}, "direct": 0.0})
+            r = want.setdefault(n.feature_id, {"per": {}, "effect": {}, "direct": 0.0})
             r["per"][c.prompt.text] = r["per"].get(c.prompt.text, 0.0) + n.attribution
+            if n.effect is not None:
+                assert r["effect"].get(c.prompt.text, n.effect) == n.effect  # one value per latent and prompt
+                r["effect"][c.prompt.text] = n.effect
             r["direct"] += into.get(n.id, 0.0)
     df = runner.run(store, "drivers", {"token": token, "limit": BIG})
     assert set(df["feature"]) == set(want)
     for row in df.itertuples():
         r = want[row.feature]
-        effect = sum(r["per"].values())
         assert row.circuits == len(r["per"])
-        assert row.effect == pytest.approx(effect, rel=1e-9, abs=1e-12)
-        assert row.per_circuit == pytest.approx(effect / len(chosen), rel=1e-9, abs=1e-12)
-        assert row.direct == pytest.approx(r["direct"], rel=1e-9, abs=1e-12)
-        assert [r["per"][t] for t in row.examples] == sorted(r["per"].values(), reverse=True)[:3]
-    assert df["effect"].is_monotonic_decreasing
+        assert row.measured == pytest.approx(sum(r["effect"].values()) / len(scored), rel=1e-9, abs=1e-12)
+        assert row.estimated == pytest.approx(sum(r["per"].values()) / len(chosen), rel=1e-9, abs=1e-12)
+        assert row.direct == pytest.approx(r["direct"] / len(chosen), rel=1e-9, abs=1e-12)
+        by = r["effect"] or r["per"]
+        assert [by[t] for t in row.examples] == sorted(by.values(), reverse=True)[:3]
+    assert df["measured"].is_monotonic_decreasing
 
 
 # -- semantics, checked against the circuits in Python ------------------------------------------------------------
 
 
 def test_feeders_counts_match_the_circuits(circuits, embedded_store):
-    """feeders by token, recomputed from the Circuit objects: circuits, edges and total weight per feature."""
+    """feeders by token, recomputed from the Circuit objects: circuits, edges, total weight and the measured effects
+    (one per circuit where it feeds the target) per feature."""
     expected: dict[str, dict] = {}
     for c in circuits:
         feats = {f.id: f for f in c.features}
@@ -461,9 +475,12 @@ def test_feeders_counts_match_the_circuits(circuits, embedded_store):
             d, u = c.node(e.target), c.node(e.source)
             if feats[d.feature_id].top_promoted[:1] == [")"]:
                 r = expected.setdefault(
-                    u.feature_id, {"circuits": {}, "edges": 0, "pos": 0.0, "neg": 0.0, "kind": u.kind}
+                    u.feature_id,
+                    {"circuits": {}, "edges": 0, "pos": 0.0, "neg": 0.0, "kind": u.kind, "effects": {}},
                 )
                 r["circuits"][c.prompt.text] = r["circuits"].get(c.prompt.text, 0.0) + abs(e.weight)
+                if u.effect is not None:
+                    r["effects"][c.prompt.text] = u.effect
                 r["edges"] += 1
                 r["pos" if e.weight > 0 else "neg"] += e.weight
     df = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG, "include_errors": True})
@@ -479,7 +496,14 @@ def test_feeders_counts_match_the_circuits(circuits, embedded_store):
         assert [w for _, w in strongest] == pytest.approx(
             [r["circuits"][t] for t in row.examples], abs=1e-9
         ), "examples: the strongest circuits first"
+        if r["effects"]:
+            assert row.measured == pytest.approx(sum(r["effects"].values()), abs=1e-9)
+        else:
+            assert math.isnan(row.measured)
     assert df["abs_weight"].is_monotonic_decreasing
+    assert (
+        df["measured"].notna().any() and df["measured"].isna().any()
+    )  # latents measured; errors, tokens not
     plain = runner.run(embedded_store, "feeders", {"token": ")", "limit": BIG})
     assert set(plain["feature"]) == {f for f, r in expected.items() if r["kind"] not in ("error", "token")}
 

@@ -81,7 +81,8 @@ def pandas_aggregates(store) -> dict[str, dict[tuple[str, str], tuple]]:
     """The aggregate layer computed independently of scd.store.aggregates: pandas over a plain read of every FEEDS
     edge and every Feature's stored top_token (same shape as tests.synthetic.expected_aggregates)."""
     edges = store.read(
-        "MATCH (u)-[e:FEEDS]->(d) RETURN u.feature_id AS u, d.feature_id AS d, u.circuit_id AS c, e.weight AS w"
+        "MATCH (u)-[e:FEEDS]->(d) RETURN u.feature_id AS u, d.feature_id AS d, u.circuit_id AS c, e.weight AS w, "
+        "u.effect AS ue"
     )
     top = store.read("MATCH (f:Feature) RETURN f.id AS id, f.top_token AS top_token")
     token = dict(zip(top["id"], top["top_token"].where(top["top_token"].notna(), None), strict=True))
@@ -93,15 +94,15 @@ def pandas_aggregates(store) -> dict[str, dict[tuple[str, str], tuple]]:
         "FEEDS_TOKEN": ("u", "td"),
         "TOKEN_FEEDS": ("tu", "d"),
     }.items():
-        g = (
-            edges.dropna(subset=[a, b])
-            .groupby([a, b])
-            .agg(
-                circuits=("c", "nunique"), n=("w", "size"), w=("w", "sum"), aw=("aw", "sum"), ex=("c", "min")
-            )
+        pairs = edges.dropna(subset=[a, b])
+        g = pairs.groupby([a, b]).agg(
+            circuits=("c", "nunique"), n=("w", "size"), w=("w", "sum"), aw=("aw", "sum"), ex=("c", "min")
         )
+        # the upstream side's measured effect: one per circuit (the largest), summed over the circuits with one
+        per = pairs.groupby([a, b, "c"])["ue"].max().groupby(level=[0, 1])
+        g["es"], g["ec"] = per.sum(), per.count()
         out[rel] = {
-            k: (int(r.circuits), int(r.n), r.w, r.aw, r.ex)
+            k: (int(r.circuits), int(r.n), r.w, r.aw, r.ex, r.es, int(r.ec))
             for k, r in zip(g.index, g.itertuples(), strict=True)
         }
     return out

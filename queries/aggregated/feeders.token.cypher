@@ -2,16 +2,18 @@
 // as queries/feeders.cypher, which the runner replaces by this text only when the answer is the same: token set
 // and feature null, min_weight <= 0 (every edge counts), top_n = 1 (a target is a feature whose top_token is the
 // token). One relationship per upstream feature carries the circuit count (distinct circuits), the edge count, the
-// signed and |weight| sums, and the strongest circuits' prompts (the fold keeps them, scd.store.aggregates).
+// signed and |weight| sums, the measured effects' sum (and count), and the strongest circuits' prompts (the fold
+// keeps them, scd.store.aggregates).
 MATCH (k:Token {id: $token})<-[a:FEEDS_TOKEN]-(f:Feature)
 WHERE $include_errors OR NOT f.kind IN ['error', 'token']
 WITH f, a.circuits AS circuits, a.n_edges AS edges, a.weight_sum AS total, a.abs_weight_sum AS abs_weight,
-     a.examples AS texts
-WITH f, circuits, edges, total, abs_weight, texts,
+     a.examples AS texts,
+     CASE WHEN coalesce(a.effect_circuits, 0) = 0 THEN null ELSE a.effect_sum END AS measured
+WITH f, circuits, edges, total, abs_weight, texts, measured,
      CASE WHEN $order_by = 'circuits' THEN circuits * 1.0 WHEN $order_by = 'mean' THEN abs_weight / edges
-          ELSE abs_weight END AS score
+          WHEN $order_by = 'measured' THEN coalesce(measured, -1.0e300) ELSE abs_weight END AS score
 RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.label AS label, f.top_promoted[0..3] AS promotes,
        circuits, edges, abs_weight, (abs_weight + total) / 2 AS pos_weight, (total - abs_weight) / 2 AS neg_weight,
-       abs_weight / edges AS mean_abs_weight, texts[0..3] AS examples
+       abs_weight / edges AS mean_abs_weight, measured, texts[0..3] AS examples
 ORDER BY score DESC, abs_weight DESC, feature
 LIMIT $limit

@@ -8,7 +8,8 @@ position; or a logit difference against a contrast token):
 * ``prompt``   -- a PromptRecord: text, tokens (BOS included), the target and how the model scored it.
 * ``nodes``    -- one Node per kept (sublayer, feature, position), per kept SAE error term (``kind="error"``,
                   ``index=-1``), per input token (``kind="token"``, the embedding) and one for the target logit
-                  (``kind="logit"``). ``attribution`` is the node's estimated effect on m (f * dm/df for features).
+                  (``kind="logit"``). ``attribution`` is the node's estimated effect on m (f * dm/df for features);
+                  ``effect`` (scored circuits) the measured drop of m when its latent is ablated on the prompt.
 * ``edges``    -- direct effects ``source -> target`` between nodes (upstream -> downstream); ``weight`` is the
                   share of the downstream node's attribution that flows directly from the upstream node.
 * ``features`` -- global metadata for every Feature a node points at: the SAE latent's identity, its direct
@@ -97,6 +98,9 @@ class Node:
     activation: float
     attribution: float
     feature_id: str
+    # exact m(clean) - m(this node's latent ablated at every position), SAE latents of scored circuits only
+    # (scd.discovery.effects); None where not measured
+    effect: float | None = None
 
 
 @dataclass

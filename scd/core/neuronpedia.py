@@ -214,7 +214,7 @@ def to_graph_json(circuit: Circuit, slug: str | None = None) -> dict[str, Any]:
                 "clerp": label,
                 "influence": influence.get(nid),
                 "activation": n.activation,
-                "scd": {k: getattr(n, k) for k in _NODE_FIELDS},
+                "scd": {k: getattr(n, k) for k in (*_NODE_FIELDS, "effect")},
             }
         )
     d = circuit.to_dict()
@@ -640,7 +640,11 @@ def _from_scd(doc: dict) -> Circuit:
     if len(ids) != len(doc["nodes"]):
         raise _bad("$.nodes", "duplicate node ids in a file scd wrote (scd never writes them)")
     nodes = [
-        Node(**{k: n["scd"][k] for k in _NODE_FIELDS}, activation=float(n["activation"]))
+        Node(
+            **{k: n["scd"][k] for k in _NODE_FIELDS},
+            activation=float(n["activation"]),
+            effect=n["scd"].get("effect"),  # absent from files written before scd measured it
+        )
         for n in doc["nodes"]
     ]
     d = {k: meta[k] for k in _META_FIELDS}

@@ -22,7 +22,8 @@ Phases (log lines of logger ``scd.discovery.discover`` use these names):
 4. **assemble** -- Nodes, Edges and Features (`scd.discovery.features`) into a `scd.core.circuit.Circuit`.
    4b. **select** (``config.selection``) -- the top-k circuit cut further by cumulative influence or by greedy
    ablation-checked selection (`scd.discovery.selection`).
-5. **score** (``config.scores``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`).
+5. **score** (``config.scores``) -- faithfulness and completeness by ablation (`scd.discovery.evaluate`), and each
+   latent's measured effect on the metric (`scd.discovery.effects`).
 
 Every expected problem is an InputError or ModelError with one line that says how to fix it. In a batch, a
 prompt's InputError is that prompt's result (the others go on); a ModelError stops the batch.
@@ -43,7 +44,8 @@ from scd.core.errors import InputError, ModelError
 from scd.core.hooks import FEATURE_KINDS
 from scd.core.timing import phase
 from scd.discovery.config import DiscoveryConfig
-from scd.discovery.evaluate import CurvePoint, curve, default_means, evaluate
+from scd.discovery.effects import latent_effects
+from scd.discovery.evaluate import SPLICED_KINDS, CurvePoint, curve, default_means, evaluate
 from scd.models.bundle import ModelBundle, load_bundle
 
 log = logging.getLogger("scd.discovery.discover")
@@ -155,6 +157,9 @@ def _discover_batch(bundle: ModelBundle, prompts, targets, contrasts, config) ->
                 circuit.scores = scored.as_dict() | {"ablation": f"{config.ablation}/{errors}"}
                 if reference is not None:
                     circuit.scores["reference"] = reference
+                effects = latent_effects(circuit, bundle, ablation=config.ablation, means=means)
+                for node in circuit.nodes:
+                    node.effect = effects.get((node.hook, node.index)) if node.kind in SPLICED_KINDS else None
         results[i] = circuit
     return results
 

@@ -7,15 +7,18 @@ For every latent of a model's SAE set:
    ``TOP_CONTEXTS`` strongest positions (ties by text and position order);
 2. its direct logit effect (the decoder row through the unembedding, scd.discovery.features);
 3. a label from both: what the top contexts share -- the same current token ("fires on 'x'"), or, for bracketed
-   text, the same innermost open bracket ("fires inside an open '('") -- and the top promoted token
-   ("promotes ')'"). A rule, not a language model: it says only what the numbers show, and "no common context"
-   when the contexts share nothing. Labels are data: regenerate them (``scd features label``), never edit them.
+   text, the same innermost open bracket ("fires inside an open '('") -- with how selective that is over *all*
+   its firings, not only the top ones ("(46% of firings, base 25%)": the share of the positions where it fires
+   that have the property, and the share of all positions that do -- a label whose two numbers are close
+   describes the top contexts only), and the top promoted token ("promotes ')'"). A rule, not a language model:
+   it says only what the numbers show, and "no common context" when the contexts share nothing. Labels are
+   data: regenerate them (``scd features label``), never edit them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -56,20 +59,37 @@ def innermost_open(prefix: str) -> str | None:
     return stack[-1] if stack else None
 
 
+#: (what, value) -> (share of the latent's firing positions with it, share of all positions with it); what is
+#: "token" (the current token is value) or "open" (the innermost open bracket is value)
+Rates = Callable[[str, str], tuple[float, float]]
+
+
 def auto_label(
-    tokens: Sequence[str], prefixes: Sequence[str], promoted: Sequence[str], frequency: float
+    tokens: Sequence[str],
+    prefixes: Sequence[str],
+    promoted: Sequence[str],
+    frequency: float,
+    rates: Rates | None = None,
 ) -> str:
-    """Phase 3: the label from the top contexts' firing tokens, their text so far, and the top promoted token."""
+    """Phase 3: the label from the top contexts' firing tokens, their text so far, the top promoted token, and
+    (``rates``) how selective a shared context is over all of the latent's firings."""
     if frequency == 0:
         return "never fires on the reference text"
+
+    def how(what: str, value: str) -> str:
+        if rates is None:
+            return ""
+        share, base = rates(what, value)
+        return f" ({share:.0%} of firings, base {base:.0%})"
+
     parts = []
     if tokens:
         tok, n = Counter(tokens).most_common(1)[0]
         if n >= SHARED * len(tokens):
-            parts.append(f"fires on {tok!r}")
+            parts.append(f"fires on {tok!r}{how('token', tok)}")
         opens = Counter(innermost_open(p) for p in prefixes).most_common(1)[0]
         if opens[0] is not None and opens[1] >= SHARED * len(prefixes):
-            parts.append(f"fires inside an open {opens[0]!r}")
+            parts.append(f"fires inside an open {opens[0]!r}{how('open', opens[0])}")
     if not parts:
         parts.append("no common context")
     if promoted:
@@ -93,6 +113,20 @@ def feature_cards(bundle: ModelBundle, texts: Sequence[str], *, top: int = TOP_C
         bundle.model.run_with_hooks(tokens, fwd_hooks=[(h, grab) for h in bundle.saes])
     strs = [[tok.token_str(i) for i in ids] for ids in encoded]
     starts = [1 if bos is not None and ids and ids[0] == bos else 0 for ids in encoded]
+    # per non-BOS position (the rows of each hook's matrix below): its token and innermost open bracket
+    row_token, row_open = [], []
+    for t, s in enumerate(strs):
+        for p in range(starts[t], len(s)):
+            row_token.append(s[p])
+            row_open.append(innermost_open("".join(s[starts[t] : p + 1])) or "")
+    properties = {"token": row_token, "open": row_open}
+    masks: dict[tuple[str, str], torch.Tensor] = {}  # (what, value) -> [rows] bool, built once each
+
+    def has(what: str, value: str) -> torch.Tensor:
+        if (what, value) not in masks:
+            masks[(what, value)] = torch.tensor([v == value for v in properties[what]])
+        return masks[(what, value)]
+
     cards = []
     for hook, per_text in acts.items():
         # every non-BOS position of every text, in text then position order: [n_positions, d_sae]
@@ -119,6 +153,12 @@ def feature_cards(bundle: ModelBundle, texts: Sequence[str], *, top: int = TOP_C
                 toks.append(s[p])
                 prefixes.append(before + s[p])
             promoted = effects[j][0]
+            firing = matrix[:, j] > 0
+
+            def rates(what: str, value: str, firing=firing) -> tuple[float, float]:
+                mask = has(what, value)
+                return float(mask[firing].float().mean()), float(mask.float().mean())
+
             cards.append(
                 FeatureCard(
                     feature_id=_feature_id(bundle, hook, j),
@@ -129,7 +169,7 @@ def feature_cards(bundle: ModelBundle, texts: Sequence[str], *, top: int = TOP_C
                     top_contexts=ctx,
                     top_activations=vals,
                     top_promoted=promoted,
-                    label=auto_label(toks, prefixes, promoted, float(freq[j])),
+                    label=auto_label(toks, prefixes, promoted, float(freq[j]), rates),
                 )
             )
     return cards

@@ -79,7 +79,7 @@ DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 ROW_KEYS = (
-    "a", "b", "circuits", "n_edges", "weight_sum", "abs_weight_sum", "example",
+    "a", "b", "circuits", "n_edges", "weight_sum", "abs_weight_sum", "effect_sum", "effect_circuits", "example",
     "example_circuits", "example_weights", "examples",
 )  # fmt: skip
 
@@ -135,15 +135,23 @@ def merge_examples(
     return [c for c, _ in best], [w for _, (w, _) in best], [t for _, (_, t) in best]
 
 
+#: a circuit's FEEDS edges as the fold reads them: (circuit id, upstream feature ids, downstream feature ids,
+#: weights, the upstream nodes' measured effects (None where unmeasured))
+CircuitEdges = tuple[str, Sequence[str], Sequence[str], Sequence[float], Sequence[float | None]]
+
+
 def group_edges(
-    circuits: Sequence[tuple[str, Sequence[str], Sequence[str], Sequence[float]]],
+    circuits: Sequence[CircuitEdges],
     top_token: dict[str, str | None],
     texts: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """FEEDS edges of some circuits, as (circuit id, upstream feature ids, downstream feature ids, weights), grouped
+    """FEEDS edges of some circuits (``CircuitEdges``), grouped
     for FEEDS_FEATURE (feature, feature), FEEDS_TOKEN (feature, top_token of the downstream feature) and
     TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``{a, b, circuits, n_edges, weight_sum,
-    abs_weight_sum, example, example_circuits, example_weights, examples}`` (example = the smallest circuit id;
+    abs_weight_sum, effect_sum, effect_circuits, example, example_circuits, example_weights, examples}``
+    (effect_sum: over the circuits with a measurement, the upstream side's measured effect there -- the upstream
+    feature's, one value per circuit; for TOKEN_FEEDS the largest of its token's features' -- and effect_circuits
+    how many circuits had one; example = the smallest circuit id;
     the lists: the ``EXAMPLES`` circuits with the largest per-circuit sum of |weight|, their sums and prompt texts
     from ``texts``), sorted by (a, b) so writers lock in one order.
 
@@ -155,7 +163,7 @@ def group_edges(
 
     if not circuits:
         return [], [], []
-    counts = [len(w) for *_, w in circuits]
+    counts = [len(w) for _, _, _, w, _ in circuits]
     # circuit codes in id order, so the smallest code of a group is its smallest circuit id
     cids, cuniq = pd.factorize(np.array([c for c, *_ in circuits], dtype=object), sort=True)
     c = np.repeat(cids, counts)
@@ -163,8 +171,8 @@ def group_edges(
     ends = np.array(
         list(
             chain(
-                chain.from_iterable(u for _, u, _, _ in circuits),
-                chain.from_iterable(d for _, _, d, _ in circuits),
+                chain.from_iterable(u for _, u, _, _, _ in circuits),
+                chain.from_iterable(d for _, _, d, _, _ in circuits),
             )
         ),
         dtype=object,
@@ -173,7 +181,10 @@ def group_edges(
     u, d = fcodes[:n], fcodes[n:]
     tcodes, tokens = pd.factorize(pd.Series([top_token.get(f) for f in features], dtype=object))  # None -> -1
     tu, td = tcodes[u], tcodes[d]
-    w = np.array(list(chain.from_iterable(w for *_, w in circuits)), dtype="float64")
+    w = np.array(list(chain.from_iterable(w for _, _, _, w, _ in circuits)), dtype="float64")
+    eff = np.array(
+        [np.nan if x is None else x for x in chain.from_iterable(e for *_, e in circuits)], dtype="float64"
+    )
 
     def rank(names: Any) -> Any:  # each name's position in sorted order
         r = np.empty(len(names), dtype="int64")
@@ -187,18 +198,22 @@ def group_edges(
         (tu, d, tokens, features),
     ):
         keep = (a >= 0) & (b >= 0)
-        ck, ak, bk, wk = c[keep], a[keep], b[keep], w[keep]
+        ck, ak, bk, wk, ek = c[keep], a[keep], b[keep], w[keep], eff[keep]
         # per circuit first: weights in a canonical order (by value within each group), so the (float) sums do not
         # depend on the order the database returned the edges in; then rounded, so adding them up over circuits is
         # exact in any order
         order = np.lexsort((wk, bk, ak, ck))
-        edges = pd.DataFrame({"c": ck[order], "a": ak[order], "b": bk[order], "w": wk[order]})
+        edges = pd.DataFrame({"c": ck[order], "a": ak[order], "b": bk[order], "w": wk[order], "e": ek[order]})
         edges["aw"] = edges["w"].abs()
         per = edges.groupby(["c", "a", "b"], sort=False).agg(
-            n=("w", "size"), s=("w", "sum"), sa=("aw", "sum")
+            n=("w", "size"),
+            s=("w", "sum"),
+            sa=("aw", "sum"),
+            e=("e", "max"),  # max skips NaN: unmeasured
         )
         per["s"] = quantize(per["s"])
         per["sa"] = quantize(per["sa"])
+        per["e"] = quantize(per["e"])
         total = (
             per.reset_index()
             .groupby(["a", "b"], sort=False)
@@ -207,6 +222,8 @@ def group_edges(
                 n_edges=("n", "sum"),
                 weight_sum=("s", "sum"),
                 abs_weight_sum=("sa", "sum"),
+                effect_sum=("e", "sum"),  # NaN (unmeasured) adds nothing
+                effect_circuits=("e", "count"),
                 example=("c", "min"),
             )
             .reset_index()
@@ -236,7 +253,14 @@ def group_edges(
             b_ids[order].tolist(),
             *(
                 total[k].to_numpy()[order].tolist()
-                for k in ("circuits", "n_edges", "weight_sum", "abs_weight_sum")
+                for k in (
+                    "circuits",
+                    "n_edges",
+                    "weight_sum",
+                    "abs_weight_sum",
+                    "effect_sum",
+                    "effect_circuits",
+                )
             ),
             np.asarray(cuniq, dtype=object)[total["example"].to_numpy()[order]].tolist(),
             ex_circuits,
@@ -259,7 +283,19 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
         if hit is None:
             new.append(r)
             continue
-        handle, (circuits, n_edges, weight_sum, abs_weight_sum, example, *old_examples) = hit
+        (
+            handle,
+            (
+                circuits,
+                n_edges,
+                weight_sum,
+                abs_weight_sum,
+                effect_sum,
+                effect_circuits,
+                example,
+                *old_examples,
+            ),
+        ) = hit
         mine = (r["example_circuits"], r["example_weights"], r["examples"])
         ex_circuits, ex_weights, ex_texts = merge_examples(tuple(old_examples), mine)
         changed.append(
@@ -271,6 +307,9 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
                 "n_edges": n_edges + r["n_edges"],
                 "weight_sum": weight_sum + r["weight_sum"],
                 "abs_weight_sum": abs_weight_sum + r["abs_weight_sum"],
+                # unset on relationships folded before scd measured effects: those circuits have none
+                "effect_sum": (effect_sum or 0.0) + r["effect_sum"],
+                "effect_circuits": (effect_circuits or 0) + r["effect_circuits"],
                 "example": min(example, r["example"]),
                 "example_circuits": ex_circuits,
                 "example_weights": ex_weights,
@@ -315,10 +354,10 @@ def fold_once(
         return report
     t = report.timed("claim", t)
     # 2. read
-    edges: list[tuple[str, Sequence[str], Sequence[str], Sequence[float]]] = []
+    edges: list[CircuitEdges] = []
     for chunk in batches(ids, 64):
-        edges += [(c, a, b, w) for c, a, b, w in run(READ_EDGES, {"ids": list(chunk)})]
-    features = sorted({f for _, a, b, _ in edges for f in (*a, *b)})
+        edges += [(c, a, b, w, [x[0] for x in e]) for c, a, b, w, e in run(READ_EDGES, {"ids": list(chunk)})]
+    features = sorted({f for _, a, b, _, _ in edges for f in (*a, *b)})
     # Neo4j: each node's element id too (``handle``), so phases 4-5 find it without an index seek
     top: dict[str, str | None] = {}
     handles: dict[str, dict[str, Any]] = {"Feature": {}, "Token": {}}
@@ -381,6 +420,6 @@ def fold_once(
     for chunk in batches(ids, batch):
         run(MARK_FOLDED, {"ids": list(chunk)})
     report.timed("mark", t)
-    report.circuits, report.edges = len(ids), sum(len(w) for *_, w in edges)
+    report.circuits, report.edges = len(ids), sum(len(w) for _, _, _, w, _ in edges)
     report.groups, report.created = sum(len(g) for g in groups), created
     return report

@@ -47,7 +47,7 @@ from typing import IO, Any
 
 from scd.core.circuit import Circuit
 from scd.core.errors import QueryError, StoreError
-from scd.store.aggregates import FOLD_TX_EDGES, ROW_KEYS, FoldReport, combine, group_edges
+from scd.store.aggregates import FOLD_TX_EDGES, ROW_KEYS, CircuitEdges, FoldReport, combine, group_edges
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
 from scd.store.schema import AGGREGATES, LABELS, RELATIONSHIPS, tables
@@ -335,7 +335,7 @@ class CsvStore(Store):
         self.circuits: dict[str, dict[str, Any]] = {}  # written at close, with their final ``aggregated``
         self.texts: dict[str, str] = {}  # circuit id -> prompt text (the examples of the aggregate layer)
         self.requests: set[str] = set()
-        self.unfolded: list[tuple[str, list[str], list[str], list[float]]] = []
+        self.unfolded: list[CircuitEdges] = []
         self.layer: dict[str, dict[tuple[str, str], dict[str, Any]]] = {rel: {} for rel in AGGREGATES}
         self.closed = False
 
@@ -371,20 +371,21 @@ class CsvStore(Store):
             if rows.circuit.get("request"):
                 self.requests.add(rows.circuit["request"])
             g.relationship("EXPLAINS", cid, rows.prompt["id"])
-            feature_of = {}
+            feature_of, effect_of = {}, {}
             for n in rows.nodes:
                 g.node("Node", n)
                 g.relationship("HAS", cid, n["id"])
                 g.relationship("OF", n["id"], n["feature_id"])
-                feature_of[n["id"]] = n["feature_id"]
-            a, b, w = [], [], []
+                feature_of[n["id"]], effect_of[n["id"]] = n["feature_id"], n.get("effect")
+            a, b, w, eff = [], [], [], []
             for e in rows.edges:
                 g.relationship("FEEDS", e["src"], e["dst"], e)
                 a.append(feature_of[e["src"]])
                 b.append(feature_of[e["dst"]])
                 w.append(e["weight"])
+                eff.append(effect_of[e["src"]])
             if w:
-                self.unfolded.append((cid, a, b, w))
+                self.unfolded.append((cid, a, b, w, eff))
         return True
 
     def pending(self) -> int:

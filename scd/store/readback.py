@@ -41,6 +41,11 @@ RETURN n.id AS id, n.kind AS kind, n.layer AS layer, n.hook AS hook, n.idx AS id
        n.token AS token, n.activation AS activation, n.attribution AS attribution, n.feature_id AS feature_id
 ORDER BY n.id
 """
+#: read apart from _NODES: an embedded store last written by an older scd has no such column
+_EFFECTS = """
+MATCH (c:Circuit {id: $id})-[:HAS]->(n:Node)
+RETURN n.id AS id, n.effect AS effect
+"""
 _EDGES = """
 MATCH (c:Circuit {id: $id})-[:HAS]->(a:Node)-[r:FEEDS]->(b:Node)
 RETURN a.id AS source, b.id AS target, r.weight AS weight
@@ -89,6 +94,7 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
         )
     c = {str(k): v for k, v in head.iloc[0].items()} | _extras(store, circuit_id)
     prefix = circuit_id + "/"
+    effects = _effects(store, circuit_id)
     nodes = [
         Node(
             id=r.id[len(prefix) :],
@@ -101,6 +107,7 @@ def read_circuit(store: Store, circuit_id: str) -> Circuit:
             activation=_num(r.activation),
             attribution=_num(r.attribution),
             feature_id=r.feature_id,
+            effect=effects.get(r.id),
         )
         for r in _records(store.read(_NODES, {"id": circuit_id}))
     ]
@@ -186,6 +193,17 @@ def _extras(store: Store, circuit_id: str) -> dict[str, Any]:
             raise
         return dict(_NO_EXTRAS)  # an embedded store last written by an older scd
     return {str(k): v for k, v in extras.iloc[0].items()}
+
+
+def _effects(store: Store, circuit_id: str) -> dict[str, float]:
+    """Node id -> measured effect, for the nodes that have one."""
+    try:
+        frame = store.read(_EFFECTS, {"id": circuit_id})
+    except QueryError as e:
+        if "Cannot find property" not in str(e):
+            raise
+        return {}  # an embedded store last written by an older scd
+    return {r.id: float(r.effect) for r in _records(frame) if not _missing(r.effect)}
 
 
 def _records(frame: Any) -> list[Any]:

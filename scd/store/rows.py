@@ -68,6 +68,7 @@ NODE_PROPS = (
     "token",
     "activation",
     "attribution",
+    "effect",
 )
 
 
@@ -187,6 +188,7 @@ def node_rows(circuit: Circuit) -> list[dict[str, Any]]:
                 "token": n.token,
                 "activation": _f(n.activation),
                 "attribution": _f(n.attribution),
+                "effect": _f(n.effect),
                 "feature_id": n.feature_id,
             },
         )

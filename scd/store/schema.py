@@ -28,7 +28,9 @@
   scd.store.readback rebuilds it with its id: ``saes`` (JSON text of the hook -> SAE map, part of the id),
   ``scores`` (JSON text of every score: m_model, m_empty, ... and ``ablation``) and ``target_source``.
 * ``Node``     key ``id`` = ``{circuit_id}/{node id within the circuit}``. circuit_id, feature_id (the id of the
-  Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution.
+  Feature it is OF, denormalised), kind, layer, hook, idx, pos, token, activation, attribution, and ``effect``: the
+  measured drop of the circuit's metric when the node's latent is ablated on the prompt (scored circuits' SAE
+  latents; scd.discovery.effects), unset otherwise.
 * ``FEEDS``    upstream -> downstream direct effect; ``weight`` (float) and ``share`` = |weight| / the strongest
   |weight| in its circuit (in [0, 1]; one scale for "strong" across metrics and models).
 * ``Token``    key ``id`` = a token string: one per token that is some Feature's top_token and takes part in an aggregate.
@@ -37,7 +39,9 @@
   node of u to a node of ANY feature whose top_token is k; TOKEN_FEEDS (k)->(d) those from a node of any feature
   with top_token k to a node of d. Each carries ``circuits`` (how many circuits have at least one such edge: a
   distinct count within its group, which is why the token groups are their own relationships and not a sum of
-  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum``, ``example_circuit`` (the smallest circuit
+  FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum``, ``effect_sum`` and ``effect_circuits`` (over
+  the circuits where the upstream Node has a measured ``effect``: their sum, one per circuit, and how many; for
+  TOKEN_FEEDS the largest of the token's features' in each circuit), ``example_circuit`` (the smallest circuit
   id) and the strongest circuits as parallel lists ``examples`` (prompt texts), ``example_circuits`` and
   ``example_weights`` (the circuit's sum of |weight| in the group), strongest first. They are not written with the circuit but *folded* in afterwards, many circuits at once
   (scd.store.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
@@ -103,7 +107,8 @@ NEO4J_SCHEMA = [
 ]
 
 _AGG = (
-    "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, example_circuit STRING, "
+    "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, effect_sum DOUBLE, effect_circuits INT64, "
+    "example_circuit STRING, "
     "examples STRING[], example_circuits STRING[], example_weights DOUBLE[]"
 )
 LADYBUG_SCHEMA = [
@@ -119,7 +124,7 @@ LADYBUG_SCHEMA = [
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, ablation STRING, selection STRING, n_nodes INT64, n_edges INT64, "
     "created_at STRING, request STRING, aggregated BOOLEAN, saes STRING, scores STRING, target_source STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
-    "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING)",
+    "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING, effect DOUBLE)",
     "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY)",
     "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",
     "CREATE REL TABLE IF NOT EXISTS HAS(FROM Circuit TO Node)",

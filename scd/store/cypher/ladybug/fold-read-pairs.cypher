@@ -5,5 +5,6 @@ UNWIND $rows AS r
 MATCH (a:__FROM__ {id: r.k})-[x:__REL__]->(b:__TO__)
 WHERE list_contains(r.o, b.id)
 RETURN a.id AS a, b.id AS b, NULL AS handle, x.circuits AS circuits, x.n_edges AS n_edges,
-  x.weight_sum AS weight_sum, x.abs_weight_sum AS abs_weight_sum, x.example_circuit AS example,
+  x.weight_sum AS weight_sum, x.abs_weight_sum AS abs_weight_sum, x.effect_sum AS effect_sum,
+  x.effect_circuits AS effect_circuits, x.example_circuit AS example,
   x.example_circuits AS example_circuits, x.example_weights AS example_weights, x.examples AS examples

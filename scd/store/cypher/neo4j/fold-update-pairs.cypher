@@ -3,5 +3,6 @@
 UNWIND $rows AS r
 MATCH ()-[x:__REL__]->() WHERE elementId(x) = r.handle
 SET x.circuits = r.circuits, x.n_edges = r.n_edges, x.weight_sum = r.weight_sum,
-  x.abs_weight_sum = r.abs_weight_sum, x.example_circuit = r.example,
+  x.abs_weight_sum = r.abs_weight_sum, x.effect_sum = r.effect_sum, x.effect_circuits = r.effect_circuits,
+  x.example_circuit = r.example,
   x.example_circuits = r.example_circuits, x.example_weights = r.example_weights, x.examples = r.examples
