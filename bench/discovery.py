@@ -136,6 +136,7 @@ def run_standin(layout: str, top_k: int) -> dict:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     from scd.discovery.discover import discover, prepare
+    from scd.discovery.effects import latent_effects
     from scd.discovery.evaluate import evaluate
     from scd.ingest.prompts import read_prompts
     from scd.models.bundle import load_bundle
@@ -148,7 +149,7 @@ def run_standin(layout: str, top_k: int) -> dict:
     prompts = read_prompts(ROOT / "examples" / "seed-prompts.txt")
     if bundle.lazy:  # as scd ingest does: announce the prompts, so one SAE load serves a chunk of them
         bundle.plan([prepare(bundle, spec.text).token_ids for spec in prompts])
-    per_circuit, per_score = [], []
+    per_circuit, per_score, per_effects = [], [], []
     nodes = edges = 0
     for spec in prompts:
         t = time.perf_counter()
@@ -158,6 +159,10 @@ def run_standin(layout: str, top_k: int) -> dict:
         t = time.perf_counter()
         evaluate(c, bundle, ablation="zero", errors="circuit")
         per_score.append(time.perf_counter() - t)
+        # and each latent's measured effect, which the same scored ingest stores on the nodes
+        t = time.perf_counter()
+        latent_effects(c, bundle, ablation="zero")
+        per_effects.append(time.perf_counter() - t)
         nodes, edges = nodes + len(c.nodes), edges + len(c.edges)
     return {
         "layout": layout,
@@ -167,8 +172,11 @@ def run_standin(layout: str, top_k: int) -> dict:
         "load_s": load_s,
         "circuit_s": per_circuit,
         "score_s": per_score,
+        "effects_s": per_effects,
         "circuits_per_min": 60 * len(per_circuit) / sum(per_circuit),
-        "scored_circuits_per_min": 60 * len(per_circuit) / (sum(per_circuit) + sum(per_score)),
+        "scored_circuits_per_min": 60
+        * len(per_circuit)
+        / (sum(per_circuit) + sum(per_score) + sum(per_effects)),
         "nodes": nodes,
         "edges": edges,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
@@ -296,9 +304,11 @@ def main_standin(layouts: list[str], top_k: int) -> None:
         rows.append(row)
         times = ", ".join(f"{s:.1f}" for s in row["circuit_s"])
         scores = ", ".join(f"{s:.1f}" for s in row["score_s"])
+        effects = ", ".join(f"{s:.2f}" for s in row["effects_s"])
         print(
             f"{layout} ({row['n_saes']} SAEs, {'lazy' if row['lazy'] else 'eager'}): load {row['load_s']:.1f} s"
-            f" | per circuit {times} s + default scores {scores} s | {row['sae_loads']} full SAE loads"
+            f" | per circuit {times} s + default scores {scores} s + measured effects {effects} s"
+            f" | {row['sae_loads']} full SAE loads"
             f" | {row['circuits_per_min']:.2f} circuits/min unscored, {row['scored_circuits_per_min']:.2f} scored"
             f" (scd ingest's default) | peak RSS {row['peak_rss_gib']:.2f} GiB"
             f" | {row['nodes']} nodes, {row['edges']} edges over {len(row['circuit_s'])} prompts",

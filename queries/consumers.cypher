@@ -6,7 +6,7 @@
 // param: min_weight: float = 0.0 — ignore FEEDS edges with |weight| below this
 // param: min_faithfulness: float = null — only circuits scored at least this faithful count (unscored ones are left out; read from the FEEDS edges, slower)
 // param: order_by: string = "weight" — rank by: weight (sum of |weight|), circuits (how many circuits), mean (|weight| per edge)
-// param: include_errors: bool = false — also list SAE error terms (otherwise only summarised)
+// param: include_errors: bool = false — also list SAE error terms and the target logit (otherwise only summarised)
 // param: limit: int = 50 — rows to return
 // requires: feature | token
 // choices: order_by = weight | circuits | mean
@@ -15,8 +15,8 @@
 // The mirror image of `feeders`. One row per downstream feature: its label, in how many circuits a source feeds it, over how many edges, the sum
 // of |weight| (abs_weight) and its positive and negative parts (pos_weight + neg_weight = the signed total), the
 // mean |weight| per edge, and up to 3 example prompts, the circuits where the source feeds it most strongly first.
-// SAE error terms are not features: left out unless include_errors=true; `scd query` reports their share of
-// the |weight| out of the source under the table (queries/summary/consumers.cypher).
+// SAE error terms and the target logit are not features: left out unless include_errors=true; `scd query` reports
+// their shares of the |weight| out of the source under the table (queries/summary/consumers.cypher).
 //
 // `scd query` / scd.query answer the common cases (exactly one of feature / token, min_weight <= 0, no
 // min_faithfulness, top_n = 1 for a token) from the pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships instead
@@ -26,7 +26,7 @@ MATCH (s:Feature)
 WHERE s.id = $feature OR $token IN (s.top_promoted[0..$top_n])
 WITH s  // a barrier: LadybugDB 0.22 drops the weight filter below for some rows without it
 MATCH (s)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(f:Feature)
-WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token'])
+WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token', 'logit'])
 WITH f, u.circuit_id AS cid, count(e) AS n, sum(e.weight) AS w, sum(abs(e.weight)) AS aw
 MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
 WHERE c.id = cid AND (c.faithfulness >= $min_faithfulness OR $min_faithfulness IS NULL)

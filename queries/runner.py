@@ -384,7 +384,8 @@ NOT_FEATURES = {"error": "SAE error terms", "token": "input tokens"}
 
 def summary(store: Store, q: NamedQuery, bound: Mapping[str, Any], *, aggregates_current: bool = True) -> str:
     """One line: the share of the query's |weight| that SAE error terms and input tokens carry (feeders:
-    into the targets; consumers: out of the sources), which the ranked rows leave out unless include_errors.
+    into the targets; consumers: out of the sources, and the share straight into the target logit), which the
+    ranked rows leave out unless include_errors.
 
     Phases: 1. the summary text for the same case the rows took (aggregate layer or FEEDS edges); 2. the sum of
     |weight| by the other end's kind; 3. the non-feature kinds' shares of the total."""
@@ -400,9 +401,12 @@ def summary(store: Store, q: NamedQuery, bound: Mapping[str, Any], *, aggregates
     into = "into the target" if q.name == "feeders" else "out of the source"
     parts = [f"{name} {100 * by_kind[k] / total:.1f}%" for k, name in NOT_FEATURES.items() if by_kind.get(k)]
     share = sum(by_kind.get(k, 0.0) for k in NOT_FEATURES) / total
-    return f"unexplained by features: {100 * share:.1f}% of |weight| {into}" + (
+    line = f"unexplained by features: {100 * share:.1f}% of |weight| {into}" + (
         f" ({', '.join(parts)})" if parts else ""
     )
+    if q.name == "consumers" and by_kind.get("logit"):  # not a feature either, but no gap in the explanation
+        line += f"; straight into the target logit {100 * by_kind['logit'] / total:.1f}%"
+    return line
 
 
 def run_cypher(store: Store, text: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:

@@ -1026,3 +1026,27 @@ def test_features_without_circuits_change_no_query(which, circuits, request, tmp
             assert_same_result(a, b, order_by)
         except AssertionError as e:
             raise AssertionError(f"{name} {params}: {e}") from e
+
+
+def test_consumers_keep_the_logit_out_of_the_ranked_rows(circuits, embedded_store):
+    """The target logit is no feature: consumers list it only with include_errors=true, and the summary line gives
+    the share of |weight| that goes straight into it, recomputed from the Circuit objects."""
+    source = next(
+        c.node(e.source).feature_id
+        for c in circuits
+        for e in c.edges
+        if c.node(e.target).kind == "logit" and c.node(e.source).kind not in ("error", "token")
+    )
+    by_kind: dict[str, float] = {}
+    for c in circuits:
+        for e in c.edges:
+            if c.node(e.source).feature_id == source:
+                kind = c.node(e.target).kind
+                by_kind[kind] = by_kind.get(kind, 0.0) + abs(e.weight)
+    assert by_kind.get("logit")
+    df = runner.run(embedded_store, "consumers", {"feature": source, "limit": BIG})
+    assert "logit" not in set(df["kind"])
+    every = runner.run(embedded_store, "consumers", {"feature": source, "limit": BIG, "include_errors": True})
+    assert "logit" in set(every["kind"])
+    share = by_kind["logit"] / sum(by_kind.values())
+    assert df.attrs["summary"].endswith(f"; straight into the target logit {100 * share:.1f}%")

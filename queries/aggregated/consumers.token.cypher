@@ -4,7 +4,7 @@
 // token). One relationship per downstream feature carries the circuit count (distinct circuits), the edge count,
 // the signed and |weight| sums, and the strongest circuits' prompts (the fold keeps them, scd.store.aggregates).
 MATCH (k:Token {id: $token})-[a:TOKEN_FEEDS]->(f:Feature)
-WHERE $include_errors OR NOT f.kind IN ['error', 'token']
+WHERE $include_errors OR NOT f.kind IN ['error', 'token', 'logit']
 WITH f, a.circuits AS circuits, a.n_edges AS edges, a.weight_sum AS total, a.abs_weight_sum AS abs_weight,
      a.examples AS texts
 WITH f, circuits, edges, total, abs_weight, texts,

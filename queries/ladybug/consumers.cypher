@@ -4,7 +4,7 @@ MATCH (s:Feature)
 WHERE s.id = $feature OR $token IN (s.top_promoted[0..$top_n])
 WITH s  // a barrier: LadybugDB 0.22 drops the weight filter below for some rows without it
 MATCH (s)<-[:OF]-(u:Node)-[e:FEEDS]->(d:Node)-[:OF]->(f:Feature)
-WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token'])
+WHERE abs(e.weight) >= $min_weight AND ($include_errors OR NOT f.kind IN ['error', 'token', 'logit'])
 WITH f, u.circuit_id AS cid, count(e) AS n, sum(e.weight) AS w, sum(abs(e.weight)) AS aw
 MATCH (c:Circuit)-[:EXPLAINS]->(p:Prompt)
 WHERE c.id = cid AND (c.faithfulness >= $min_faithfulness OR $min_faithfulness IS NULL)
