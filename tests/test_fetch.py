@@ -89,3 +89,28 @@ def test_doctor_command_lists_the_presets(hub, tmp_path, monkeypatch):
             _touch(hub, repo, f"{path}/{name}")
     result = CliRunner().invoke(main, ["doctor", "--store", str(tmp_path / "s")])
     assert "SAEs res-jb       cached (13 SAEs)" in result.stdout
+
+
+def test_fetch_with_everything_cached_needs_no_network(hub, monkeypatch):
+    """Offline, with the model and the preset already in the cache, `scd fetch` says so and lists them (it used
+    to refuse: "HF_HUB_OFFLINE is set, so scd fetch cannot download")."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    for name in ("config.json", "model.safetensors", "vocab.json"):
+        _touch(hub, MODEL_REPO, name)
+    files = preset_files("res-jb")
+    for repo, path in files[:-1]:
+        for name in ("cfg.json", "sae_weights.safetensors"):
+            _touch(hub, repo, f"{path}/{name}")
+    result = CliRunner().invoke(main, ["fetch", "gpt2-small", "--saes", "res-jb"])
+    assert (
+        result.exit_code == 1 and "HF_HUB_OFFLINE is set" in result.stderr
+    )  # one SAE missing: must download
+    for name in ("cfg.json", "sae_weights.safetensors"):
+        _touch(hub, files[-1][0], f"{files[-1][1]}/{name}")
+    result = CliRunner().invoke(main, ["fetch", "gpt2-small", "--saes", "res-jb"])
+    assert result.exit_code == 0, result.output
+    assert "already in the Hugging Face cache, nothing to download" in result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"stored {MODEL_REPO}")
+    assert any(files[0][0] in line for line in result.stdout.splitlines())

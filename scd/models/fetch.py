@@ -11,7 +11,8 @@
    ``HF_HUB_OFFLINE=1`` runs find them;
 3. reports each repository's cache folder and its size on disk (``huggingface_hub.scan_cache_dir``).
 
-A failed download (no network, ``HF_HUB_OFFLINE=1`` with nothing cached) is one ModelError line. Files already in
+A failed download (no network, ``HF_HUB_OFFLINE=1`` with something missing) is one ModelError line; with
+everything already cached, fetch downloads nothing and needs no network. Files already in
 the cache are not downloaded again, so a second fetch only reports.
 
 `cached_presets()` answers "which presets would load offline?" for ``scd doctor`` by looking each needed file up
@@ -79,6 +80,9 @@ def fetch(preset: str = "res-jb", *, progress: Callable[[str], None] | None = No
     """Download GPT-2-small and SAE preset `preset` into the Hugging Face cache; return what is stored where."""
     say = progress or (lambda _: None)
     specs = resolve_preset(preset)  # phase 1: offline check of the preset
+    if model_cached() and _preset_cached(preset):  # nothing to download: works offline too
+        say(f"gpt2-small and SAE preset {preset}: already in the Hugging Face cache, nothing to download")
+        return stored([MODEL_REPO, *sorted({repo for repo, _ in preset_files(preset)})])
     check_hub_reachable()
     repos = [MODEL_REPO]
     say(f"gpt2-small: {MODEL_REPO} (config, weights, tokenizer)")
@@ -146,9 +150,14 @@ def _download_sae(preset: str, release: str, sae_id: str) -> None:
 
 def stored(repos: list[str], cache_dir: str | Path | None = None) -> list[Stored]:
     """Cache folder and size on disk of each of `repos` found in the hub cache."""
-    from huggingface_hub import scan_cache_dir
+    from huggingface_hub import constants, scan_cache_dir
 
-    info = {r.repo_id: r for r in scan_cache_dir(cache_dir).repos if r.repo_type == "model"}
+    # the cache folder read now: scan_cache_dir's own default is bound when its module is first imported
+    info = {
+        r.repo_id: r
+        for r in scan_cache_dir(cache_dir or constants.HF_HUB_CACHE).repos
+        if r.repo_type == "model"
+    }
     return [Stored(r, Path(info[r].repo_path), info[r].size_on_disk) for r in repos if r in info]
 
 
@@ -176,3 +185,11 @@ def cached_presets(cache_dir: str | Path | None = None) -> dict[str, tuple[int, 
         )
         out[preset] = (have, len(files))
     return out
+
+
+def _preset_cached(preset: str, cache_dir: str | Path | None = None) -> bool:
+    return all(
+        _cached(repo, f"{path}/{name}", cache_dir)
+        for repo, path in preset_files(preset)
+        for name in _SAE_FILES
+    )
