@@ -77,6 +77,9 @@ def test_scored_circuits_carry_each_latents_measured_effect(demo, scored):
     assert max(abs(by_latent[k]) for k in big) > 0.5  # a check that could fail: some latent matters
     plain = discover("print(len(x", model=demo, metric="logit")
     assert all(n.effect is None for n in plain.nodes)
+    unmeasured = discover("print(len(x", model=demo, metric="logit", scores=True, effects=False)
+    assert unmeasured.scores["faithfulness"] == scored.scores["faithfulness"]
+    assert all(n.effect is None for n in unmeasured.nodes) and unmeasured.id == scored.id
 
 
 def test_mean_ablation_effects_use_the_reference_means(demo, scored):

@@ -30,7 +30,7 @@ METRICS = {"log-prob": "log_prob", "logit": "logit", "logit-diff": "logit_diff"}
 #: 0.9x for GPT-2 shapes (each prompt's edges need a forward of their own); README 'Benchmarks'
 PROMPT_BATCH = 1
 #: options that change speed or memory only, or what is stored beside a circuit: never part of a request key
-NOT_IN_KEY = frozenset({"batch_size", "prompt_batch", "scores"})
+NOT_IN_KEY = frozenset({"batch_size", "prompt_batch", "scores", "effects"})
 #: the SAE sublayer kinds a circuit can be restricted to (``sublayers``), in forward order within a block
 SUBLAYERS = ("resid", "attn", "mlp")
 #: node selection after attribution (``selection``): top-k alone (None), or cut further by
@@ -49,7 +49,8 @@ class DiscoveryConfig:
     (both given: both must hold); ``edge_threshold``: weaker edges are dropped; ``batch_size``: downstream targets
     per backward pass; ``prompt_batch``: prompts per forward/backward when several are discovered
     (`scd.discovery.discover.discover_batch`, `scd ingest`); ``scores``: also measure faithfulness and
-    completeness. ``batch_size``, ``prompt_batch`` and ``scores`` never change a circuit (batched prompts: to
+    completeness, and with ``effects`` each latent's effect by ablation (`scd.discovery.effects`).
+    ``batch_size``, ``prompt_batch``, ``scores`` and ``effects`` never change a circuit (batched prompts: to
     float rounding). ``sublayers``: splice only the SAEs at these sublayer kinds (e.g. ("attn", "mlp"):
     the residual stream runs exact); None = every SAE of the set. ``selection``: None (top-k per sublayer), or
     "influence[:SHARE]" / "greedy[:N]" (`scd.discovery.selection`) applied to the top-k circuit; ``ablation``:
@@ -66,6 +67,7 @@ class DiscoveryConfig:
     batch_size: int = 64
     prompt_batch: int = PROMPT_BATCH
     scores: bool = False
+    effects: bool = True
     sublayers: tuple[str, ...] | None = None
     selection: str | None = None
     ablation: str = "zero"
@@ -121,8 +123,9 @@ class DiscoveryConfig:
                 raise OptionError(f"{name} must be a finite number >= 0, got {value}")
             # 0 and 0.0 hash differently in a request key: always a float, as the CLI has always passed it
             object.__setattr__(self, name, float(value))
-        if not isinstance(self.scores, bool):
-            raise OptionError(f"scores must be True or False, got {self.scores!r}")
+        for name in ("scores", "effects"):
+            if not isinstance(getattr(self, name), bool):
+                raise OptionError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     def selection_rule(self) -> tuple[str, float] | None:
         """("influence", share) or ("greedy", n_nodes) from ``selection``; None for plain top-k."""

@@ -157,9 +157,12 @@ def _discover_batch(bundle: ModelBundle, prompts, targets, contrasts, config) ->
                 circuit.scores = scored.as_dict() | {"ablation": f"{config.ablation}/{errors}"}
                 if reference is not None:
                     circuit.scores["reference"] = reference
-                effects = latent_effects(circuit, bundle, ablation=config.ablation, means=means)
-                for node in circuit.nodes:
-                    node.effect = effects.get((node.hook, node.index)) if node.kind in SPLICED_KINDS else None
+                if config.effects:
+                    effects = latent_effects(circuit, bundle, ablation=config.ablation, means=means)
+                    for node in circuit.nodes:
+                        node.effect = (
+                            effects.get((node.hook, node.index)) if node.kind in SPLICED_KINDS else None
+                        )
         results[i] = circuit
     return results
 

@@ -16,8 +16,8 @@ ranking of "what drives the prediction" built from attributions can put the stro
   the prompt's positions, as `scd.discovery.evaluate.Ablator`) at the positions where it is active;
   BOS is never ablated (the same convention as `scd.discovery.evaluate`).
 * One value per latent and prompt, the same for all of that latent's nodes in the circuit: it is what
-  `bench/reading.py` measures, prompt by prompt. Cost: one forward pass per distinct latent, ``batch`` copies of
-  the prompt per pass, no backward.
+  `bench/reading.py` measures, prompt by prompt. Cost: per distinct latent, a forward pass from the latent's
+  block on (``batch`` copies of the prompt per pass, started from the clean residual stream), no backward.
 """
 
 from __future__ import annotations
@@ -71,19 +71,36 @@ def measure(
     tokens = torch.tensor([ids], dtype=torch.long, device=bundle.device)
     bos = bundle.tokenizer.bos_id
     first = 1 if bos is not None and ids[0] == bos and len(ids) > 1 else 0
-    clean = float(metric(bundle.model(tokens)))
+    # every copy of the prompt is the clean run up to the block of the latent it ablates: start there, from the
+    # clean residual stream (about half the compute of full passes, averaged over the layers)
+    block = {h: _block(h) for h, _ in latents}
+    starts = sorted(set(block.values()))
+    logits, cache = bundle.model.run_with_cache(tokens, names_filter=[_resid_pre(b) for b in starts])
+    clean = float(metric(logits))
     out: dict[Latent, float] = {}
-    for start in range(0, len(latents), batch):
-        chunk = latents[start : start + batch]
-        ms = _ablated(bundle, tokens, chunk, first, ablation, means, metric)
-        out.update((latent, clean - m) for latent, m in zip(chunk, ms, strict=True))
+    for b in starts:
+        group = [latent for latent in latents if block[latent[0]] == b]
+        for start in range(0, len(group), batch):
+            chunk = group[start : start + batch]
+            ms = _ablated(bundle, cache[_resid_pre(b)], b, chunk, first, ablation, means, metric)
+            out.update((latent, clean - m) for latent, m in zip(chunk, ms, strict=True))
     return out
 
 
+def _block(hook: str) -> int:
+    """The transformer block a hook is inside of (``blocks.3.hook_mlp_out`` -> 3)."""
+    return int(hook.split(".")[1])
+
+
+def _resid_pre(block: int) -> str:
+    return f"blocks.{block}.hook_resid_pre"
+
+
 def _ablated(
-    bundle, tokens, chunk: Sequence[Latent], first: int, ablation: str, means, metric
+    bundle, resid, block: int, chunk: Sequence[Latent], first: int, ablation: str, means, metric
 ) -> list[float]:
-    """The metric of each copy of the prompt, copy i with latent ``chunk[i]`` ablated (only its SAE spliced)."""
+    """The metric of each copy of the prompt, copy i with latent ``chunk[i]`` ablated (only its SAE spliced), run
+    from the clean residual stream ``resid`` entering ``block``."""
     n = len(chunk)
     rows_at: dict[str, list[tuple[int, int]]] = {}
     for row, (hook, index) in enumerate(chunk):
@@ -110,5 +127,7 @@ def _ablated(
         x[r] = x[r] + (sae.decode(g) - sae.decode(f)).to(x.dtype)
         return x
 
-    logits = bundle.model.run_with_hooks(tokens.expand(n, -1), fwd_hooks=[(h, splice) for h in rows_at])
+    logits = bundle.model.run_with_hooks(
+        resid.expand(n, -1, -1), start_at_layer=block, fwd_hooks=[(h, splice) for h in rows_at]
+    )
     return [float(metric(logits[j : j + 1])) for j in range(n)]
