@@ -378,7 +378,7 @@ def test_min_faithfulness_keeps_only_faithful_circuits(which, circuits, request)
     )
 
     def expect(frame: pd.DataFrame, key: str, kind: str) -> dict:
-        frame = frame[~frame[kind].isin(["error", "token"])]
+        frame = frame[~frame[kind].isin(["error", "token", "logit"])]  # not features: not ranked rows
         g = frame.groupby(key)
         return {
             f: (int(g["cid"].nunique()[f]), int(g.size()[f]), float(g["w"].apply(lambda w: w.abs().sum())[f]))
