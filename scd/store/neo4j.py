@@ -283,6 +283,8 @@ class Neo4jStore(Store):
     # two circuits in flight: one transaction runs on one server thread, and a 2-core server doubles its rate
     # (bench/ingest.py); more only pays on a bigger server (scd ingest --writers)
     writers = 2
+    # each read opens its own session, which takes its own connection from the driver's pool (thread-safe)
+    concurrent_reads = True
 
     def __init__(self, driver: neo4j.Driver, config: StoreConfig):
         self.driver = driver
