@@ -243,7 +243,9 @@ def aggregates(
         used.update(ka.tolist() if la == "Token" else kb.tolist() if lb == "Token" else [])
         known = {"circuits": out["circuits"].to_numpy(), "n_edges": out["n"].to_numpy(),
                  "weight_sum": out["ws"].to_numpy(), "abs_weight_sum": out["aws"].to_numpy(),
-                 "example_circuit": cids[out["ex"].to_numpy()], **lists}  # fmt: skip
+                 "example_circuit": cids[out["ex"].to_numpy()], **lists,
+                 # no node has a measured effect here (no Node.effect): what the fold writes for such pairs
+                 "effect_sum": np.zeros(len(out)), "effect_circuits": np.zeros(len(out), dtype=np.int64)}  # fmt: skip
         columns = tables()[rel][1]
         unknown = [c for c, _ in columns if c not in known]
         if unknown:  # a new aggregate column: this generator must learn to fill it
