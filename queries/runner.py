@@ -367,8 +367,8 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
 
     Phases: 1. bind the parameters; 2. where the query has a summary line and the store takes concurrent reads
     (Neo4j), start the summary on a second thread, guessing that the rows come from the aggregate layer whenever
-    their case allows it (the summary costs the server about as much as the rows: run one after the other, it
-    nearly doubled the wait); 3. the rows, from the aggregate layer while no circuit is pending (the pending check
+    their case allows it (the summary costs the server ~70% of the rows' work for a token: run after the rows it
+    added that to the wait, beside them it overlaps where a core is free); 3. the rows, from the aggregate layer while no circuit is pending (the pending check
     rides in the same statement, ``Store.read_folded``), else from the FEEDS edges; 4. the summary line from the
     same layer as the rows: the guess where it was right, else computed again."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
@@ -376,10 +376,11 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     ahead = _beside(store, summary, store, q, bound) if q.summary else None
     try:
         df, current = _rows(store, q, bound)
-    except BaseException:
-        if ahead is not None:  # the caller may close the store next: let the line's read end first
+    except BaseException as e:
+        if ahead is not None:
             ahead.cancel()
-            futures.wait([ahead])
+            if isinstance(e, Exception):  # the caller may close the store next: let the line's read end first
+                futures.wait([ahead])  # (not on Ctrl-C, which must not wait for a long summary)
         raise
     if q.summary:
         if ahead is not None and (current or q.aggregated_case(bound) is None):

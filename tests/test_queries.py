@@ -176,14 +176,14 @@ def test_unknown_query_suggests_the_nearest():
         runner.get_query("zzzzzz")
 
 
-def test_query_on_an_empty_store_says_so(tmp_path):
+def test_query_on_an_empty_store_says_so(store_config):
+    """On Neo4j the summary line is in flight on a second thread when the rows fail: the error is the rows'."""
     from scd.store import open_store
 
-    config = StoreConfig(path=tmp_path / "empty")
-    with open_store(config) as store:
+    with open_store(store_config) as store:
         store.ensure_schema()  # the store with its schema, no data (opening alone creates nothing)
     with pytest.raises(QueryError, match=r"the store is empty .* run `scd ingest"):
-        runner.query("feeders", store=config, token=")")
+        runner.query("feeders", store=store_config, token=")")
 
 
 def test_python_api_opens_the_configured_store(embedded_store, monkeypatch):
