@@ -460,7 +460,7 @@ def _finish(store: Store, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def is_empty(store: Store) -> bool:
-    return not any(store.stats().values())
+    return store.is_empty()
 
 
 def empty_store_error(store: Store) -> QueryError:

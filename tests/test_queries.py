@@ -182,8 +182,13 @@ def test_query_on_an_empty_store_says_so(store_config):
 
     with open_store(store_config) as store:
         store.ensure_schema()  # the store with its schema, no data (opening alone creates nothing)
+        assert store.is_empty() and not any(store.stats().values())
     with pytest.raises(QueryError, match=r"the store is empty .* run `scd ingest"):
         runner.query("feeders", store=store_config, token=")")
+    with open_store(store_config) as store:
+        store.write_circuit(synthetic_circuit(1))
+        assert not store.is_empty()
+        assert runner.run(store, "feeders", {"token": "no such token"}).empty  # an empty answer, no error
 
 
 def test_python_api_opens_the_configured_store(embedded_store, monkeypatch):

@@ -89,6 +89,10 @@ class Store(ABC):
     def stats(self) -> dict[str, int]:
         """Counts by node label and relationship type."""
 
+    def is_empty(self) -> bool:
+        """True if the store holds none of scd's nodes (what an empty answer checks before blaming the store)."""
+        return not any(self.stats().values())
+
     @abstractmethod
     def clear(self) -> None:
         """Delete everything (schema stays)."""

@@ -625,6 +625,16 @@ class Neo4jStore(Store):
             raise self._guard("stats", e) from e
         return counts
 
+    def is_empty(self) -> bool:
+        # one statement, each label's EXISTS stopping at its first node, where stats() sends one count per label
+        # and type: an empty answer (a feature nothing feeds) checked the store with 12 round trips
+        exists = " OR ".join(f"EXISTS {{ MATCH (:`{label}`) }}" for label in LABELS)
+        try:
+            with self._session(default_access_mode=neo4j.READ_ACCESS, notifications_min_severity="OFF") as s:
+                return not s.run(f"RETURN {exists} AS any").single(strict=True)["any"]
+        except (Neo4jError, DriverError) as e:
+            raise self._guard("stats", e) from e
+
     def clear(self) -> None:
         try:
             # scd's relationships and nodes only (and the fold lock): the database may hold other data
