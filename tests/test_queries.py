@@ -176,14 +176,19 @@ def test_unknown_query_suggests_the_nearest():
         runner.get_query("zzzzzz")
 
 
-def test_query_on_an_empty_store_says_so(tmp_path):
+def test_query_on_an_empty_store_says_so(store_config):
+    """On Neo4j the summary line is in flight on a second thread when the rows fail: the error is the rows'."""
     from scd.store import open_store
 
-    config = StoreConfig(path=tmp_path / "empty")
-    with open_store(config) as store:
+    with open_store(store_config) as store:
         store.ensure_schema()  # the store with its schema, no data (opening alone creates nothing)
+        assert store.is_empty() and not any(store.stats().values())
     with pytest.raises(QueryError, match=r"the store is empty .* run `scd ingest"):
-        runner.query("feeders", store=config, token=")")
+        runner.query("feeders", store=store_config, token=")")
+    with open_store(store_config) as store:
+        store.write_circuit(synthetic_circuit(1))
+        assert not store.is_empty()
+        assert runner.run(store, "feeders", {"token": "no such token"}).empty  # an empty answer, no error
 
 
 def test_python_api_opens_the_configured_store(embedded_store, monkeypatch):
@@ -774,9 +779,25 @@ def test_demo_circuits_same_on_both_engines(demo_circuits, neo4j_uri, tmp_path):
                 raise AssertionError(f"{name} {params}: {e}") from e
 
 
+def _unexplained_into(circuits, token: str) -> str:
+    """feeders' summary line for ``token`` (top_n = 1) computed from the Circuit objects: the share of |weight|
+    into features whose top promoted token it is that comes from SAE error terms and input tokens."""
+    by_kind: dict[str, float] = {}
+    for c in circuits:
+        features = {f.id: f for f in c.features}
+        for e in c.edges:
+            target = features[c.node(e.target).feature_id]
+            if target.top_promoted[:1] == [token]:
+                kind = features[c.node(e.source).feature_id].kind
+                by_kind[kind] = by_kind.get(kind, 0.0) + abs(e.weight)
+    share = (by_kind.get("error", 0.0) + by_kind.get("token", 0.0)) / sum(by_kind.values())
+    return f"unexplained by features: {100 * share:.1f}% of |weight| into"
+
+
 def test_pending_circuits_route_to_the_feeds_edges(store_config):
     """While a circuit is not yet folded into the aggregate layer, feeders / consumers read the FEEDS edges, so
-    the answer still counts it; after the fold they read the layer again, with the same rows."""
+    the answer still counts it; after the fold they read the layer again, with the same rows. The summary line
+    follows the rows (on Neo4j it is computed beside them, guessing the layer: a wrong guess must not show)."""
     from scd.store import open_store
 
     circuits = [synthetic_circuit(100 + i, text=t) for i, t in enumerate(NAMED_PROMPTS)]
@@ -800,8 +821,12 @@ def test_pending_circuits_route_to_the_feeds_edges(store_config):
         stale = runner.run_cypher(store, q.text_for(store.kind, bound), bound)  # the layer, one circuit short
         assert_same_result(routed, edges, [])  # the very same text ran
         assert routed["edges"].sum() > stale["edges"].sum()
+        want = _unexplained_into(circuits, token)
+        assert _unexplained_into(circuits[:-1], token) != want  # the layer's line would differ
+        assert routed.attrs["summary"].startswith(want)
         store.fold()
         folded = runner.run(store, q, bound)  # the layer again: sums to 1e-9 (it rounds each circuit's sums)
+        assert folded.attrs["summary"].startswith(want)
         assert list(folded.columns) == list(edges.columns) and len(folded) == len(edges)
         for col in folded.columns:
             x, y = folded.sort_values("feature")[col].tolist(), edges.sort_values("feature")[col].tolist()

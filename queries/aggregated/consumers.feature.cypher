@@ -5,13 +5,14 @@
 // prompts (the fold keeps them, scd.store.aggregates).
 MATCH (s:Feature {id: $feature})-[a:FEEDS_FEATURE]->(f:Feature)
 WHERE $include_errors OR NOT f.kind IN ['error', 'token', 'logit']
-WITH f, a.circuits AS circuits, a.n_edges AS edges, a.weight_sum AS total, a.abs_weight_sum AS abs_weight,
-     a.examples AS texts
-WITH f, circuits, edges, total, abs_weight, texts,
+// weight_sum and the examples are read in RETURN, after ORDER BY ... LIMIT: only for the rows returned
+WITH f, a, a.circuits AS circuits, a.n_edges AS edges, a.abs_weight_sum AS abs_weight
+WITH f, a, circuits, edges, abs_weight,
      CASE WHEN $order_by = 'circuits' THEN circuits * 1.0 WHEN $order_by = 'mean' THEN abs_weight / edges
           ELSE abs_weight END AS score
 RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.label AS label, f.top_promoted[0..3] AS promotes,
-       circuits, edges, abs_weight, (abs_weight + total) / 2 AS pos_weight, (total - abs_weight) / 2 AS neg_weight,
-       abs_weight / edges AS mean_abs_weight, texts[0..3] AS examples
+       circuits, edges, abs_weight, (abs_weight + a.weight_sum) / 2 AS pos_weight,
+       (a.weight_sum - abs_weight) / 2 AS neg_weight, abs_weight / edges AS mean_abs_weight,
+       a.examples[0..3] AS examples
 ORDER BY score DESC, abs_weight DESC, feature
 LIMIT $limit

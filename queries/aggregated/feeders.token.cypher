@@ -6,14 +6,15 @@
 // keeps them, scd.store.aggregates).
 MATCH (k:Token {id: $token})<-[a:FEEDS_TOKEN]-(f:Feature)
 WHERE $include_errors OR NOT f.kind IN ['error', 'token']
-WITH f, a.circuits AS circuits, a.n_edges AS edges, a.weight_sum AS total, a.abs_weight_sum AS abs_weight,
-     a.examples AS texts,
+// weight_sum and the examples are read in RETURN, after ORDER BY ... LIMIT: only for the rows returned
+WITH f, a, a.circuits AS circuits, a.n_edges AS edges, a.abs_weight_sum AS abs_weight,
      CASE WHEN coalesce(a.effect_circuits, 0) = 0 THEN null ELSE a.effect_sum END AS measured
-WITH f, circuits, edges, total, abs_weight, texts, measured,
+WITH f, a, circuits, edges, abs_weight, measured,
      CASE WHEN $order_by = 'circuits' THEN circuits * 1.0 WHEN $order_by = 'mean' THEN abs_weight / edges
           WHEN $order_by = 'measured' THEN coalesce(measured, -1.0e300) ELSE abs_weight END AS score
 RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.label AS label, f.top_promoted[0..3] AS promotes,
-       circuits, edges, abs_weight, (abs_weight + total) / 2 AS pos_weight, (total - abs_weight) / 2 AS neg_weight,
-       abs_weight / edges AS mean_abs_weight, measured, texts[0..3] AS examples
+       circuits, edges, abs_weight, (abs_weight + a.weight_sum) / 2 AS pos_weight,
+       (a.weight_sum - abs_weight) / 2 AS neg_weight, abs_weight / edges AS mean_abs_weight, measured,
+       a.examples[0..3] AS examples
 ORDER BY score DESC, abs_weight DESC, feature
 LIMIT $limit

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 class Store(ABC):
     kind: str  # "neo4j" | "embedded"
     writers: int = 1  # circuits the ingest pipeline writes at once (threads calling write_prepared)
+    # ``read`` may be called from several threads at once, each read on its own connection (the query runner
+    # then computes a summary line beside the rows, scd.queries.runner.run)
+    concurrent_reads: bool = False
 
     @abstractmethod
     def ensure_schema(self) -> None:
@@ -85,6 +88,10 @@ class Store(ABC):
     @abstractmethod
     def stats(self) -> dict[str, int]:
         """Counts by node label and relationship type."""
+
+    def is_empty(self) -> bool:
+        """True if the store holds none of scd's nodes (what an empty answer checks before blaming the store)."""
+        return not any(self.stats().values())
 
     @abstractmethod
     def clear(self) -> None:
