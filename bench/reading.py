@@ -1,12 +1,15 @@
-"""Is the feeders table's reading true? Ablate each listed latent on the demo prompts and compare the drop in
-the ')' logit: the top row's latent must lower it more than any lower row's.
+"""Is a table's reading true? Ablate each listed latent on the demo prompts and compare the drop in the ')' logit:
+the top row's latent must lower it more than any lower row's.
 
-    python bench/reading.py --store demo-store [--rows 8] [--query feeders|drivers]
+    python bench/reading.py --store demo-store [--rows 8] [--query feeders|drivers] [--order-by measured]
 
-For each of the first ``--rows`` rows of ``scd query feeders -p token=")"`` (or ``drivers``: ranked by total
-effect, the summed node attributions; SAE latents only, the default), the latent is zero-ablated at every position of every stored prompt whose target is ')' (the splice keeps the error
-term, so only that latent's decoder contribution is removed) and the mean drop of the ')' logit (minus the mean
-logit, the demo's --metric logit) is printed, with whether the table's ranking agrees.
+For each of the first ``--rows`` rows of ``scd query feeders -p token=")"`` (by default ranked by Σ|weight|;
+``--order-by measured``: by the measured ablation effects stored at ingest) or of ``drivers`` (ranked by the
+measured drop of the target per circuit; SAE latents only, the default), the latent is zero-ablated at every
+position but BOS of every stored prompt whose target is ')' -- only that SAE spliced, its error term kept, so only
+the latent's decoder contribution is removed -- and the mean drop of the ')' logit (minus the mean logit, the
+demo's --metric logit) is printed, with whether the table's ranking agrees. An intervention on the plain model,
+independent of what the store holds.
 """
 
 from __future__ import annotations

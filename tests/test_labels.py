@@ -82,6 +82,11 @@ def test_labels_name_the_shared_bracket_and_the_promoted_token():
         ["a", "b", "c", "d"], ["f(a", "(b", "x [y (c", "((d"], [")"], 0.1, lambda w, v: rates[(w, v)]
     )
     assert label == "fires inside an open '(' (46% of firings, base 25%); promotes ')'"
+    rates[("open", "(")] = (0.30, 0.25)  # the top contexts share it, its firings overall hardly (lift 1.2)
+    label = auto_label(
+        ["a", "b", "c", "d"], ["f(a", "(b", "x [y (c", "((d"], [")"], 0.1, lambda w, v: rates[(w, v)]
+    )
+    assert label == "no selective context; promotes ')'"
 
 
 @pytest.mark.parametrize("which", ["embedded", pytest.param("neo4j", marks=pytest.mark.neo4j)])

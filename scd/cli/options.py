@@ -110,7 +110,8 @@ _DISCOVERY_OPTIONS = [
         "--scores/--no-scores",
         default=True,
         show_default=True,
-        help="Compute faithfulness and completeness by ablation (one batched forward pass per circuit).",
+        help="Compute faithfulness and completeness by ablation (one batched forward pass per circuit), and "
+        "with --effects each latent's measured effect.",
     ),
     click.option(
         "--effects/--no-effects",

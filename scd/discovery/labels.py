@@ -9,10 +9,11 @@ For every latent of a model's SAE set:
 3. a label from both: what the top contexts share -- the same current token ("fires on 'x'"), or, for bracketed
    text, the same innermost open bracket ("fires inside an open '('") -- with how selective that is over *all*
    its firings, not only the top ones ("(46% of firings, base 25%)": the share of the positions where it fires
-   that have the property, and the share of all positions that do -- a label whose two numbers are close
-   describes the top contexts only), and the top promoted token ("promotes ')'"). A rule, not a language model:
-   it says only what the numbers show, and "no common context" when the contexts share nothing. Labels are
-   data: regenerate them (``scd features label``), never edit them.
+   that have the property, and the share of all positions that do; under ``LIFT`` times the base the property
+   describes the top contexts only and is not named: "no selective context"), and the top promoted token
+   ("promotes ')'"). A rule, not a language model: it says only what the numbers show, and "no common
+   context" when the contexts share nothing. Labels are data: regenerate them (``scd features label``), never
+   edit them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from scd.models.bundle import ModelBundle
 TOP_CONTEXTS = 8
 CONTEXT_CHARS = 24  # of text before the firing position shown in a context
 SHARED = 0.75  # share of top contexts that must agree for a label to name what they share
+LIFT = 1.5  # ... and how much likelier than at a random position that context must be over all its firings
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 
 
@@ -76,22 +78,31 @@ def auto_label(
     if frequency == 0:
         return "never fires on the reference text"
 
-    def how(what: str, value: str) -> str:
-        if rates is None:
-            return ""
-        share, base = rates(what, value)
-        return f" ({share:.0%} of firings, base {base:.0%})"
+    parts: list[str] = []
+    unselective = False
 
-    parts = []
+    def name(text: str, what: str, value: str) -> None:
+        nonlocal unselective
+        if rates is None:
+            parts.append(text)
+            return
+        share, base = rates(what, value)
+        if (
+            share < LIFT * base
+        ):  # the top contexts share it, its firings overall hardly more than any position
+            unselective = True
+            return
+        parts.append(f"{text} ({share:.0%} of firings, base {base:.0%})")
+
     if tokens:
         tok, n = Counter(tokens).most_common(1)[0]
         if n >= SHARED * len(tokens):
-            parts.append(f"fires on {tok!r}{how('token', tok)}")
+            name(f"fires on {tok!r}", "token", tok)
         opens = Counter(innermost_open(p) for p in prefixes).most_common(1)[0]
         if opens[0] is not None and opens[1] >= SHARED * len(prefixes):
-            parts.append(f"fires inside an open {opens[0]!r}{how('open', opens[0])}")
+            name(f"fires inside an open {opens[0]!r}", "open", opens[0])
     if not parts:
-        parts.append("no common context")
+        parts.append("no selective context" if unselective else "no common context")
     if promoted:
         parts.append(f"promotes {promoted[0]!r}")
     return "; ".join(parts)
