@@ -186,24 +186,25 @@ def _scores(c: dict[str, Any]) -> dict[str, Any]:
 
 
 def _extras(store: Store, circuit_id: str) -> dict[str, Any]:
-    try:
-        extras = store.read(_EXTRAS, {"id": circuit_id})
-    except QueryError as e:
-        if "Cannot find property" not in str(e):
-            raise
-        return dict(_NO_EXTRAS)  # an embedded store last written by an older scd
-    return {str(k): v for k, v in extras.iloc[0].items()}
+    extras = _newer_columns(store, _EXTRAS, circuit_id)
+    return dict(_NO_EXTRAS) if extras is None else {str(k): v for k, v in extras.iloc[0].items()}
 
 
 def _effects(store: Store, circuit_id: str) -> dict[str, float]:
     """Node id -> measured effect, for the nodes that have one."""
+    frame = _newer_columns(store, _EFFECTS, circuit_id)
+    return {} if frame is None else {r.id: float(r.effect) for r in _records(frame) if not _missing(r.effect)}
+
+
+def _newer_columns(store: Store, text: str, circuit_id: str) -> Any:
+    """A read of columns the schema gained later: None on an embedded store last written by an older scd, which
+    has no such columns until its next write (Neo4j reads a missing property as null)."""
     try:
-        frame = store.read(_EFFECTS, {"id": circuit_id})
+        return store.read(text, {"id": circuit_id})
     except QueryError as e:
         if "Cannot find property" not in str(e):
             raise
-        return {}  # an embedded store last written by an older scd
-    return {r.id: float(r.effect) for r in _records(frame) if not _missing(r.effect)}
+        return None
 
 
 def _records(frame: Any) -> list[Any]:
