@@ -3,8 +3,8 @@
 Synthetic circuits (tests/synthetic.py; ``--edges`` in all, in each ``--shapes``: demo-shaped and the worst case,
 see SHAPES) are written through ``scd ingest``'s pipeline (discovery replaced by a lookup of the precomputed circuits) --
 one transaction per circuit, batched ``UNWIND``, on the store's writer threads (two for Neo4j), after untimed
-warm-up rounds of ten circuits until one runs within 5% of the one before (a JVM server is several times slower
-until its JIT has compiled the write path) -- into
+warm-up rounds of ten circuits, written and folded, until one writes within 5% of the one before (a JVM server is
+several times slower until its JIT has compiled the write path and the fold's statements) -- into
 Neo4j and into the embedded LadybugDB store. The baseline writes a ``--naive-edges`` sample of the same edges one
 statement (one auto-commit transaction) per edge: MERGE both endpoint nodes, CREATE the relationship, after
 warm-up rounds of its own until steady (it doubles its speed over the first ~20k statements). Printed per
@@ -102,12 +102,13 @@ def batched(config: StoreConfig, circuits, warmup) -> dict:
 
     with open_store(config) as store:
         store.clear()
-        # A JVM server runs several times slower until its JIT has compiled the write path: warm-up rounds (not
-        # timed in the result, printed) until steady, as a long-running server is.
+        # A JVM server runs several times slower until its JIT has compiled the write path and the fold's
+        # statements: warm-up rounds (not timed in the result, printed: write-only rates) until steady, as a
+        # long-running server is.
         rates: list[int] = []
         for _ in range(WARMUP_ROUNDS[1]):
-            r = ingest(specs(warmup), store, discover_fn=lookup, progress=False, fold=False)
-            rates.append(round(r.edges / r.elapsed))
+            r = ingest(specs(warmup), store, discover_fn=lookup, progress=False)
+            rates.append(round(r.edges / (r.elapsed - r.fold.seconds)))
             store.clear()
             if steady(rates):
                 break

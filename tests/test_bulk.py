@@ -61,7 +61,7 @@ def test_headers_are_the_schema_typed_for_neo4j_admin():
     assert "layer:long" in header("Feature") and "top_promoted:string[]" in header("Feature")
     assert header("FEEDS") == [":START_ID(Node)", ":END_ID(Node)", "weight:double", "share:double", ":TYPE"]
     assert header("TOKEN_FEEDS")[:2] == [":START_ID(Token)", ":END_ID(Feature)"]
-    assert "example_weights:double[]" in header("FEEDS_TOKEN")
+    assert "example_weight_1:double" in header("FEEDS_TOKEN")
     # every property of every table, and no other (derived from the schema, not a list of its own)
     for name in (*LABELS, *RELATIONSHIPS):
         props = [

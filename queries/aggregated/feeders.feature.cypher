@@ -2,18 +2,26 @@
 // as queries/feeders.cypher, which the runner replaces by this text only when the answer is the same: feature set
 // and token null, min_weight <= 0 (every edge counts). One relationship per upstream feature carries the circuit
 // count (distinct circuits), the edge count, the signed and |weight| sums, the measured effects' sum (and count),
-// and the strongest circuits' prompts (the fold keeps them, scd.store.aggregates).
+// and its strongest circuits (the fold keeps them, scd.store.aggregates), whose prompts are read here.
 MATCH (t:Feature {id: $feature})<-[a:FEEDS_FEATURE]-(f:Feature)
 WHERE $include_errors OR NOT f.kind IN ['error', 'token']
-// weight_sum and the examples are read in RETURN, after ORDER BY ... LIMIT: only for the rows returned
+// weight_sum and the examples are read after ORDER BY ... LIMIT: only for the rows returned
 WITH f, a, a.circuits AS circuits, a.n_edges AS edges, a.abs_weight_sum AS abs_weight,
      CASE WHEN coalesce(a.effect_circuits, 0) = 0 THEN null ELSE a.effect_sum END AS measured
 WITH f, a, circuits, edges, abs_weight, measured,
      CASE WHEN $order_by = 'circuits' THEN circuits * 1.0 WHEN $order_by = 'mean' THEN abs_weight / edges
           WHEN $order_by = 'measured' THEN coalesce(measured, -1.0e300) ELSE abs_weight END AS score
+ORDER BY score DESC, abs_weight DESC, f.id
+LIMIT $limit
+// the example prompts: the texts of the (up to 3) strongest circuits the relationship names
+WITH f, a, circuits, edges, abs_weight, measured, score,
+     a.example_circuit_1 AS e1, a.example_circuit_2 AS e2, a.example_circuit_3 AS e3
+OPTIONAL MATCH (:Circuit {id: e1})-[:EXPLAINS]->(p1:Prompt)
+OPTIONAL MATCH (:Circuit {id: e2})-[:EXPLAINS]->(p2:Prompt)
+OPTIONAL MATCH (:Circuit {id: e3})-[:EXPLAINS]->(p3:Prompt)
 RETURN f.id AS feature, f.kind AS kind, f.layer AS layer, f.label AS label, f.top_promoted[0..3] AS promotes,
        circuits, edges, abs_weight, (abs_weight + a.weight_sum) / 2 AS pos_weight,
        (a.weight_sum - abs_weight) / 2 AS neg_weight, abs_weight / edges AS mean_abs_weight, measured,
-       a.examples[0..3] AS examples
+       CASE WHEN p2 IS NULL THEN [p1.text] WHEN p3 IS NULL THEN [p1.text, p2.text]
+            ELSE [p1.text, p2.text, p3.text] END AS examples
 ORDER BY score DESC, abs_weight DESC, feature
-LIMIT $limit

@@ -72,15 +72,20 @@ EXAMPLES = 3
 PENDING = shared("fold-pending")
 COUNT_PENDING = shared("fold-count-pending")
 READ_EDGES = shared("fold-read-edges")
-PROMPT_TEXTS = shared("fold-prompt-texts")
 MARK_FOLDED = shared("fold-mark-folded")
 #: --rebuild: drop the layer and mark every circuit pending
 DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
+#: the properties that hold a relationship's strongest circuits, strongest first: circuit id and its weight
+EXAMPLE_KEYS = tuple(
+    k for i in range(1, EXAMPLES + 1) for k in (f"example_circuit_{i}", f"example_weight_{i}")
+)
+#: one aggregate row: its ends, then its properties (``example`` is stored as ``example_circuit``) in the order
+#: fold-read-pairs returns them
 ROW_KEYS = (
     "a", "b", "circuits", "n_edges", "weight_sum", "abs_weight_sum", "effect_sum", "effect_circuits", "example",
-    "example_circuits", "example_weights", "examples",
+    *EXAMPLE_KEYS,
 )  # fmt: skip
 
 
@@ -123,16 +128,28 @@ def quantize(x: Any) -> Any:
     return np.round(x / SUM_QUANTUM) * SUM_QUANTUM
 
 
-def merge_examples(
-    *lists: tuple[Sequence[str], Sequence[float], Sequence[str]],
-) -> tuple[list[str], list[float], list[str]]:
-    """(circuit ids, weights, prompt texts) lists merged: the ``EXAMPLES`` largest weights, ties by circuit id."""
-    seen: dict[str, tuple[float, str]] = {}
-    for cids, weights, texts in lists:
-        for c, w, t in zip(cids or (), weights or (), texts or (), strict=True):
-            seen[c] = (float(w), t)
-    best = sorted(seen.items(), key=lambda kv: (-kv[1][0], kv[0]))[:EXAMPLES]
-    return [c for c, _ in best], [w for _, (w, _) in best], [t for _, (_, t) in best]
+def examples_of(row: dict[str, Any]) -> list[tuple[str, float]]:
+    """A row's examples as (circuit id, weight) pairs, strongest first (unset ones left out)."""
+    return [
+        (c, float(row[f"example_weight_{i}"]))
+        for i in range(1, EXAMPLES + 1)
+        if (c := row.get(f"example_circuit_{i}")) is not None
+    ]
+
+
+def example_columns(pairs: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """Up to ``EXAMPLES`` (circuit id, weight) pairs, strongest first, as the row's example properties (None: unset)."""
+    out: dict[str, Any] = {}
+    for i in range(1, EXAMPLES + 1):
+        c, w = pairs[i - 1] if i <= len(pairs) else (None, None)
+        out[f"example_circuit_{i}"], out[f"example_weight_{i}"] = c, w
+    return out
+
+
+def merge_examples(*pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(circuit id, weight) pairs merged: the ``EXAMPLES`` largest weights, ties by circuit id."""
+    seen = {c: float(w) for ps in pairs for c, w in ps}
+    return sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))[:EXAMPLES]
 
 
 #: a circuit's FEEDS edges as the fold reads them: (circuit id, upstream feature ids, downstream feature ids,
@@ -143,17 +160,15 @@ CircuitEdges = tuple[str, Sequence[str], Sequence[str], Sequence[float], Sequenc
 def group_edges(
     circuits: Sequence[CircuitEdges],
     top_token: dict[str, str | None],
-    texts: dict[str, str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """FEEDS edges of some circuits (``CircuitEdges``), grouped
     for FEEDS_FEATURE (feature, feature), FEEDS_TOKEN (feature, top_token of the downstream feature) and
-    TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``{a, b, circuits, n_edges, weight_sum,
-    abs_weight_sum, effect_sum, effect_circuits, example, example_circuits, example_weights, examples}``
-    (effect_sum: over the circuits with a measurement, the upstream side's measured effect there -- the upstream
-    feature's, one value per circuit; for TOKEN_FEEDS the largest of its token's features' -- and effect_circuits
-    how many circuits had one; example = the smallest circuit id;
-    the lists: the ``EXAMPLES`` circuits with the largest per-circuit sum of |weight|, their sums and prompt texts
-    from ``texts``), sorted by (a, b) so writers lock in one order.
+    TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``ROW_KEYS`` (effect_sum: over the circuits
+    with a measurement, the upstream side's measured effect there -- the upstream feature's, one value per circuit;
+    for TOKEN_FEEDS the largest of its token's features' -- and effect_circuits how many circuits had one; example =
+    the smallest circuit id; example_circuit_i / example_weight_i: the ``EXAMPLES`` circuits with the largest
+    per-circuit sum of |weight| and those sums, strongest first, unset past the group's circuits), sorted by (a, b)
+    so writers lock in one order.
 
     Vectorised (a fold groups ~10^5 edges per transaction): ids become integer codes once (pandas.factorize), and
     every sort and grouping runs on those; only the totals go back to strings.
@@ -234,19 +249,26 @@ def group_edges(
             ["a", "b", "sa", "c"], ascending=[True, True, False, True], kind="stable"
         )
         best = best.groupby(["a", "b"], sort=False).head(EXAMPLES)
-        # each group's lists as slices of the sorted rows (a groupby agg into lists runs a Python function per
-        # group: 3/4 of the grouping time); groups are contiguous and in ascending (a, b) code order
-        ak, bk = total["a"].to_numpy(), total["b"].to_numpy()
+        rank_in_group = best.groupby(["a", "b"], sort=False).cumcount().to_numpy()
+        # example k of each group as columns aligned with `total`'s rows (unset past the group's circuits), found by
+        # each group's integer key: no Python loop per group
+        ak, bk = total["a"].to_numpy().astype("int64"), total["b"].to_numpy().astype("int64")
         ba, bb = best["a"].to_numpy().astype("int64"), best["b"].to_numpy().astype("int64")
         width = int(max(bb.max(), bk.max())) + 1
-        bkey = ba * width + bb
-        starts = np.flatnonzero(np.r_[True, bkey[1:] != bkey[:-1]])
-        spans = list(zip(starts.tolist(), [*starts[1:].tolist(), len(bkey)], strict=True))
-        where = np.searchsorted(bkey[starts], ak.astype("int64") * width + bk)  # total's row -> its group
-        best_c, best_w = best["c"].to_numpy().tolist(), best["sa"].to_numpy().tolist()
+        tkey, bkey = ak * width + bk, ba * width + bb
+        tsorted = np.argsort(tkey)
+        row_of = tsorted[np.searchsorted(tkey[tsorted], bkey)]  # best's row -> its group's row in `total`
+        best_c, best_w = best["c"].to_numpy(), best["sa"].to_numpy()
         order = np.lexsort((rank(bnames)[bk], rank(anames)[ak]))  # by (a, b) as strings
-        groups_in_order = [spans[g] for g in where[order].tolist()]
-        ex_circuits = [[str(cuniq[c]) for c in best_c[i:j]] for i, j in groups_in_order]
+        cnames = np.asarray(cuniq, dtype=object)
+        examples = []
+        for k in range(EXAMPLES):
+            sel = rank_in_group == k
+            ids = np.full(len(total), None, dtype=object)
+            ids[row_of[sel]] = cnames[best_c[sel]]
+            weights = np.full(len(total), None, dtype=object)
+            weights[row_of[sel]] = best_w[sel].tolist()
+            examples += [ids[order].tolist(), weights[order].tolist()]
         a_ids, b_ids = np.asarray(anames, dtype=object)[ak], np.asarray(bnames, dtype=object)[bk]
         columns = [
             a_ids[order].tolist(),
@@ -262,10 +284,8 @@ def group_edges(
                     "effect_circuits",
                 )
             ),
-            np.asarray(cuniq, dtype=object)[total["example"].to_numpy()[order]].tolist(),
-            ex_circuits,
-            [best_w[i:j] for i, j in groups_in_order],
-            [[(texts or {}).get(c, "") for c in cs] for cs in ex_circuits],
+            cnames[total["example"].to_numpy()[order]].tolist(),
+            *examples,
         ]
         # Python ints, floats and strings, not numpy scalars (tolist; DataFrame.to_dict took 3/4 of the time)
         out.append([dict(zip(ROW_KEYS, row, strict=True)) for row in zip(*columns, strict=True)])
@@ -283,52 +303,81 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
         if hit is None:
             new.append(r)
             continue
-        (
-            handle,
-            (
-                circuits,
-                n_edges,
-                weight_sum,
-                abs_weight_sum,
-                effect_sum,
-                effect_circuits,
-                example,
-                *old_examples,
-            ),
-        ) = hit
-        mine = (r["example_circuits"], r["example_weights"], r["examples"])
-        ex_circuits, ex_weights, ex_texts = merge_examples(tuple(old_examples), mine)
+        handle, values = hit
+        old = dict(zip(ROW_KEYS[2:], values, strict=True))
         changed.append(
             {
                 "a": r["a"],
                 "b": r["b"],
                 "handle": handle,
-                "circuits": circuits + r["circuits"],
-                "n_edges": n_edges + r["n_edges"],
-                "weight_sum": weight_sum + r["weight_sum"],
-                "abs_weight_sum": abs_weight_sum + r["abs_weight_sum"],
+                "circuits": old["circuits"] + r["circuits"],
+                "n_edges": old["n_edges"] + r["n_edges"],
+                "weight_sum": old["weight_sum"] + r["weight_sum"],
+                "abs_weight_sum": old["abs_weight_sum"] + r["abs_weight_sum"],
                 # unset on relationships folded before scd measured effects: those circuits have none
-                "effect_sum": (effect_sum or 0.0) + r["effect_sum"],
-                "effect_circuits": (effect_circuits or 0) + r["effect_circuits"],
-                "example": min(example, r["example"]),
-                "example_circuits": ex_circuits,
-                "example_weights": ex_weights,
-                "examples": ex_texts,
+                "effect_sum": (old["effect_sum"] or 0.0) + r["effect_sum"],
+                "effect_circuits": (old["effect_circuits"] or 0) + r["effect_circuits"],
+                "example": min(old["example"], r["example"]),
+                **example_columns(merge_examples(examples_of(old), examples_of(r))),
             }
         )
     return new, changed
 
 
-def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
-    """The pairs of some groups in the shape fold-read-pairs takes: ``{a, b, ah, bh}`` each on Neo4j (ids and
-    element ids); on LadybugDB one
-    ``{k, o}`` per start node (``k``) with the list of its end nodes (``o``), see its .cypher file."""
-    if dialect != "ladybug":
-        return [{"a": r["a"], "b": r["b"], "ah": r["ah"], "bh": r["bh"]} for r in rows]
-    by: dict[str, list[str]] = {}
+def properties(row: dict[str, Any]) -> dict[str, Any]:
+    """A fold row as its relationship's properties (``example`` is stored as ``example_circuit``)."""
+    return {("example_circuit" if k == "example" else k): row[k] for k in ROW_KEYS[2:]}
+
+
+def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """Rows for fold-create-pairs / fold-update-pairs on Neo4j: the ``keys`` that find the relationship or its ends,
+    and ``p``, its properties (unset ones left out: SET x = r.p then removes what a stored one had)."""
+    return [
+        {**{k: r[k] for k in keys}, "p": {k: v for k, v in properties(r).items() if v is not None}}
+        for r in rows
+    ]
+
+
+def update_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Changed rows in the shape LadybugDB's fold-update-pairs takes: one ``{k, o, v}`` per start node (``k``), its
+    end nodes (``o``) and their new values (``v``, the same order)."""
+    by: dict[str, dict[str, list[Any]]] = {}
     for r in rows:
-        by.setdefault(r["a"], []).append(r["b"])
-    return [{"k": k, "o": o} for k, o in by.items()]
+        row = by.setdefault(r["a"], {"k": r["a"], "o": [], "v": []})
+        row["o"].append(r["b"])
+        row["v"].append({k: r[k] for k in ROW_KEYS[2:]})
+    return list(by.values())
+
+
+def arrow_rows(rel: str, rows: Sequence[dict[str, Any]]) -> Any:
+    """Rows as one Arrow table for LadybugDB's fold-create-pairs (LOAD FROM): ``src``, ``dst``, then the other
+    ``ROW_KEYS`` typed as the relationship table declares them (scd.store.schema), so a column that is null in
+    every row still has its type."""
+    import pyarrow as pa
+
+    from scd.store.schema import tables
+
+    types = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64()}
+    kind = dict(tables()[rel][1])
+    columns = {"src": pa.array([r["a"] for r in rows], pa.string())}
+    columns["dst"] = pa.array([r["b"] for r in rows], pa.string())
+    for key, name in zip(ROW_KEYS[2:], properties(rows[0]), strict=True):
+        columns[key] = pa.array([r[key] for r in rows], types[kind[name]])
+    return pa.table(columns)
+
+
+def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
+    """The pairs of some groups in the shape fold-read-pairs takes, one row per start node: on Neo4j ``{a, ah, o}``
+    (its id, its element id and its end nodes' element ids), on LadybugDB ``{k, o}`` (its id and its end nodes'
+    ids); see the .cypher files."""
+    by: dict[str, dict[str, Any]] = {}
+    if dialect == "neo4j":  # by element id
+        for r in rows:
+            by.setdefault(r["a"], {"a": r["a"], "ah": r["ah"], "o": []})["o"].append(r["bh"])
+        return list(by.values())
+    for r in rows:
+        by.setdefault(r["a"], {"k": r["a"], "o": []})["o"].append(r["b"])
+    return list(by.values())
 
 
 def fold_once(
@@ -364,12 +413,9 @@ def fold_once(
     for chunk in batches(features, batch):
         for i, token, h in run(cypher("fold-top-tokens", dialect), {"ids": list(chunk)}):
             top[i], handles["Feature"][i] = token, h
-    texts: dict[str, str] = {}
-    for chunk in batches(ids, batch):
-        texts.update((i, t) for i, t in run(PROMPT_TEXTS, {"ids": list(chunk)}))
     t = report.timed("read", t)
     # 3. group
-    groups = group_edges(edges, top, texts)
+    groups = group_edges(edges, top)
     t = report.timed("group", t)
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
     tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
@@ -399,20 +445,27 @@ def fold_once(
     t = report.timed("read-pairs", t)
     created = 0
     for rel, new, changed in plans:
-        create = aggregate_cypher("fold-create-pairs", dialect, rel)
         created += len(new)
-        if dialect == "ladybug":  # delete the changed ones and create them again (see fold-delete-pairs)
+        create = aggregate_cypher("fold-create-pairs", dialect, rel)
+        if dialect == "ladybug":
+            # SET the changed ones in place, anchored on their start nodes; CREATE the new ones from one Arrow table
             for part in batches(changed, batch):
-                run(aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(part, dialect)})
-            new = new + [{k: r[k] for k in ROW_KEYS} for r in changed]
-        else:  # SET the changed ones, found by element id
-            for chunk in batches(changed, batch):
-                run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": list(chunk)})
-        for chunk in batches(new, batch):
+                done = run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": update_rows(part)})
+                if done[0][0] != len(part):
+                    raise StoreError(
+                        f"fold: {done[0][0]} of {len(part)} stored {rel} relationships found again",
+                        "nothing of this fold was kept; please report this bug",
+                    )
+            chunks = [(len(new), {"rows": arrow_rows(rel, new)})] if new else []
+        else:  # Neo4j: SET the changed ones, found by element id; CREATE the new ones by their ends' element ids
+            for part in batches(changed, batch):
+                run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": neo4j_rows(part, "handle")})
+            chunks = [(len(part), {"rows": neo4j_rows(part, "ah", "bh")}) for part in batches(new, batch)]
+        for n, params in chunks:
             # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
-            if (made := run(create, {"rows": list(chunk)})[0][0]) != len(chunk):
+            if (made := run(create, params)[0][0]) != n:
                 raise StoreError(
-                    f"fold: {made} of {len(chunk)} {rel} relationships found both their ends",
+                    f"fold: {made} of {n} {rel} relationships found both their ends",
                     "nothing of this fold was kept; please report this bug",
                 )
     t = report.timed("write", t)

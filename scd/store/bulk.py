@@ -26,8 +26,7 @@ What neo4j-admin cannot express: an empty list (an empty field is unset). A node
 ``top_promoted`` of an SAE error term) gets the extra label ``ScdEmptyLists`` and the names of those properties in
 ``scd_empty_lists``; the first ``scd`` command that opens the database for writing (``scd store fold``) sets them
 to ``[]`` and removes both (``EMPTY_LIST_FIXES``, run by Neo4jStore.ensure_schema), and creates scd's indexes and
-constraints, which are not part of the import either. Relationships never hold an empty list (the aggregate
-layer's lists have at least one example).
+constraints, which are not part of the import either. Relationships hold no lists.
 
 Why hand-written CSV and not pandas.to_csv: the typed header, the quoting rule (strings always quoted, unset never)
 and the array encoding are neo4j-admin's own, and rows arrive one circuit at a time, so there is no frame to
@@ -333,7 +332,6 @@ class CsvStore(Store):
         self.top_token: dict[str, str | None] = {}  # Feature id -> its stored top_token (first writer's)
         self.prompts: set[str] = set()
         self.circuits: dict[str, dict[str, Any]] = {}  # written at close, with their final ``aggregated``
-        self.texts: dict[str, str] = {}  # circuit id -> prompt text (the examples of the aggregate layer)
         self.requests: set[str] = set()
         self.unfolded: list[CircuitEdges] = []
         self.layer: dict[str, dict[tuple[str, str], dict[str, Any]]] = {rel: {} for rel in AGGREGATES}
@@ -367,7 +365,6 @@ class CsvStore(Store):
                 self.prompts.add(rows.prompt["id"])
                 g.node("Prompt", rows.prompt)
             self.circuits[cid] = rows.circuit
-            self.texts[cid] = rows.prompt["text"]
             if rows.circuit.get("request"):
                 self.requests.add(rows.circuit["request"])
             g.relationship("EXPLAINS", cid, rows.prompt["id"])
@@ -401,7 +398,7 @@ class CsvStore(Store):
             if not pending:
                 return FoldReport()
             edges, self.unfolded = self.unfolded, []
-            groups = group_edges(edges, self.top_token, self.texts)
+            groups = group_edges(edges, self.top_token)
             report = FoldReport(circuits=len(pending), edges=sum(len(w) for *_, w in edges))
             for rel, rows in zip(AGGREGATES, groups, strict=True):
                 layer = self.layer[rel]

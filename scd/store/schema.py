@@ -42,8 +42,9 @@
   FEEDS_FEATURE), ``n_edges``, ``weight_sum``, ``abs_weight_sum``, ``effect_sum`` and ``effect_circuits`` (over
   the circuits where the upstream Node has a measured ``effect``: their sum, one per circuit, and how many; for
   TOKEN_FEEDS the largest of the token's features' in each circuit), ``example_circuit`` (the smallest circuit
-  id) and the strongest circuits as parallel lists ``examples`` (prompt texts), ``example_circuits`` and
-  ``example_weights`` (the circuit's sum of |weight| in the group), strongest first. They are not written with the circuit but *folded* in afterwards, many circuits at once
+  id) and its 3 strongest circuits, ``example_circuit_1`` .. ``_3`` with ``example_weight_1`` .. ``_3`` (the
+  circuit's sum of |weight| in the group), strongest first, unset past the group's circuit count (the queries read
+  the prompt texts of these circuits). They are not written with the circuit but *folded* in afterwards, many circuits at once
   (scd.store.aggregates): ``Circuit.aggregated`` is false until its edges are in the layer (unset on circuits
   written before the fold existed, which were aggregated as they were written). Each circuit's group sums are
   exact sums rounded to multiples of 2**-36, so adding them up is exact and the store does not depend on ingest
@@ -106,10 +107,13 @@ NEO4J_SCHEMA = [
     "CREATE INDEX prompt_text IF NOT EXISTS FOR (p:Prompt) ON (p.text)",
 ]
 
+#: the aggregate relationships' properties: scalars only -- one list column made LadybugDB 0.22's commit after
+#: bulk-adding 40k rows to the table ~20x slower (a COPY micro-benchmark), so the 3 example circuits are 6 columns
 _AGG = (
     "circuits INT64, n_edges INT64, weight_sum DOUBLE, abs_weight_sum DOUBLE, effect_sum DOUBLE, effect_circuits INT64, "
     "example_circuit STRING, "
-    "examples STRING[], example_circuits STRING[], example_weights DOUBLE[]"
+    "example_circuit_1 STRING, example_weight_1 DOUBLE, example_circuit_2 STRING, example_weight_2 DOUBLE, "
+    "example_circuit_3 STRING, example_weight_3 DOUBLE"
 )
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "

@@ -1,11 +1,10 @@
 // fold phase 5: aggregate relationships that do not exist yet (fold-read-pairs found none), created outright:
 // folds run one at a time, so nothing creates the same pair meanwhile, and CREATE skips MERGE's check and locks.
 // Both ends found by the element ids fold-top-tokens / fold-*-tokens returned (r.ah, r.bh): no index seeks.
+// r.p: every property (scd.store.aggregates.properties).
 UNWIND $rows AS r
 MATCH (a:__FROM__) WHERE elementId(a) = r.ah
 MATCH (b:__TO__) WHERE elementId(b) = r.bh
-CREATE (a)-[:__REL__ {circuits: r.circuits, n_edges: r.n_edges, weight_sum: r.weight_sum,
-  abs_weight_sum: r.abs_weight_sum, effect_sum: r.effect_sum, effect_circuits: r.effect_circuits,
-  example_circuit: r.example, example_circuits: r.example_circuits,
-  example_weights: r.example_weights, examples: r.examples}]->(b)
+CREATE (a)-[x:__REL__]->(b)
+SET x = r.p
 RETURN count(*) AS n
