@@ -192,7 +192,8 @@ def aggregates(
     """The pre-aggregated FEEDS_FEATURE / FEEDS_TOKEN / TOKEN_FEEDS relationships and the Token nodes, computed
     from all FEEDS edges at once (what the fold builds circuit by circuit; see scd.store.aggregates), with every
     column scd.store.schema.tables() gives the layer: the sums, the smallest circuit id, and the EXAMPLES strongest
-    circuits (largest per-circuit sum of |weight|, ties by circuit id) with their sums and prompt ``texts``."""
+    circuits (largest per-circuit sum of |weight|, ties by circuit id) with their sums (``texts``: one prompt per
+    circuit, which sets the circuits' ids)."""
     import pandas as pd
 
     from scd.store.aggregates import EXAMPLES
@@ -209,7 +210,6 @@ def aggregates(
     for fid, t in top_token.items():
         tok[fnum[fid]] = word_no[t]
     cids = np.array([f"c-bench{c:07d}" for c in range(len(texts))], dtype=object)
-    prompt = np.array(texts, dtype=object)
     df = pd.DataFrame(
         {"c": circuit, "u": u, "d": d, "w": weight, "aw": np.abs(weight), "tu": tok[u], "td": tok[d]}
     )
@@ -227,16 +227,19 @@ def aggregates(
         out = g.agg(
             circuits=("c", "size"), n=("n", "sum"), ws=("ws", "sum"), aws=("aws", "sum"), ex=("c", "min")
         )
-        # the strongest circuits of each pair, as parallel lists (neo4j-admin's array delimiter is ";")
+        # the strongest circuits of each pair, strongest first: example_circuit_k / example_weight_k, unset (an
+        # empty field) past the pair's circuits
         best = per.sort_values([a, b, "aws", "c"], ascending=[True, True, False, True])
         best = best[best.groupby([a, b], sort=False).cumcount() < EXAMPLES]
-        lists: dict[str, list[str]] = {"examples": [], "example_circuits": [], "example_weights": []}
+        lists: dict[str, list] = {
+            f"example_{x}_{k}": [] for k in range(1, EXAMPLES + 1) for x in ("circuit", "weight")
+        }
         bounds = np.flatnonzero(np.diff(best[a].to_numpy()) | np.diff(best[b].to_numpy())) + 1
         bc, bw = best["c"].to_numpy(), best["aws"].to_numpy()
         for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(best)], strict=True):
-            lists["examples"].append(";".join(prompt[bc[lo:hi]]))
-            lists["example_circuits"].append(";".join(cids[bc[lo:hi]]))
-            lists["example_weights"].append(";".join(map(repr, bw[lo:hi].tolist())))
+            for k in range(EXAMPLES):
+                lists[f"example_circuit_{k + 1}"].append(cids[bc[lo + k]] if lo + k < hi else None)
+                lists[f"example_weight_{k + 1}"].append(bw[lo + k] if lo + k < hi else np.nan)
         ka, kb = out.index.get_level_values(0).to_numpy(), out.index.get_level_values(1).to_numpy()
         start = name[ka] if la == "Feature" else np.array(words, dtype=object)[ka]
         end = name[kb] if lb == "Feature" else np.array(words, dtype=object)[kb]
