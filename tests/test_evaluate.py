@@ -171,3 +171,29 @@ def test_evaluate_errors(demo, circuit):
     other = dataclasses.replace(circuit, model="gpt2-small")
     with pytest.raises(ModelError, match="score it with the bundle it came from"):
         evaluate(other, demo)
+
+
+def test_mean_ablation_over_a_reference_file(demo, tmp_path):
+    """--reference FILE: the means are taken over that text's positions (the scores say which), the same scores
+    as evaluating with reference_means computed from its lines, and not those of the default reference."""
+    from scd.core.errors import OptionError
+
+    lines = ["f(a [b (c", "x = [1, (2, 3", "print(len(x))"]
+    path = tmp_path / "ref.txt"
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    c = discover(
+        "Copyright (C", model=demo, metric="logit", scores=True, ablation="mean", reference=str(path)
+    )
+    assert c.scores["reference"] == "ref.txt (3 passages)" and c.scores["ablation"] == "mean/circuit"
+    want = evaluate(c, demo, ablation="mean", means=reference_means(demo, lines))
+    assert (c.scores["faithfulness"], c.scores["m_empty"]) == pytest.approx((want.faithfulness, want.m_empty))
+    default = discover("Copyright (C", model=demo, metric="logit", scores=True, ablation="mean")
+    assert default.scores["reference"] == "demo held-out text"
+    assert default.scores["m_empty"] != pytest.approx(c.scores["m_empty"])
+    with pytest.raises(OptionError, match="only used by mean ablation"):
+        discover("Copyright (C", model=demo, reference=str(path))
+    (tmp_path / "empty.txt").write_text("\n \n", encoding="utf-8")
+    with pytest.raises(InputError, match="has no passages"):
+        discover(
+            "Copyright (C", model=demo, scores=True, ablation="mean", reference=str(tmp_path / "empty.txt")
+        )

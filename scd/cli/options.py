@@ -143,6 +143,14 @@ _DISCOVERY_OPTIONS = [
         show_default=True,
         help="How --scores and greedy selection ablate what a circuit leaves out (mean: reference means).",
     ),
+    click.option(
+        "--reference",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        metavar="FILE",
+        help="With --ablation mean: the text (one passage per line) whose positions the means are taken over "
+        "(default: the demo model's held-out text; other models: the prompt's own positions).",
+    ),
 ]
 
 
@@ -198,6 +206,7 @@ def discovery_options(f):
         sublayers,
         selection,
         ablation,
+        reference,
         **kwargs,
     ):
         discovery = DiscoveryConfig(
@@ -215,6 +224,7 @@ def discovery_options(f):
             sublayers=sublayers,
             selection=selection,
             ablation=ablation,
+            reference=reference,
         )
         return f(*args, discovery=discovery, **kwargs)
 

@@ -54,7 +54,9 @@ class DiscoveryConfig:
     float rounding). ``sublayers``: splice only the SAEs at these sublayer kinds (e.g. ("attn", "mlp"):
     the residual stream runs exact); None = every SAE of the set. ``selection``: None (top-k per sublayer), or
     "influence[:SHARE]" / "greedy[:N]" (`scd.discovery.selection`) applied to the top-k circuit; ``ablation``:
-    zero | mean, how greedy selection and the scores ablate (`scd.discovery.evaluate`).
+    zero | mean, how greedy selection and the scores ablate (`scd.discovery.evaluate`); ``reference``: with
+    mean ablation, a text file (one passage per line) whose positions the means are taken over (default: the demo
+    model's held-out generator text; other models then fall back to the prompt's own positions).
     """
 
     metric: str | None = None
@@ -71,6 +73,7 @@ class DiscoveryConfig:
     sublayers: tuple[str, ...] | None = None
     selection: str | None = None
     ablation: str = "zero"
+    reference: str | None = None
 
     def __post_init__(self) -> None:
         if self.sublayers is not None:
@@ -90,6 +93,13 @@ class DiscoveryConfig:
                 object.__setattr__(self, "selection", None)
         if self.ablation not in ABLATIONS:
             raise OptionError(f"unknown ablation {self.ablation!r}", f"use one of {', '.join(ABLATIONS)}")
+        if self.reference is not None:
+            if self.ablation != "mean":
+                raise OptionError(
+                    "a reference text is only used by mean ablation",
+                    "add --ablation mean or drop --reference",
+                )
+            object.__setattr__(self, "reference", str(self.reference))
         if self.metric is not None:
             # both spellings are accepted (log-prob, log_prob); the CLI's is the one kept (request keys hash it)
             by_internal = {v: k for k, v in METRICS.items()}
@@ -172,6 +182,7 @@ class DiscoveryConfig:
         rule = self.selection_rule()
         if rule is None or rule[0] != "greedy":
             del key["ablation"]  # it changes only the scores then, which are not part of the key
+            key.pop("reference", None)
         return key
 
     def circuit_params(self, metric_name: str, contrast: str | None) -> dict[str, Any]:

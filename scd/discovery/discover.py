@@ -136,7 +136,7 @@ def _discover_batch(bundle: ModelBundle, prompts, targets, contrasts, config) ->
         return results
     with _phase("attribute"):
         graphs = _attribute(bundle, [results[i] for i in ready], config)
-    means, reference = default_means(bundle) if config.ablation == "mean" else (None, None)
+    means, reference = default_means(bundle, config.reference) if config.ablation == "mean" else (None, None)
     rule = config.selection_rule()
     for i, graph in zip(ready, graphs, strict=True):
         setup = results[i]

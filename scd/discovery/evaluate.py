@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -301,19 +302,41 @@ def demo_reference_means(bundle: ModelBundle, n: int = 64, length: int = 63):
     return reference_means(bundle, corpus.texts(n, length, seed=1, held_out=True))
 
 
-_MEANS: dict[tuple, dict] = {}
+_MEANS: dict[tuple, tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], str]] = {}
 
 
-def default_means(bundle: ModelBundle) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]] | None, str]:
-    """(reference means, what they are over) for mean ablation: the demo model's held-out generator text
-    (computed once per process and SAE set); other models have no bundled reference text, so None and
-    "prompt" (the prompt's own positions, `Ablator`'s stand-in)."""
-    if bundle.name != "demo":
+def default_means(
+    bundle: ModelBundle, reference: str | None = None
+) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]] | None, str]:
+    """(reference means, what they are over) for mean ablation: over the passages of the text file ``reference``
+    (one per line) where given; else the demo model's held-out generator text; other models have no bundled
+    reference text, so None and "prompt" (the prompt's own positions, `Ablator`'s stand-in). Computed once per
+    process, SAE set and file."""
+    if reference is None and bundle.name != "demo":
         return None, "prompt"
-    key = (bundle.name, bundle.sae_set, tuple(bundle.saes), str(bundle.device))
+    key = (bundle.name, bundle.sae_set, tuple(bundle.saes), str(bundle.device), reference)
     if key not in _MEANS:
-        _MEANS[key] = demo_reference_means(bundle)
-    return _MEANS[key], "demo held-out text"
+        if reference is None:
+            _MEANS[key] = (demo_reference_means(bundle), "demo held-out text")
+        else:
+            texts = _reference_texts(reference)
+            _MEANS[key] = (reference_means(bundle, texts), f"{Path(reference).name} ({len(texts)} passages)")
+    return _MEANS[key]
+
+
+def _reference_texts(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(
+            f"cannot read the reference text {path}: {e}", "give a UTF-8 text file, one passage per line"
+        ) from e
+    texts = [t for t in lines if t.strip()]
+    if not texts:
+        raise InputError(
+            f"the reference text {path} has no passages", "give a file with one passage per line"
+        )
+    return texts
 
 
 # -- circuits -----------------------------------------------------------------------------------------------------
