@@ -389,6 +389,13 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
             if ahead is not None:
                 futures.wait([ahead])
             df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
+    if "measured" in df.columns and len(df) and df["measured"].isna().all():
+        # ranked by measured, but nothing was measured: say so rather than show an empty column silently
+        note = (
+            "no measured effects in these circuits (ingested with --no-scores or --no-effects, or not SAE "
+            "latents): ranked by the estimate instead"
+        )
+        df.attrs["summary"] = "; ".join(x for x in (df.attrs.get("summary"), note) if x)
     return df
 
 

@@ -17,7 +17,7 @@ from scd.core.errors import QueryError
 from scd.queries import runner
 from scd.queries.compare import compare_circuits, compare_group, jaccard_matrix
 
-from .synthetic import synthetic_circuit
+from .synthetic import synthetic_circuit, synthetic_circuits
 
 # Prompts the guide and the query examples use, so their examples find rows; the rest are random text.
 NAMED_PROMPTS = ["f(a [b (c", "the cost (in dollars", "ab (cd [e {fg", "x = [1, 2, [3, 4", "Copyright (C"]
@@ -1075,3 +1075,21 @@ def test_consumers_keep_the_logit_out_of_the_ranked_rows(circuits, embedded_stor
     assert "logit" in set(every["kind"])
     share = by_kind["logit"] / sum(by_kind.values())
     assert df.attrs["summary"].endswith(f"; straight into the target logit {100 * share:.1f}%")
+
+
+def test_rankings_by_measured_say_when_nothing_was_measured(tmp_path):
+    """Circuits ingested without scores carry no measured effects: drivers and feeders then rank by the estimate
+    and the summary line says why the measured column is empty."""
+    from scd.store import open_store
+
+    circuits = synthetic_circuits(6, seed=300, with_scores=False)
+    config = StoreConfig(path=tmp_path / "s")
+    load(config, circuits)
+    token = circuits[0].prompt.target
+    with open_store(config) as store:
+        drivers = runner.run(store, "drivers", {"token": token, "limit": BIG})
+        feeders = runner.run(store, "feeders", {"token": ")", "order_by": "measured", "limit": BIG})
+    for df in (drivers, feeders):
+        assert len(df) and df["measured"].isna().all()
+        assert "no measured effects in these circuits" in df.attrs["summary"]
+    assert drivers["estimated"].is_monotonic_decreasing
