@@ -8,6 +8,7 @@ fallback to one: when nothing can start, Neo4j tests are skipped loudly -- or fa
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -90,7 +91,10 @@ def _local_harness(db: Path | None = None):
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
+        # the server's fresh database and logs (~0.5 GB each): a test session starts several servers
+        shutil.rmtree(data, ignore_errors=True)
 
 
 @contextmanager
