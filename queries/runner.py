@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 LIBRARY = Path(__file__).resolve().parent
 TYPES = ("string", "int", "float", "bool")
 _HEADER = re.compile(r"^//\s*([a-z][a-z-]*)\s*:\s*(.*?)\s*$")
+HEADER_FIELDS = ("name", "description", "param", "requires", "choices", "example")
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([a-z]+)\s*(?:=\s*(.*?))?\s*(?:[—–]\s*(.*))?$")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -156,6 +157,19 @@ class NamedQuery:
     aggregated: tuple[tuple[str, str], ...] = ()  # ("feature" | "token", text over the pre-aggregated layer)
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (parameter, its allowed values)
     summary: tuple[tuple[str, str], ...] = ()  # ("edges" | "feature" | "token", summary text)
+
+    @property
+    def notes(self) -> str:
+        """The comment block under the header fields (what the columns mean, how the query reads the store)."""
+        out = []
+        for line in self.text.splitlines():
+            if not line.startswith("//"):
+                break
+            m = _HEADER.match(line)
+            if m and m.group(1) in HEADER_FIELDS:
+                continue
+            out.append(line[2:].removeprefix(" "))
+        return "\n".join(out).strip()
 
     def aggregated_case(self, bound: Mapping[str, Any]) -> str | None:
         """Returns "feature" or "token" where the pre-aggregated text gives exactly this query's rows, else None."""

@@ -186,3 +186,22 @@ def test_query_and_cypher_on_neo4j(neo4j_config):
         main, ["cypher", "MATCH (f:Feature) DETACH DELETE f", "--neo4j", neo4j_config.neo4j_uri]
     )
     assert r.exit_code == 2 and "refused: DETACH DELETE is not a read-only clause" in r.output
+
+
+def test_queries_name_explains_one_query():
+    """`scd queries NAME`: every parameter with its help and allowed values, the examples, and the notes that say
+    what the columns mean (read from the .cypher file's header comments)."""
+    from scd.queries.runner import get_query
+
+    result = CliRunner().invoke(main, ["queries", "feeders"])
+    assert result.exit_code == 0, result.output
+    q = get_query("feeders")
+    for p in q.params:
+        assert p.signature() in result.output and p.help in result.output
+    assert "[weight | circuits | mean | measured]" in result.output
+    assert "`measured` -- summed over the circuits where it feeds the target" in result.output
+    assert "// name:" not in result.output and "MATCH" not in result.output
+    listing = CliRunner().invoke(main, ["queries"])
+    assert "order_by: string = 'measured' [measured|estimated|circuits]" in listing.output
+    bad = CliRunner().invoke(main, ["queries", "feeder"])
+    assert bad.exit_code != 0 and "did you mean feeders" in bad.output

@@ -33,24 +33,39 @@ def _json_or_text(value: str):
 
 
 @click.command("queries")
+@click.argument("name", required=False)
 @FORMAT
-def queries(fmt):
-    """List the named queries: name, parameters and what each answers.
+def queries(name, fmt):
+    """List the named queries: name, parameters and what each answers; with NAME, that query's parameters
+    explained one by one.
 
     \b
     Example:
       scd queries
+      scd queries feeders
       scd queries --format json
     """
     import pandas as pd
 
     from scd.queries.render import render
-    from scd.queries.runner import list_queries
+    from scd.queries.runner import get_query, list_queries
 
+    if name is not None:
+        q = get_query(name)
+        allowed = dict(q.choices)
+        click.echo(f"{q.name}: {q.description}\n")
+        for p in q.params:
+            values = f"  [{' | '.join(allowed[p.name])}]" if p.name in allowed else ""
+            click.echo(f"  {p.signature()}{values}\n      {p.help}")
+        for example in q.examples:
+            click.echo(f"\n  e.g. {example}")
+        if q.notes:
+            click.echo("\n" + "\n".join(f"  {line}" for line in q.notes.splitlines()))
+        return
     rows = [
         {
             "name": q.name,
-            "parameters": ", ".join(p.signature() for p in q.params),
+            "parameters": ", ".join(_signature(p, dict(q.choices)) for p in q.params),
             "description": q.description,
             "example": q.examples[0] if q.examples else "",
         }
@@ -62,6 +77,11 @@ def queries(fmt):
             click.echo(f"{r['name']}  ({r['parameters']})\n    {r['description']}\n    e.g. {r['example']}\n")
         return
     click.echo(render(df, fmt))
+
+
+def _signature(param, allowed: dict) -> str:
+    values = f" [{'|'.join(allowed[param.name])}]" if param.name in allowed else ""
+    return param.signature() + values
 
 
 @click.command("query")
