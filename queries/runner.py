@@ -403,6 +403,12 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
             if ahead is not None:
                 futures.wait([ahead])
             df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
+    if q.name == "threads" and df.empty:  # a store with circuits but no thread passing the filters
+        df.attrs["summary"] = (
+            f"no thread of >= {bound.get('min_layers')} layers has every edge >= min_share={bound.get('min_share')} "
+            "of its circuit's strongest and more common promoted tokens than chance: lower -p min_share to see "
+            "weaker ones"
+        )
     if "measured" in df.columns and len(df) and df["measured"].isna().all():
         # ranked by measured, but nothing was measured: say so rather than show an empty column silently
         note = (

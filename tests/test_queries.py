@@ -1093,3 +1093,11 @@ def test_rankings_by_measured_say_when_nothing_was_measured(tmp_path):
         assert len(df) and df["measured"].isna().all()
         assert "no measured effects in these circuits" in df.attrs["summary"]
     assert drivers["estimated"].is_monotonic_decreasing
+
+
+def test_threads_say_why_there_are_none(embedded_store):
+    """A store with circuits but no thread passing the filters: no rows, and a line naming the filters."""
+    df = runner.run(embedded_store, "threads", {"min_share": 1.5})
+    assert df.empty
+    assert df.attrs["summary"].startswith("no thread of >= 3 layers has every edge >= min_share=1.5")
+    assert "lower -p min_share" in df.attrs["summary"]
