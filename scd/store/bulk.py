@@ -46,7 +46,15 @@ from typing import IO, Any
 
 from scd.core.circuit import Circuit
 from scd.core.errors import QueryError, StoreError
-from scd.store.aggregates import FOLD_TX_EDGES, ROW_KEYS, CircuitEdges, FoldReport, combine, group_edges
+from scd.store.aggregates import (
+    FOLD_TX_EDGES,
+    ROW_KEYS,
+    CircuitEdges,
+    FoldReport,
+    combine,
+    group_edges,
+    properties,
+)
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
 from scd.store.schema import AGGREGATES, LABELS, RELATIONSHIPS, tables
@@ -452,7 +460,7 @@ class CsvStore(Store):
                 g.node("Token", {"id": t})
             for rel in AGGREGATES:
                 for (a, b), r in sorted(self.layer[rel].items()):
-                    g.relationship(rel, a, b, _layer_props(r))
+                    g.relationship(rel, a, b, properties(r))
             g.commit()
         except BaseException:
             g.discard()
@@ -462,9 +470,3 @@ class CsvStore(Store):
         """Drop everything written (an interrupted or failed ingest): nothing half-written reaches DIR."""
         self.closed = True
         self.graph.discard()
-
-
-def _layer_props(row: dict[str, Any]) -> dict[str, Any]:
-    """A fold row (aggregates.ROW_KEYS) as the aggregate relationship's properties (``example`` is stored as
-    ``example_circuit``)."""
-    return {("example_circuit" if k == "example" else k): v for k, v in row.items() if k not in ("a", "b")}
