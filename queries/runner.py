@@ -8,6 +8,7 @@ A library file is plain Cypher (the text a user pastes into Neo4j Browser) under
     // requires: feature | token                         (at least one of these must be set)
     // choices: order_by = weight | circuits | mean        (a string parameter's allowed values)
     // example: scd query feeders -p token=")"
+    // empty: no row passes min_weight={min_weight}     (what an empty answer means; {param}: its bound value)
 
 Where LadybugDB's dialect differs, ``queries/ladybug/NAME.cypher`` holds a variant with the same parameters and
 the same result columns; the header is read from the Neo4j file only.
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 LIBRARY = Path(__file__).resolve().parent
 TYPES = ("string", "int", "float", "bool")
 _HEADER = re.compile(r"^//\s*([a-z][a-z-]*)\s*:\s*(.*?)\s*$")
-HEADER_FIELDS = ("name", "description", "param", "requires", "choices", "example")
+HEADER_FIELDS = ("name", "description", "param", "requires", "choices", "example", "empty")
 _PARAM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([a-z]+)\s*(?:=\s*(.*?))?\s*(?:[—–]\s*(.*))?$")
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -157,6 +158,7 @@ class NamedQuery:
     aggregated: tuple[tuple[str, str], ...] = ()  # ("feature" | "token", text over the pre-aggregated layer)
     choices: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (parameter, its allowed values)
     summary: tuple[tuple[str, str], ...] = ()  # ("edges" | "feature" | "token", summary text)
+    empty: str | None = None  # what an empty answer from a store with circuits means ({param}: its value)
 
     @property
     def notes(self) -> str:
@@ -321,6 +323,9 @@ def parse(
         raise QueryError(
             f"{where}: 'requires' names undeclared parameters {sorted(set(requires) - declared)}"
         )
+    empty = fields.get("empty", [None])[0]
+    if empty is not None and not set(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", empty)) <= declared:
+        raise QueryError(f"{where}: 'empty' names undeclared parameters")
     return NamedQuery(
         name=name,
         description=fields["description"][0],
@@ -333,6 +338,7 @@ def parse(
         aggregated=aggregated,
         choices=tuple(choices),
         summary=summary,
+        empty=empty,
     )
 
 
@@ -403,12 +409,8 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
             if ahead is not None:
                 futures.wait([ahead])
             df.attrs["summary"] = summary(store, q, bound, aggregates_current=current)
-    if q.name == "threads" and df.empty:  # a store with circuits but no thread passing the filters
-        df.attrs["summary"] = (
-            f"no thread of >= {bound.get('min_layers')} layers has every edge >= min_share={bound.get('min_share')} "
-            "of its circuit's strongest and more common promoted tokens than chance: lower -p min_share to see "
-            "weaker ones"
-        )
+    if df.empty and q.empty:  # (an empty store was an error above): say which filters nothing passed
+        df.attrs["summary"] = q.empty.format(**bound)
     if "measured" in df.columns and len(df) and df["measured"].isna().all():
         # ranked by measured, but nothing was measured: say so rather than show an empty column silently
         note = (

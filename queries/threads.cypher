@@ -8,6 +8,7 @@
 // param: limit: int = 50 — rows to return
 // example: scd query threads
 // example: scd query threads -p min_share=0.05 -p top_n=3
+// empty: no thread of >= {min_layers} layers has every edge >= min_share={min_share} of its circuit's strongest and more common promoted tokens than chance: lower -p min_share to see weaker ones
 //
 // A thread is a path of residual-stream nodes, one per layer (layer L -> L+1 -> ...), every edge at least
 // min_share (and min_weight) strong, whose features share at least one token among their top_n promoted tokens
