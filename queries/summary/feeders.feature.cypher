@@ -1,5 +1,9 @@
-// feeders' summary line from the pre-aggregated layer: the same rows as queries/summary/feeders.cypher, used in the same
-// cases as queries/aggregated/feeders.feature.cypher.
-MATCH (t:Feature {id: $feature})<-[a:FEEDS_FEATURE]-(f)  // the type fixes the label: no label check per row
-RETURN f.kind AS kind, sum(a.abs_weight_sum) AS abs_weight
+// feeders' summary line from the pre-aggregated layer, used in the same cases as queries/aggregated/feeders.feature.cypher:
+// the same line as queries/summary/feeders.cypher (|weight| by the other end's kind; the kinds the line does not
+// name summed as 'features'), from one node: the fold keeps these sums on it (in_abs_*, scd.store.schema), so no
+// pass over every FEEDS_FEATURE into it. Unset on a layer folded by an older scd: the runner then reads the FEEDS edges.
+MATCH (t:Feature {id: $feature})
+UNWIND ['error', 'token', 'features'] AS kind
+RETURN kind, CASE kind WHEN 'error' THEN t.in_abs_error WHEN 'token' THEN t.in_abs_token
+                       ELSE t.in_abs_weight - t.in_abs_error - t.in_abs_token END AS abs_weight
 ORDER BY kind

@@ -24,9 +24,16 @@ scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 4. per batch of groups, read which pairs already have an aggregate relationship and its values (a read: no locks),
    one row per start node with its end nodes as a list, so each start node's relationships are read once;
 5. CREATE the missing relationships (and Token nodes) outright and SET the existing ones to their new totals,
-   added up in the client (LadybugDB: the new ones from one Arrow table, ``LOAD FROM``, which runs ~9x faster
-   than the same rows bound as an ``UNWIND`` list parameter);
+   added up in the client (LadybugDB: DELETE the existing ones and CREATE them again with the new ones, all from
+   one Arrow table, ``LOAD FROM``, which runs ~9x faster than the same rows bound as an ``UNWIND`` list parameter;
+   a SET in place had to find each pair's values in a list per start node, ~3x slower);
 6. set ``aggregated = true`` on the claimed circuits.
+
+Step 5 also adds the fold's part to each touched Feature's and Token's totals (``in_abs_*`` / ``out_abs_*``,
+scd.store.schema; ``node_totals``): the summary line under ``feeders`` / ``consumers`` then reads one node instead
+of every relationship into it (which cost the server ~70% of the rows' own work). A layer folded before the totals
+existed gets them first, computed from its relationships (step 0, once: one start node of any FEEDS_FEATURE tells,
+since every fold sets them on every node it touches).
 
 Why this shape (measured with bench/ingest.py, see the README): the first design MERGEd every group into its
 relationship, with the server adding up (ON MATCH SET x.n = x.n + r.n), in transactions of up to 100k edges.
@@ -60,15 +67,17 @@ from typing import Any
 
 from scd.core.errors import StoreError
 from scd.store.rows import batches
-from scd.store.schema import AGGREGATE_ENDS, AGGREGATES
-from scd.store.statements import aggregate_cypher, cypher, shared
+from scd.store.schema import AGGREGATE_ENDS, AGGREGATES, NODE_TOTALS
+from scd.store.statements import aggregate_cypher, cypher, node_cypher, shared
 
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
-#: edges per fold transaction: bounds the transaction state a server must hold, whose commit grows faster than
-#: its size (a 1 GiB test server ran out of transaction memory on 100k edges of the worst-case bench shape; the
-#: fold then retries in halved transactions); a circuit is never split, so a bigger circuit makes a bigger one
-FOLD_TX_EDGES = 100_000
+#: edges per fold transaction on Neo4j (LadybugDB folds FOLD_EVERY_EDGES at once): bounds the transaction state a
+#: server must hold (a 1 GiB test server ran out of
+#: transaction memory on 100k edges of the worst-case bench shape, and on 100k demo-shaped edges folded into a
+#: layer that had most of their pairs; the fold then retries in halved transactions, after a wasted attempt);
+#: a circuit is never split, so a bigger circuit makes a bigger one
+FOLD_TX_EDGES = 50_000
 SUM_QUANTUM = 2.0**-36
 #: example prompts kept per aggregate relationship (the strongest circuits first)
 EXAMPLES = 3
@@ -79,9 +88,14 @@ READ_EDGES = shared("fold-read-edges")
 MARK_FOLDED = shared("fold-mark-folded")
 #: --rebuild: drop the layer and mark every circuit pending
 DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
+#: phase 0: a layer folded before nodes kept their totals, and the statements that compute them once
+LEGACY_TOTALS = shared("fold-legacy-totals")
+MIGRATE_TOTALS = tuple(s.strip() for s in shared("fold-migrate-totals").split(";") if s.strip())
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 #: the properties that hold a relationship's strongest circuits, strongest first: circuit id and its weight
+#: the parameter names of fold-add-totals, in ``NODE_TOTALS`` order
+_TOTAL_KEYS = ("iw", "ie", "it", "ow", "oe", "ol")
 EXAMPLE_KEYS = tuple(
     k for i in range(1, EXAMPLES + 1) for k in (f"example_circuit_{i}", f"example_weight_{i}")
 )
@@ -99,6 +113,7 @@ class FoldReport:
     edges: int = 0  # their FEEDS edges
     groups: int = 0  # aggregate relationships created or added to (summed over fold transactions)
     created: int = 0  # of those, created
+    migrated: bool = False  # the layer's node totals were computed from its relationships first (phase 0)
     seconds: float = 0.0
     #: seconds per phase (claim, read, group, tokens, read-pairs, write, mark, commit), summed over transactions
     phases: dict[str, float] = field(default_factory=dict)
@@ -108,6 +123,7 @@ class FoldReport:
         self.edges += other.edges
         self.groups += other.groups
         self.created += other.created
+        self.migrated |= other.migrated
         for k, v in other.phases.items():
             self.phases[k] = self.phases.get(k, 0.0) + v
 
@@ -121,6 +137,7 @@ class FoldReport:
         return (
             f"folded {self.circuits} circuit{'s' if self.circuits != 1 else ''} ({self.edges} edges) into "
             f"{self.groups} aggregate relationships in {self.seconds:.1f} s"
+            + ("; computed the layer's node totals (folded by an older scd)" if self.migrated else "")
         )
 
 
@@ -325,7 +342,48 @@ def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> 
                 **example_columns(merge_examples(examples_of(old), examples_of(r))),
             }
         )
+        # what SET need not write again (Neo4j: each property written costs the transaction's memory and time)
+        changed[-1]["unchanged"] = frozenset(
+            k for k in ROW_KEYS[2:] if changed[-1][k] == old[k] and changed[-1][k] is not None
+        )
     return new, changed
+
+
+#: per aggregate relationship, whose totals a row adds to: (the start node's ``out_*`` or None, the end node's
+#: ``in_*`` or None) -- a Feature's totals are over FEEDS_FEATURE, a Token's over FEEDS_TOKEN (in) / TOKEN_FEEDS (out)
+TOTALS_OF = {"FEEDS_FEATURE": (True, True), "FEEDS_TOKEN": (False, True), "TOKEN_FEEDS": (True, False)}
+_IN, _OUT = NODE_TOTALS.index("in_abs_weight"), NODE_TOTALS.index("out_abs_weight")
+#: the other end's kinds that a total singles out, by direction: where the |weight| into a target comes from
+#: (SAE error terms, input tokens), and where the |weight| out of a source goes (error terms, logits)
+_PARTS = {
+    _IN: {"error": NODE_TOTALS.index("in_abs_error"), "token": NODE_TOTALS.index("in_abs_token")},
+    _OUT: {"error": NODE_TOTALS.index("out_abs_error"), "logit": NODE_TOTALS.index("out_abs_logit")},
+}
+
+
+def node_totals(
+    groups: Sequence[Sequence[dict[str, Any]]], kind: dict[str, str | None]
+) -> dict[str, dict[str, list[float]]]:
+    """What some groups (``group_edges``' three lists, or a whole layer's rows) add to their nodes' totals
+    (scd.store.schema ``NODE_TOTALS``, in that order): ``{label: {node id: [6 sums]}}``, every touched node with all
+    six (0.0 where nothing adds). ``kind``: each Feature id's kind. The sums are of multiples of 2**-36: exact in any
+    order (below 2**17)."""
+    out: dict[str, dict[str, list[float]]] = {"Feature": {}, "Token": {}}
+    for rel, rows in zip(AGGREGATES, groups, strict=True):
+        (start, end), (outgoing, incoming) = AGGREGATE_ENDS[rel], TOTALS_OF[rel]
+        for r in rows:
+            aw = r["abs_weight_sum"]
+            for node, label, other, total, on in (
+                (r["a"], start, r["b"], _OUT, outgoing),
+                (r["b"], end, r["a"], _IN, incoming),
+            ):
+                if not on:
+                    continue
+                sums = out[label].setdefault(node, [0.0] * len(NODE_TOTALS))
+                sums[total] += aw
+                if (part := _PARTS[total].get(kind.get(other) or "")) is not None:
+                    sums[part] += aw
+    return out
 
 
 def properties(row: dict[str, Any]) -> dict[str, Any]:
@@ -335,22 +393,14 @@ def properties(row: dict[str, Any]) -> dict[str, Any]:
 
 def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
     """Rows for fold-create-pairs / fold-update-pairs on Neo4j: the ``keys`` that find the relationship or its ends,
-    and ``p``, its properties (unset ones left out: SET x = r.p then removes what a stored one had)."""
-    return [
-        {**{k: r[k] for k in keys}, "p": {k: v for k, v in properties(r).items() if v is not None}}
-        for r in rows
-    ]
-
-
-def update_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Changed rows in the shape LadybugDB's fold-update-pairs takes: one ``{k, o, v}`` per start node (``k``), its
-    end nodes (``o``) and their new values (``v``, the same order)."""
-    by: dict[str, dict[str, list[Any]]] = {}
+    and ``p``, its properties -- unset ones left out, and for a changed relationship those whose value it has
+    already (``combine``'s ``unchanged``; a stored example is never unset again, so SET x += r.p is exact)."""
+    out = []
     for r in rows:
-        row = by.setdefault(r["a"], {"k": r["a"], "o": [], "v": []})
-        row["o"].append(r["b"])
-        row["v"].append({k: r[k] for k in ROW_KEYS[2:]})
-    return list(by.values())
+        same = {("example_circuit" if k == "example" else k) for k in r.get("unchanged", ())}
+        props = {k: v for k, v in properties(r).items() if v is not None and k not in same}
+        out.append({**{k: r[k] for k in keys}, "p": props})
+    return out
 
 
 def arrow_rows(rel: str, rows: Sequence[dict[str, Any]]) -> Any:
@@ -390,11 +440,20 @@ def fold_once(
     *,
     max_edges: int = FOLD_TX_EDGES,
     batch: int = 10_000,
+    report: FoldReport | None = None,
 ) -> FoldReport:
     """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
-    (the caller begins and commits it, and on Neo4j has taken the fold lock first)."""
-    report = FoldReport()
+    (the caller begins and commits it, and on Neo4j has taken the fold lock first). ``report``: filled in as the
+    fold goes (``circuits`` and ``edges`` as soon as they are claimed), so a caller whose transaction then fails
+    knows its size."""
+    report = report if report is not None else FoldReport()
     t = time.perf_counter()
+    # 0. a layer folded before nodes kept their totals gets them now, so this fold's part adds to complete sums
+    if (legacy := run(LEGACY_TOTALS, {})) and legacy[0][0]:
+        for statement in MIGRATE_TOTALS:
+            run(statement, {})
+        report.migrated = True
+        t = report.timed("totals-migration", t)
     # 1. claim
     ids: list[str] = []
     n = 0
@@ -405,6 +464,7 @@ def fold_once(
         n += n_edges or 0
     if not ids:
         return report
+    report.circuits, report.edges = len(ids), n
     t = report.timed("claim", t)
     # 2. read
     edges: list[CircuitEdges] = []
@@ -413,10 +473,11 @@ def fold_once(
     features = sorted({f for _, a, b, _, _ in edges for f in (*a, *b)})
     # Neo4j: each node's element id too (``handle``), so phases 4-5 find it without an index seek
     top: dict[str, str | None] = {}
+    kind: dict[str, str | None] = {}
     handles: dict[str, dict[str, Any]] = {"Feature": {}, "Token": {}}
     for chunk in batches(features, batch):
-        for i, token, h in run(cypher("fold-top-tokens", dialect), {"ids": list(chunk)}):
-            top[i], handles["Feature"][i] = token, h
+        for i, token, k, h in run(cypher("fold-top-tokens", dialect), {"ids": list(chunk)}):
+            top[i], kind[i], handles["Feature"][i] = token, k, h
     t = report.timed("read", t)
     # 3. group
     groups = group_edges(edges, top)
@@ -452,15 +513,19 @@ def fold_once(
         created += len(new)
         create = aggregate_cypher("fold-create-pairs", dialect, rel)
         if dialect == "ladybug":
-            # SET the changed ones in place, anchored on their start nodes; CREATE the new ones from one Arrow table
+            # DELETE the changed ones, anchored on their start nodes; CREATE them with their new totals and the new
+            # ones from one Arrow table
             for part in batches(changed, batch):
-                done = run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": update_rows(part)})
+                done = run(
+                    aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(part, dialect)}
+                )
                 if done[0][0] != len(part):
                     raise StoreError(
                         f"fold: {done[0][0]} of {len(part)} stored {rel} relationships found again",
                         "nothing of this fold was kept; please report this bug",
                     )
-            chunks = [(len(new), {"rows": arrow_rows(rel, new)})] if new else []
+            every = [*new, *changed]
+            chunks = [(len(every), {"rows": arrow_rows(rel, every)})] if every else []
         else:  # Neo4j: SET the changed ones, found by element id; CREATE the new ones by their ends' element ids
             for part in batches(changed, batch):
                 run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": neo4j_rows(part, "handle")})
@@ -470,6 +535,21 @@ def fold_once(
             if (made := run(create, params)[0][0]) != n:
                 raise StoreError(
                     f"fold: {made} of {n} {rel} relationships found both their ends",
+                    "nothing of this fold was kept; please report this bug",
+                )
+    # the touched nodes' totals: this fold's part added to what they hold (by element id on Neo4j, by id on
+    # LadybugDB)
+    for label, sums in node_totals(groups, kind).items():
+        rows = [
+            {"h": handles[label][i] if dialect == "neo4j" else i, **dict(zip(_TOTAL_KEYS, s, strict=True))}
+            for i, s in sorted(sums.items())
+        ]
+        for part in batches(rows, batch):
+            if (
+                done := run(node_cypher("fold-add-totals", dialect, label), {"rows": list(part)})[0][0]
+            ) != len(part):
+                raise StoreError(
+                    f"fold: {done} of {len(part)} {label} nodes found for their totals",
                     "nothing of this fold was kept; please report this bug",
                 )
     t = report.timed("write", t)

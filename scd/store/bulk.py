@@ -53,11 +53,12 @@ from scd.store.aggregates import (
     FoldReport,
     combine,
     group_edges,
+    node_totals,
     properties,
 )
 from scd.store.base import Store
 from scd.store.rows import CircuitRows, check_references, circuit_rows
-from scd.store.schema import AGGREGATES, LABELS, RELATIONSHIPS, tables
+from scd.store.schema import AGGREGATES, LABELS, NODE_TOTALS, RELATIONSHIPS, tables
 
 ARRAY_DELIMITER = "\x1f"
 ADMIN_TYPES = {
@@ -338,6 +339,8 @@ class CsvStore(Store):
         self.graph = CsvGraph(out, force=force)
         self.lock = threading.Lock()
         self.top_token: dict[str, str | None] = {}  # Feature id -> its stored top_token (first writer's)
+        #: Feature rows, written at close with their totals over the aggregate layer (scd.store.schema)
+        self.features: dict[str, dict[str, Any]] = {}
         self.prompts: set[str] = set()
         self.circuits: dict[str, dict[str, Any]] = {}  # written at close, with their final ``aggregated``
         self.requests: set[str] = set()
@@ -368,7 +371,7 @@ class CsvStore(Store):
             for f in rows.features:
                 if f["id"] not in self.top_token:
                     self.top_token[f["id"]] = f.get("top_token")
-                    g.node("Feature", f)
+                    self.features[f["id"]] = f
             if rows.prompt["id"] not in self.prompts:
                 self.prompts.add(rows.prompt["id"])
                 g.node("Prompt", rows.prompt)
@@ -455,9 +458,16 @@ class CsvStore(Store):
         try:
             for row in self.circuits.values():
                 g.node("Circuit", row)
+            totals = node_totals(
+                [list(self.layer[rel].values()) for rel in AGGREGATES],
+                {i: f.get("kind") for i, f in self.features.items()},
+            )
+            for i, f in self.features.items():  # unset where no aggregate relationship touches the feature
+                sums = totals["Feature"].get(i)
+                g.node("Feature", f | (dict(zip(NODE_TOTALS, sums, strict=True)) if sums else {}))
             tokens = {b for _, b in self.layer["FEEDS_TOKEN"]} | {a for a, _ in self.layer["TOKEN_FEEDS"]}
             for t in sorted(tokens):
-                g.node("Token", {"id": t})
+                g.node("Token", {"id": t} | dict(zip(NODE_TOTALS, totals["Token"][t], strict=True)))
             for rel in AGGREGATES:
                 for (a, b), r in sorted(self.layer[rel].items()):
                     g.relationship(rel, a, b, properties(r))

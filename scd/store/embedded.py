@@ -44,7 +44,7 @@ from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
-from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_EVERY_EDGES, FoldReport, fold_once
 from scd.store.base import Store, engine_message
 from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
@@ -470,7 +470,9 @@ class EmbeddedStore(Store):
         with self._any() as conn:
             return _count(conn, COUNT_PENDING)
 
-    def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:
+    def fold(self, *, max_edges: int = FOLD_EVERY_EDGES, rebuild: bool = False) -> FoldReport:
+        # one transaction per `scd ingest` fold, not Neo4j's FOLD_TX_EDGES: LadybugDB has no transaction memory
+        # limit below its buffer pool, and a pair shared by two transactions is written twice
         t0 = time.perf_counter()
         report = FoldReport()
         if rebuild:
@@ -489,6 +491,7 @@ class EmbeddedStore(Store):
         while True:  # this process holds the only write handle
             t = time.perf_counter()
             done = self._transaction(run, "folding into the aggregate layer")
+            report.migrated |= done.migrated
             if not done.circuits:
                 break
             done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())

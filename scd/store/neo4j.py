@@ -278,6 +278,19 @@ def to_python(value: Any) -> Any:
     return value
 
 
+#: times a fold transaction is run again after a transient error (not for lack of transaction memory)
+FOLD_RETRIES = 5
+
+
+class _FoldTooBig(Exception):
+    """A fold transaction of ``circuits`` circuits (``edges`` edges) ran out of the server's transaction memory
+    (rolled back): fold in smaller ones."""
+
+    def __init__(self, message: str, circuits: int, edges: int):
+        super().__init__(message)
+        self.circuits, self.edges = circuits, edges
+
+
 class Neo4jStore(Store):
     kind = "neo4j"
     # two circuits in flight: one transaction runs on one server thread, and a 2-core server doubles its rate
@@ -478,7 +491,7 @@ class Neo4jStore(Store):
             for statement in DROP_LAYER:
                 tx.run(statement).consume()
 
-        def fold_tx(tx: neo4j.ManagedTransaction, max_edges: int) -> FoldReport:
+        def fold_tx(tx: neo4j.Transaction, max_edges: int, report: FoldReport) -> FoldReport:
             # the fold lock: one fold at a time, and this one reads what the previous one committed
             tx.run(FOLD_LOCK).consume()
             return fold_once(
@@ -489,7 +502,32 @@ class Neo4jStore(Store):
                 "neo4j",
                 max_edges=max_edges,
                 batch=BATCH,
+                report=report,
             )
+
+        def fold_round(s: neo4j.Session, max_edges: int) -> FoldReport:
+            """One fold transaction, run again on a transient error (a deadlock with a writer, a lost connection)
+            as the driver's managed transactions do -- but not when the server ran out of transaction memory
+            (which it reports as transient too, and mostly at COMMIT): the same transaction would fail again, after
+            up to 30 s of the driver's back-off (a 100k-edge fold into a layer that had most of its pairs lost
+            60 s so, measured); _FoldTooBig makes the caller fold in smaller transactions."""
+            for attempt in range(FOLD_RETRIES + 1):
+                tried = FoldReport()
+                try:
+                    with s.begin_transaction() as tx:
+                        done = fold_tx(tx, max_edges, tried)
+                        tx.commit()
+                    return done
+                except (Neo4jError, DriverError) as e:
+                    if "MemoryPoolOutOfMemory" in (getattr(e, "code", None) or ""):
+                        raise _FoldTooBig(
+                            getattr(e, "message", None) or str(e), tried.circuits, tried.edges
+                        ) from e
+                    if not e.is_retryable() or attempt == FOLD_RETRIES:
+                        raise
+                    log.info("fold: %s; running the transaction again", e)
+                    time.sleep(0.2 * 2**attempt)
+            raise AssertionError("unreachable")
 
         try:
             # the fold's own statements name aggregate types a fresh store has not created yet: the server's
@@ -504,21 +542,32 @@ class Neo4jStore(Store):
                 while rounds > 0:
                     t = time.perf_counter()
                     try:
-                        done = self._with_constraint_retries(
-                            lambda b=budget: s.execute_write(fold_tx, b), "fold"
-                        )
-                    except TransientError as e:
-                        # the server's transaction memory cannot hold this many aggregate rows (their example
-                        # lists make them big; a 1 GiB heap failed at 100k worst-case edges): rolled back, so
-                        # fold in smaller transactions -- down to one circuit, which must fit
-                        if "MemoryPoolOutOfMemory" not in (e.code or "") or budget <= 1:
-                            raise
-                        budget //= 2
+                        done = self._with_constraint_retries(lambda b=budget: fold_round(s, b), "fold")
+                    except _FoldTooBig as e:
+                        # the server's transaction memory cannot hold this many aggregate rows (a 1 GiB heap failed
+                        # at 100k worst-case edges, and at 100k demo-shaped ones folded into a layer that had most
+                        # of their pairs): rolled back, so fold in smaller transactions -- down to one circuit,
+                        # which must fit
+                        if e.circuits == 0:  # before any claim: the node totals of an older scd's layer
+                            raise StoreError(
+                                "computing the node totals of a layer folded by an older scd does not fit the "
+                                f"server's transaction memory: {e}",
+                                "raise dbms.memory.transaction.total.max (or the heap) in neo4j.conf, or rebuild "
+                                "the layer in smaller transactions: scd store fold --rebuild",
+                            ) from e
+                        if e.circuits == 1:  # a circuit is never split
+                            raise StoreError(
+                                f"the fold of one circuit does not fit the server's transaction memory: {e}",
+                                "raise dbms.memory.transaction.total.max (or the heap) in neo4j.conf",
+                            ) from e
+                        # half of what that transaction claimed (the budget may be far above it)
+                        budget = max(1, min(budget, e.edges or budget) // 2)
                         log.warning(
                             "fold: transaction memory exhausted; folding up to %d edges at a time", budget
                         )
                         continue
                     rounds -= 1
+                    report.migrated |= done.migrated
                     if not done.circuits:
                         break
                     done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())

@@ -51,6 +51,15 @@
   or fold order; the sums therefore differ from a sum over the FEEDS edges by at most 1.5e-11 per circuit. A
   feature's token is the stored Feature's top_token (the first writer's metadata). ``feeders`` / ``consumers``
   read these when their answer is the same and no circuit is pending (queries/aggregated/).
+* Totals of the layer on its nodes, for the summary line under ``feeders`` / ``consumers`` (how much of the |weight|
+  into a target comes from SAE error terms and input tokens) in one node read instead of a pass over every
+  relationship: on a Feature, ``in_abs_weight`` = the sum of ``abs_weight_sum`` over its incoming FEEDS_FEATURE,
+  ``in_abs_error`` / ``in_abs_token`` the part whose other end is an SAE error term / an input token, and
+  ``out_abs_weight`` / ``out_abs_error`` / ``out_abs_logit`` the same over its outgoing FEEDS_FEATURE (the part
+  into error terms / logits); on a Token, ``in_*`` over its incoming FEEDS_TOKEN and ``out_*`` over its outgoing
+  TOKEN_FEEDS. The fold adds to them (set on every node it touches, 0.0 for a direction without relationships);
+  unset on a Feature no aggregate relationship touches, and on every node of a layer folded before they existed
+  (the next fold computes them from the relationships; scd.store.aggregates).
 
 Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook/top_token,
 Prompt.text, Circuit.request and Circuit.aggregated lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
@@ -115,11 +124,23 @@ _AGG = (
     "example_circuit_1 STRING, example_weight_1 DOUBLE, example_circuit_2 STRING, example_weight_2 DOUBLE, "
     "example_circuit_3 STRING, example_weight_3 DOUBLE"
 )
+#: a Feature's or Token's totals over its aggregate relationships (see the module docstring)
+NODE_TOTALS = (
+    "in_abs_weight",
+    "in_abs_error",
+    "in_abs_token",
+    "out_abs_weight",
+    "out_abs_error",
+    "out_abs_logit",
+)
+_TOTALS = ", ".join(f"{name} DOUBLE" for name in NODE_TOTALS)
 LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Feature(id STRING PRIMARY KEY, model STRING, sae STRING, hook STRING, "
     "layer INT64, kind STRING, idx INT64, top_promoted STRING[], top_promoted_logits DOUBLE[], "
     "top_suppressed STRING[], top_suppressed_logits DOUBLE[], neuronpedia_url STRING, label STRING, top_token STRING, "
-    "frequency DOUBLE, max_activation DOUBLE, top_contexts STRING[], top_activations DOUBLE[])",
+    "frequency DOUBLE, max_activation DOUBLE, top_contexts STRING[], top_activations DOUBLE[], "
+    + _TOTALS
+    + ")",
     "CREATE NODE TABLE IF NOT EXISTS Prompt(id STRING PRIMARY KEY, text STRING, model STRING, tokens STRING[], "
     "target STRING, target_prob DOUBLE, loss DOUBLE, top_completions STRING[], top_completion_probs DOUBLE[], "
     "token_ids INT64[], target_id INT64)",
@@ -129,7 +150,7 @@ LADYBUG_SCHEMA = [
     "created_at STRING, request STRING, aggregated BOOLEAN, saes STRING, scores STRING, target_source STRING)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING, effect DOUBLE)",
-    "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY)",
+    "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY, " + _TOTALS + ")",
     "CREATE REL TABLE IF NOT EXISTS EXPLAINS(FROM Circuit TO Prompt)",
     "CREATE REL TABLE IF NOT EXISTS HAS(FROM Circuit TO Node)",
     "CREATE REL TABLE IF NOT EXISTS OF(FROM Node TO Feature)",

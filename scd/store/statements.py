@@ -6,7 +6,8 @@ else ``cypher/<name>.cypher`` (one text both run). Lines starting with ``//`` ar
 files say why a statement looks the way it does). Statements are plain Cypher with ``$parameters`` -- the same
 text pastes into Neo4j Browser -- except the three aggregate relationships, which share one template per
 statement: ``__REL__``, ``__FROM__`` and ``__TO__`` stand for the relationship type and its end labels and are
-filled from scd.store.schema constants only (``aggregate_cypher``), never from user input.
+filled from scd.store.schema constants only (``aggregate_cypher``), never from user input; likewise ``__LABEL__``,
+a node label (``node_cypher``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ def aggregate_cypher(name: str, dialect: str, rel: str) -> str:
     except FileNotFoundError:
         text = cypher(name, dialect)
     return text.replace("__REL__", rel).replace("__FROM__", start).replace("__TO__", end)
+
+
+@cache
+def node_cypher(name: str, dialect: str, label: str) -> str:
+    """A statement for one node label of scd.store.schema: ``__LABEL__`` (where the text has it) filled in."""
+    from scd.store.schema import LABELS
+
+    if label not in LABELS:
+        raise KeyError(label)
+    return cypher(name, dialect).replace("__LABEL__", label)
 
 
 @cache

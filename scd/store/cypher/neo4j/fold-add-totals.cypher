@@ -1,0 +1,9 @@
+// fold phase 5: each touched Feature's or Token's totals (the sums of |weight| of its aggregate relationships in
+// and out, by the other end's kind; scd.store.aggregates.node_totals) plus this fold's part, found by the element
+// id fold-top-tokens / fold-*-tokens returned. Sums of multiples of 2**-36: exact in any order.
+UNWIND $rows AS r
+MATCH (n) WHERE elementId(n) = r.h
+SET n.in_abs_weight = coalesce(n.in_abs_weight, 0.0) + r.iw, n.in_abs_error = coalesce(n.in_abs_error, 0.0) + r.ie,
+  n.in_abs_token = coalesce(n.in_abs_token, 0.0) + r.it, n.out_abs_weight = coalesce(n.out_abs_weight, 0.0) + r.ow,
+  n.out_abs_error = coalesce(n.out_abs_error, 0.0) + r.oe, n.out_abs_logit = coalesce(n.out_abs_logit, 0.0) + r.ol
+RETURN count(*) AS n
