@@ -450,7 +450,8 @@ def take_totals(df: pd.DataFrame) -> dict[str, float] | None:
     if not columns:
         return None
     first = df[columns].iloc[0] if len(df) else None
-    df.drop(columns=columns, inplace=True)
+    for c in columns:
+        del df[c]
     if first is None or first.isna().any():
         return None
     total = float(first[TOTALS_PREFIX + "total"])

@@ -709,3 +709,37 @@ def test_a_fold_too_big_for_the_servers_transaction_memory_is_split_without_retr
             )
             assert not [r for r in caplog.records if "will be retried" in r.getMessage()]
             assert same_aggregates(stored_aggregates(store), expected_aggregates(circuits))
+
+
+def test_an_embedded_store_without_the_new_columns_answers_from_the_feeds_edges_until_upgraded(
+    embedded_config,
+):
+    """An embedded store an older scd wrote has tables without this scd's newer columns (the node totals here),
+    and reads never alter tables: feeders then answers from the FEEDS edges, with the same rows and line; any
+    other query naming such a column says how to upgrade; `scd store fold` (a write) adds and fills them."""
+    from scd.queries.runner import query, run_cypher
+    from scd.store.embedded import OutdatedStore
+    from scd.store.schema import NODE_TOTALS
+
+    with open_store(embedded_config) as store:
+        for c in synthetic_circuits(4, seed=80):
+            store.write_circuit(c)
+        store.fold()
+        want = query("feeders", store, token=")")
+        with store._writer() as conn:  # what an older scd's tables look like
+            for label in ("Feature", "Token"):
+                for column in NODE_TOTALS:
+                    conn.execute(f"ALTER TABLE {label} DROP {column}")
+        store._release()
+    with open_store(embedded_config, read_only=True) as store:
+        got = query("feeders", store, token=")")
+        assert list(got.columns) == list(want.columns) and len(got) == len(want) > 0
+        for col in got.columns:  # the layer's sums are rounded per circuit: to 1e-9
+            x, y = got[col].tolist(), want[col].tolist()
+            assert x == (pytest.approx(y, abs=1e-9, nan_ok=True) if isinstance(x[0], float) else y), col
+        assert got.attrs["summary"] == want.attrs["summary"]
+        with pytest.raises(OutdatedStore, match="scd store fold --store"):
+            run_cypher(store, "MATCH (k:Token) RETURN k.in_abs_weight AS w")
+    with open_store(embedded_config) as store:
+        assert store.fold().migrated
+        assert same_totals(stored_node_totals(store), pandas_node_totals(store))

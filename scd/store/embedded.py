@@ -542,6 +542,14 @@ class EmbeddedStore(Store):
                     raise QueryError(
                         f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
                     ) from e
+                if (missing := _MISSING_PROPERTY.search(msg)) and missing.group(1) in _COLUMN_NAMES:
+                    # a column this scd's schema has and the store's tables do not: written by an older scd,
+                    # and reads never alter tables
+                    raise OutdatedStore(
+                        f"this store was written by an older scd: its tables lack the column {missing.group(1)}",
+                        f"upgrade it once with `scd store fold --store {self.folder}` (adds the new columns and "
+                        "fills them; changes nothing else)",
+                    ) from e
                 raise QueryError(
                     f"LadybugDB rejected the query: {engine_message(msg)}", "fix the Cypher (see the message)"
                 ) from e
@@ -552,6 +560,14 @@ class EmbeddedStore(Store):
         import pandas as pd
 
         return pd.DataFrame(data, columns=keys)
+
+    def read_folded(self, cypher: str, fallback: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        try:
+            return super().read_folded(cypher, fallback, params)
+        except OutdatedStore:  # the layer's newer columns are missing: the FEEDS edges give the same rows
+            df = self.read(fallback, params)
+            df.attrs["folded"] = False
+            return df
 
     def stats(self) -> dict[str, int]:
         self._require_existing()
@@ -574,6 +590,13 @@ class EmbeddedStore(Store):
         self._release()
 
 
+class OutdatedStore(QueryError):
+    """A query needs a column an older scd's store does not have yet (see EmbeddedStore.read)."""
+
+
+_MISSING_PROPERTY = re.compile(r"Cannot find property (\w+) for \w+")
+
+
 def _schema_columns() -> dict[str, list[tuple[str, str]]]:
     """(name, type) of every property column in LADYBUG_SCHEMA, by table (keys and FROM/TO parts left out)."""
     out: dict[str, list[tuple[str, str]]] = {}
@@ -589,6 +612,9 @@ def _schema_columns() -> dict[str, list[tuple[str, str]]]:
         out[m.group(1)] = cols
     return out
 
+
+#: every property column this scd's schema has (a query naming one an older store lacks: OutdatedStore)
+_COLUMN_NAMES = frozenset(name for columns in _schema_columns().values() for name, _ in columns)
 
 # A write the file system refused: full disk, quota, file size limit (LadybugDB raises these as IO exceptions)
 _WRITE_FAILED = re.compile(
