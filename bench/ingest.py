@@ -12,8 +12,12 @@ store: edges/s (and nodes/s) batched, edges/s naive, and the ratio. Targets: >= 
 naive. Then the written circuits are folded into the aggregate layer (FEEDS_FEATURE, FEEDS_TOKEN, TOKEN_FEEDS;
 scd.store.aggregates) as `scd ingest` does after writing, and that time is printed too: write-only edges/s,
 written+folded edges/s and the fold/write time ratio (targets: fold <= 0.5x write on both stores; written+folded
->= 50k edges/s into Neo4j, >= 25k into the embedded store, on a quiet 2-core machine). The naive baseline builds
-no aggregates, so the naive ratio compares the writes alone.
+>= 50k edges/s into Neo4j, >= 25k into the embedded store, on a quiet 2-core machine). That store was empty, so
+its fold only creates; a second run of as many edges (other prompts, the same shape) into it then folds into a layer
+that has most of its pairs already, as every ingest after the first does ("+ append"). On Neo4j, also the floor
+under any layer of one relationship per aggregate row: the layer's relationships created again between the same
+nodes with no properties at all, timed against the write. The naive baseline builds no aggregates, so the naive
+ratio compares the writes alone.
 Also printed: what else was using the CPU during the run (load average and the busiest other processes), because
 on a 2-core machine that changes the numbers a lot.
 
@@ -87,12 +91,17 @@ def make_circuits(total_edges: int, shape: str, seed: int):
     ]
 
 
-def batched(config: StoreConfig, circuits, warmup) -> dict:
+def batched(config: StoreConfig, circuits, warmup, append) -> dict:
     """The circuits written by ``scd ingest``'s pipeline (scd.ingest.pipeline.ingest, with discovery replaced by a
     lookup of the precomputed circuits): one transaction per circuit on the writer thread while the main thread
-    prepares the next, then the fold into the aggregate layer at the end of the run."""
-    by_text = {c.prompt.text: c for c in circuits + warmup}
-    assert len(by_text) == len(circuits) + len(warmup), "synthetic prompts collided; change --seed"
+    prepares the next, then the fold into the aggregate layer at the end of the run -- into an empty store; then
+    a second run of ``append`` (as many edges, other prompts) into that store, whose fold meets the pairs the
+    first one made (what every run after the first does; ``append_*``); then, on Neo4j, the floor (``floor_*``,
+    see ``floor_neo4j``)."""
+    by_text = {c.prompt.text: c for c in circuits + warmup + append}
+    assert len(by_text) == len(circuits) + len(warmup) + len(append), (
+        "synthetic prompts collided; change --seed"
+    )
 
     def lookup(text: str, **_: object):
         return by_text[text]
@@ -117,12 +126,30 @@ def batched(config: StoreConfig, circuits, warmup) -> dict:
         cpu = time.process_time() - c0
         stats = store.stats()
         writers = store.writers
+        floor = floor_neo4j(store) if store.kind == "neo4j" else None
+        more = ingest(specs(append), store, discover_fn=lookup, progress=False)
     edges, nodes = sum(len(c.edges) for c in circuits), sum(len(c.nodes) for c in circuits)
     assert (report.written, report.edges, report.nodes) == (len(circuits), edges, nodes), report
     assert stats["FEEDS"] == edges and stats["Node"] == nodes, stats
     assert report.fold.circuits == len(circuits) and report.fold.edges == edges, report.fold
     write = report.elapsed - report.fold.seconds
-    return {
+    more_write = more.elapsed - more.fold.seconds
+    more_edges = sum(len(c.edges) for c in append)
+    assert more.fold.circuits == len(append) and more.fold.edges == more_edges, more.fold
+    extra = {
+        "append_edges": more_edges,
+        "append_seconds": round(more_write, 3),
+        "append_fold_seconds": round(more.fold.seconds, 3),
+        "append_fold_groups": more.fold.groups,
+        "append_fold_created": more.fold.created,
+        "append_fold_write_ratio": round(more.fold.seconds / more_write, 3),
+        "append_with_fold_edges_per_s": round(more_edges / more.elapsed),
+        "append_fold_phases_s": {k: round(v, 3) for k, v in more.fold.phases.items()},
+    }
+    if floor is not None:
+        extra |= {"floor_relationships": floor[0], "floor_seconds": round(floor[1], 3),
+                  "floor_write_ratio": round(floor[1] / write, 3)}  # fmt: skip
+    return extra | {
         "circuits": len(circuits),
         "edges": edges,
         "nodes": nodes,
@@ -139,6 +166,39 @@ def batched(config: StoreConfig, circuits, warmup) -> dict:
         "fold_write_ratio": round(report.fold.seconds / write, 3),
         "fold_phases_s": {k: round(v, 3) for k, v in report.fold.phases.items()},
     }
+
+
+FLOOR_CREATE = (
+    "UNWIND $rows AS r MATCH (a) WHERE elementId(a) = r[0] MATCH (b) WHERE elementId(b) = r[1] "
+    "CREATE (a)-[:SCD_BENCH_FLOOR]->(b)"
+)
+
+
+def floor_neo4j(store) -> tuple[int, float]:
+    """What any layer of one relationship per aggregate row costs on this server at least: the layer's own
+    relationships created again between the same nodes, found by element id, with no properties, in one
+    transaction of 10k-row statements (the fold's shape), after a warm-up of the same statement; (how many,
+    seconds). Deleted afterwards."""
+    from scd.store.rows import batches
+
+    with store.driver.session(database=store.database) as s:
+        pairs = s.run(
+            "MATCH (a)-[x:FEEDS_FEATURE|FEEDS_TOKEN|TOKEN_FEEDS]->(b) RETURN elementId(a) AS a, elementId(b) AS b"
+        ).values()
+        for _ in range(3):  # warm-up, rolled back
+            with s.begin_transaction() as tx:
+                tx.run(FLOOR_CREATE, rows=pairs[:10_000]).consume()
+                tx.rollback()
+        t0 = time.perf_counter()
+        with s.begin_transaction() as tx:
+            for chunk in batches(pairs, 10_000):
+                tx.run(FLOOR_CREATE, rows=list(chunk)).consume()
+            tx.commit()
+        seconds = time.perf_counter() - t0
+        s.run(
+            "MATCH ()-[x:SCD_BENCH_FLOOR]->() CALL (x) { DELETE x } IN TRANSACTIONS OF 20000 ROWS"
+        ).consume()
+    return len(pairs), seconds
 
 
 def naive_sample(circuits, n: int, seed: int) -> list[tuple[str, str, float]]:
@@ -257,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     for shape in shapes:
         circuits = make_circuits(a.edges, shape, a.seed)
         warmup = make_circuits(10 * SHAPES[shape]["edges"], shape, a.seed + 10_000)
-        work[shape] = (circuits, warmup)
+        append = make_circuits(a.edges, shape, a.seed + 20_000)
+        work[shape] = (circuits, warmup, append)
         print(
             f"{shape}: {len(circuits)} synthetic circuits, {sum(len(c.edges) for c in circuits):,} edges, "
             f"{sum(len(c.nodes) for c in circuits):,} nodes"
@@ -312,6 +373,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"    write-only {b['edges_per_s']:>8,} edges/s; written+folded "
                     f"{b['with_fold_edges_per_s']:>8,} edges/s; fold/write {b['fold_write_ratio']:.2f}x"
+                )
+                if "floor_seconds" in b:
+                    print(
+                        f"    floor    the layer's {b['floor_relationships']:,} relationships created again with no "
+                        f"properties (same nodes, one transaction): {b['floor_seconds']:.2f} s = "
+                        f"{b['floor_write_ratio']:.2f}x the write"
+                    )
+                print(
+                    f"    + append {b['append_edges']:>8,} more edges into that store (its fold meets stored pairs): "
+                    f"write {b['append_seconds']:.2f} s, fold {b['append_fold_seconds']:.2f} s "
+                    f"({b['append_fold_groups']:,} rows, {b['append_fold_created']:,} new); fold/write "
+                    f"{b['append_fold_write_ratio']:.2f}x; written+folded {b['append_with_fold_edges_per_s']:,} edges/s"
+                )
+                print(
+                    "    append fold phases "
+                    + ", ".join(f"{k} {v:.2f} s" for k, v in b["append_fold_phases_s"].items())
                 )
             if a.no_naive:
                 continue
