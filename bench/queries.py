@@ -80,7 +80,7 @@ def generate(folder: Path, n_circuits: int, n_nodes: int, n_edges: int, seed: in
                            "loss:double", "top_completions:string[]", "top_completion_probs:double[]"])  # fmt: skip
     w["circuits"].writerow(["id:ID(Circuit)", "prompt_id", "model", "sae_set", "method", "metric", "top_k:long",
                             "edge_threshold:double", "params", "metric_value:double", "n_nodes:long", "n_edges:long",
-                            "created_at"])  # fmt: skip
+                            "created_at", "aggregated:boolean", "in_totals:boolean"])  # fmt: skip
     w["nodes"].writerow(["id:ID(Node)", "circuit_id", "kind", "layer:long", "hook", "idx:long", "pos:long", "token",
                          "activation:double", "attribution:double", "feature_id"])  # fmt: skip
     w["explains"].writerow([":START_ID(Circuit)", ":END_ID(Prompt)"])
@@ -101,7 +101,7 @@ def generate(folder: Path, n_circuits: int, n_nodes: int, n_edges: int, seed: in
         last = len(tokens) - 1
         w["prompts"].writerow([pid, text, MODEL, ";".join(tokens), ")", 0.5, 0.69, ")", 0.5])
         w["circuits"].writerow([cid, pid, MODEL, SAE_SET, "atp", "ce", 20, 0.0, "{}", 0.69, n_nodes, n_edges,
-                                "2025-01-01T00:00:00+00:00"])  # fmt: skip
+                                "2025-01-01T00:00:00+00:00", "true", "true"])  # fmt: skip
         w["explains"].writerow([cid, pid])
         # nodes: tokens, then SAE latents / error terms (deduplicated), then the logit
         rows, order, posn = [], [], []

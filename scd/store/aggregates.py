@@ -30,10 +30,10 @@ scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 6. set ``aggregated = true`` on the claimed circuits.
 
 Step 5 also adds the fold's part to each touched Feature's and Token's totals (``in_abs_*`` / ``out_abs_*``,
-scd.store.schema; ``node_totals``): the summary line under ``feeders`` / ``consumers`` then reads one node instead
-of every relationship into it (which cost the server ~70% of the rows' own work). A layer folded before the totals
-existed gets them first, computed from its relationships (step 0, once: one start node of any FEEDS_FEATURE tells,
-since every fold sets them on every node it touches).
+scd.store.schema; ``node_totals``), and step 6 marks the circuits ``in_totals``: the summary line under
+``feeders`` / ``consumers`` then reads one node instead of every relationship into it (which cost the server ~70%
+of the rows' own work). Where a circuit of the layer lacks the mark -- folded by an older scd, which left the totals
+behind -- the totals are computed again from the relationships first, in a transaction of their own (step 0).
 
 Why this shape (measured with bench/ingest.py, see the README): the first design MERGEd every group into its
 relationship, with the server adding up (ON MATCH SET x.n = x.n + r.n), in transactions of up to 100k edges.
@@ -137,7 +137,11 @@ class FoldReport:
         return (
             f"folded {self.circuits} circuit{'s' if self.circuits != 1 else ''} ({self.edges} edges) into "
             f"{self.groups} aggregate relationships in {self.seconds:.1f} s"
-            + ("; computed the layer's node totals (folded by an older scd)" if self.migrated else "")
+            + (
+                "; computed the nodes' totals again (an older scd had folded into the layer)"
+                if self.migrated
+                else ""
+            )
         )
 
 
@@ -448,12 +452,14 @@ def fold_once(
     knows its size."""
     report = report if report is not None else FoldReport()
     t = time.perf_counter()
-    # 0. a layer folded before nodes kept their totals gets them now, so this fold's part adds to complete sums
-    if (legacy := run(LEGACY_TOTALS, {})) and legacy[0][0]:
+    # 0. nodes' totals that miss some circuit of the layer (an older scd folded it) are computed again, in a
+    # transaction of their own (it claims nothing: the caller's next round does)
+    if run(LEGACY_TOTALS, {}):
         for statement in MIGRATE_TOTALS:
             run(statement, {})
         report.migrated = True
-        t = report.timed("totals-migration", t)
+        report.timed("totals-migration", t)
+        return report
     # 1. claim
     ids: list[str] = []
     n = 0

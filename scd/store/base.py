@@ -7,10 +7,16 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, Self
 
 from scd.core.circuit import Circuit
+from scd.core.errors import QueryError
 from scd.store.aggregates import FOLD_TX_EDGES, FoldReport
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
+
+
+class OutdatedStore(QueryError):
+    """A read names a column this scd's schema has and the store's tables lack: an embedded store an older scd
+    wrote, whose tables gain the column on their next write (reads never alter tables)."""
 
 
 class Store(ABC):

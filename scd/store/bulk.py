@@ -424,7 +424,7 @@ class CsvStore(Store):
                 report.groups += len(rows)
                 report.created += len(new)
             for cid in pending:
-                self.circuits[cid]["aggregated"] = True
+                self.circuits[cid] |= {"aggregated": True, "in_totals": True}
         return report
 
     def set_feature_cards(

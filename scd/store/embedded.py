@@ -45,7 +45,7 @@ from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_EVERY_EDGES, FoldReport, fold_once
-from scd.store.base import Store, engine_message
+from scd.store.base import OutdatedStore, Store, engine_message
 from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
 from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
 from scd.store.statements import cypher
@@ -492,6 +492,8 @@ class EmbeddedStore(Store):
             t = time.perf_counter()
             done = self._transaction(run, "folding into the aggregate layer")
             report.migrated |= done.migrated
+            if done.migrated:  # a round of its own, which claims nothing
+                continue
             if not done.circuits:
                 break
             done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
@@ -542,7 +544,7 @@ class EmbeddedStore(Store):
                     raise QueryError(
                         f"query ran past its {timeout:g} s timeout", "narrow the query or raise the timeout"
                     ) from e
-                if (missing := _MISSING_PROPERTY.search(msg)) and missing.group(1) in _COLUMN_NAMES:
+                if (missing := _MISSING_PROPERTY.search(msg)) and _lacks(conn, missing.group(1)):
                     # a column this scd's schema has and the store's tables do not: written by an older scd,
                     # and reads never alter tables
                     raise OutdatedStore(
@@ -590,10 +592,6 @@ class EmbeddedStore(Store):
         self._release()
 
 
-class OutdatedStore(QueryError):
-    """A query needs a column an older scd's store does not have yet (see EmbeddedStore.read)."""
-
-
 _MISSING_PROPERTY = re.compile(r"Cannot find property (\w+) for \w+")
 
 
@@ -613,8 +611,16 @@ def _schema_columns() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-#: every property column this scd's schema has (a query naming one an older store lacks: OutdatedStore)
-_COLUMN_NAMES = frozenset(name for columns in _schema_columns().values() for name, _ in columns)
+def _lacks(conn: ladybug.Connection, column: str) -> bool:
+    """Whether some table of this scd's schema has ``column`` and the store's own table does not (a store an
+    older scd wrote); False for a name no table of ours has, or one the tables that have it already hold."""
+    for table, columns in _schema_columns().items():
+        if any(name == column for name, _ in columns):
+            have = {r[0] for r in _rows(conn, f"CALL table_info('{table}') RETURN name")}
+            if column not in have:
+                return True
+    return False
+
 
 # A write the file system refused: full disk, quota, file size limit (LadybugDB raises these as IO exceptions)
 _WRITE_FAILED = re.compile(

@@ -519,7 +519,8 @@ class Neo4jStore(Store):
                         tx.commit()
                     return done
                 except (Neo4jError, DriverError) as e:
-                    if "MemoryPoolOutOfMemory" in (getattr(e, "code", None) or ""):
+                    # the server-wide pool (transient) or this transaction's own limit (db.memory.transaction.max)
+                    if "OutOfMemory" in (getattr(e, "code", None) or ""):
                         raise _FoldTooBig(
                             getattr(e, "message", None) or str(e), tried.circuits, tried.edges
                         ) from e
@@ -566,8 +567,10 @@ class Neo4jStore(Store):
                             "fold: transaction memory exhausted; folding up to %d edges at a time", budget
                         )
                         continue
-                    rounds -= 1
                     report.migrated |= done.migrated
+                    if done.migrated:  # a round of its own, which claims nothing
+                        continue
+                    rounds -= 1
                     if not done.circuits:
                         break
                     done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())

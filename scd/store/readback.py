@@ -17,8 +17,8 @@ from typing import Any
 import pandas as pd
 
 from scd.core.circuit import Circuit, Edge, Feature, Node, PromptRecord
-from scd.core.errors import InputError, QueryError
-from scd.store.base import Store
+from scd.core.errors import InputError
+from scd.store.base import OutdatedStore, Store
 
 _CIRCUIT = """
 MATCH (c:Circuit {id: $id})-[:EXPLAINS]->(p:Prompt)
@@ -201,9 +201,7 @@ def _newer_columns(store: Store, text: str, circuit_id: str) -> Any:
     has no such columns until its next write (Neo4j reads a missing property as null)."""
     try:
         return store.read(text, {"id": circuit_id})
-    except QueryError as e:
-        if "Cannot find property" not in str(e):
-            raise
+    except OutdatedStore:
         return None
 
 

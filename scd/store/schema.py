@@ -57,9 +57,10 @@
   ``in_abs_error`` / ``in_abs_token`` the part whose other end is an SAE error term / an input token, and
   ``out_abs_weight`` / ``out_abs_error`` / ``out_abs_logit`` the same over its outgoing FEEDS_FEATURE (the part
   into error terms / logits); on a Token, ``in_*`` over its incoming FEEDS_TOKEN and ``out_*`` over its outgoing
-  TOKEN_FEEDS. The fold adds to them (set on every node it touches, 0.0 for a direction without relationships);
-  unset on a Feature no aggregate relationship touches, and on every node of a layer folded before they existed
-  (the next fold computes them from the relationships; scd.store.aggregates).
+  TOKEN_FEEDS. The fold adds to them (set on every node it touches, 0.0 for a direction without relationships)
+  and marks the circuits it folds ``Circuit.in_totals = true``; unset on a Feature no aggregate relationship
+  touches. A folded circuit without the mark was folded by an older scd, which did not add to the totals: the
+  next fold then computes every total again from the relationships (scd.store.aggregates).
 
 Every key has a uniqueness constraint (Neo4j) or is the primary key (LadybugDB). Feature.kind/hook/top_token,
 Prompt.text, Circuit.request and Circuit.aggregated lookups are indexed in Neo4j; LadybugDB indexes primary keys only. Node.circuit_id and
@@ -147,7 +148,8 @@ LADYBUG_SCHEMA = [
     "CREATE NODE TABLE IF NOT EXISTS Circuit(id STRING PRIMARY KEY, prompt_id STRING, model STRING, "
     "sae_set STRING, method STRING, metric STRING, top_k INT64, edge_threshold DOUBLE, params STRING, "
     "metric_value DOUBLE, faithfulness DOUBLE, completeness DOUBLE, ablation STRING, selection STRING, n_nodes INT64, n_edges INT64, "
-    "created_at STRING, request STRING, aggregated BOOLEAN, saes STRING, scores STRING, target_source STRING)",
+    "created_at STRING, request STRING, aggregated BOOLEAN, saes STRING, scores STRING, target_source STRING, "
+    "in_totals BOOLEAN)",
     "CREATE NODE TABLE IF NOT EXISTS Node(id STRING PRIMARY KEY, circuit_id STRING, kind STRING, layer INT64, "
     "hook STRING, idx INT64, pos INT64, token STRING, activation DOUBLE, attribution DOUBLE, feature_id STRING, effect DOUBLE)",
     "CREATE NODE TABLE IF NOT EXISTS Token(id STRING PRIMARY KEY, " + _TOTALS + ")",

@@ -7,4 +7,4 @@ MATCH (k:Token) DELETE k;
 MATCH (f:Feature) WHERE f.in_abs_weight IS NOT NULL OR f.out_abs_weight IS NOT NULL
 SET f.in_abs_weight = NULL, f.in_abs_error = NULL, f.in_abs_token = NULL, f.out_abs_weight = NULL,
   f.out_abs_error = NULL, f.out_abs_logit = NULL;
-MATCH (c:Circuit) SET c.aggregated = false
+MATCH (c:Circuit) SET c.aggregated = false, c.in_totals = NULL

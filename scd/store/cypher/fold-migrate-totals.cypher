@@ -1,5 +1,9 @@
-// fold phase 0 on a layer folded before nodes kept their totals: compute them once from the relationships (what
-// the fold's increments add up to), so the next folds can add to them. ';'-separated statements.
+// fold phase 0 where some circuit of the layer is missing from the nodes' totals: compute every total again from
+// the relationships (what the fold's increments add up to; first unset, so a node an older scd's fold left
+// behind keeps nothing stale), then mark every circuit of the layer. ';'-separated statements, one transaction.
+MATCH (n:Feature) WHERE n.in_abs_weight IS NOT NULL OR n.out_abs_weight IS NOT NULL
+SET n.in_abs_weight = NULL, n.in_abs_error = NULL, n.in_abs_token = NULL, n.out_abs_weight = NULL,
+  n.out_abs_error = NULL, n.out_abs_logit = NULL;
 MATCH (a:Feature)-[x:FEEDS_FEATURE]->(b:Feature)
 WITH a, sum(x.abs_weight_sum) AS w,
   sum(CASE WHEN b.kind = 'error' THEN x.abs_weight_sum ELSE 0.0 END) AS e,
@@ -30,4 +34,5 @@ SET a.in_abs_weight = coalesce(a.in_abs_weight, 0.0), a.in_abs_error = coalesce(
 MATCH ()-[:FEEDS_FEATURE]->(b:Feature)
 WITH DISTINCT b
 SET b.out_abs_weight = coalesce(b.out_abs_weight, 0.0), b.out_abs_error = coalesce(b.out_abs_error, 0.0),
-  b.out_abs_logit = coalesce(b.out_abs_logit, 0.0)
+  b.out_abs_logit = coalesce(b.out_abs_logit, 0.0);
+MATCH (c:Circuit) WHERE coalesce(c.aggregated, true) SET c.in_totals = true
