@@ -23,7 +23,9 @@ Node-level FEEDS edges.
 
 ``queries/summary/NAME.cypher`` (and ``NAME.feature.cypher`` / ``NAME.token.cypher`` over the aggregate layer,
 chosen the same way) gives a query one summary line (``summary``): feeders / consumers report the share of |weight|
-that SAE error terms and input tokens carry, which their ranked rows leave out by default.
+that SAE error terms and input tokens carry, which their ranked rows leave out by default. From the aggregate layer
+the sums are the target node's totals, which the aggregated texts also return with the rows (``scd_*`` columns,
+taken off the table by ``take_totals``).
 
 Parameters are always bound by the database driver, never spliced into the text. Values are checked and coerced
 here first (``"3"`` -> 3 for an int parameter), so both engines see the same types. Two rules keep one text
@@ -390,8 +392,9 @@ def run(store: Store, name: str | NamedQuery, params: Mapping[str, Any] | None =
     (it costs the server ~70% of the rows' work for a token: run after the rows it adds that to the wait, beside
     them it overlaps where a core is free); 3. the rows, from the aggregate layer while no circuit is pending (the
     pending check rides in the same statement, ``Store.read_folded``), else from the FEEDS edges; 4. the summary
-    line from the same layer as the rows -- from the aggregate layer one node's totals, a read cheaper than a
-    second thread and session (measured: +3 ms beside the rows, +1 ms after them)."""
+    line from the same layer as the rows: from the aggregate layer the target node's totals, which came back with
+    the rows (``take_totals``; a second statement for them cost +3 ms beside the rows and +5 ms after them, on a
+    10k-circuit Neo4j), or read alone where there were no rows."""
     q = name if isinstance(name, NamedQuery) else get_query(name)
     bound = q.bind(params)
     slow_summary = q.summary and q.aggregated_case(bound) is None
