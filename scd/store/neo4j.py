@@ -74,8 +74,15 @@ from scd.store.rows import (
     missing_node,
     node_key,
 )
-from scd.store.schema import LABELS, NEO4J_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
-from scd.store.statements import cypher
+from scd.store.schema import (
+    AGGREGATES,
+    LABELS,
+    NEO4J_SCHEMA,
+    RELATIONSHIPS,
+    SET_FEATURE_CARDS,
+    SET_FEATURE_CARDS_BARE,
+)
+from scd.store.statements import aggregate_cypher, cypher
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where a frame is built: `scd store stats` never pays for pandas
@@ -482,7 +489,11 @@ class Neo4jStore(Store):
     def pending(self) -> int:
         return self._count(COUNT_PENDING)
 
-    def fold(self, *, max_edges: int = FOLD_TX_EDGES, rebuild: bool = False) -> FoldReport:
+    def fold(self, *, max_edges: int | None = None, rebuild: bool = False) -> FoldReport:
+        """See Store.fold; ``max_edges`` by default FOLD_TX_EDGES, twice that into an empty layer, whose first
+        transaction only creates: 100k edges of creates fit a 1 GiB server's transaction memory where 100k
+        folded into a layer that had most of their pairs did not (bench/ingest.py); a transaction that does not
+        fit is folded in halves anyway."""
         t0 = time.perf_counter()
         report = FoldReport()
 
@@ -539,6 +550,10 @@ class Neo4jStore(Store):
                         lambda: s.execute_write(drop), "dropping the aggregate layer"
                     )
                 # each round folds at least one circuit; the bound stops a fold that races endless new writes
+                if max_edges is None:
+                    pairs = s.run(aggregate_cypher("fold-count-pairs", "neo4j", AGGREGATES[0])).single()
+                    empty = pairs is None or not pairs[0]
+                    max_edges = FOLD_TX_EDGES * (2 if empty else 1)
                 budget, rounds = max_edges, self.pending() + 1
                 while rounds > 0:
                     t = time.perf_counter()
