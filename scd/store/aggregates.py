@@ -94,8 +94,6 @@ MIGRATE_TOTALS = tuple(s.strip() for s in shared("fold-migrate-totals").split(";
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 #: the properties that hold a relationship's strongest circuits, strongest first: circuit id and its weight
-#: the parameter names of fold-add-totals, in ``NODE_TOTALS`` order
-_TOTAL_KEYS = ("iw", "ie", "it", "ow", "oe", "ol")
 EXAMPLE_KEYS = tuple(
     k for i in range(1, EXAMPLES + 1) for k in (f"example_circuit_{i}", f"example_weight_{i}")
 )
@@ -390,9 +388,14 @@ def node_totals(
     return out
 
 
+def stored_name(key: str) -> str:
+    """The relationship property a fold row's key is stored as (``example`` as ``example_circuit``)."""
+    return "example_circuit" if key == "example" else key
+
+
 def properties(row: dict[str, Any]) -> dict[str, Any]:
-    """A fold row as its relationship's properties (``example`` is stored as ``example_circuit``)."""
-    return {("example_circuit" if k == "example" else k): row[k] for k in ROW_KEYS[2:]}
+    """A fold row as its relationship's properties."""
+    return {stored_name(k): row[k] for k in ROW_KEYS[2:]}
 
 
 def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -401,7 +404,7 @@ def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any
     already (``combine``'s ``unchanged``; a stored example is never unset again, so SET x += r.p is exact)."""
     out = []
     for r in rows:
-        same = {("example_circuit" if k == "example" else k) for k in r.get("unchanged", ())}
+        same = {stored_name(k) for k in r.get("unchanged", ())}
         props = {k: v for k, v in properties(r).items() if v is not None and k not in same}
         out.append({**{k: r[k] for k in keys}, "p": props})
     return out
@@ -525,11 +528,7 @@ def fold_once(
                 done = run(
                     aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(part, dialect)}
                 )
-                if done[0][0] != len(part):
-                    raise StoreError(
-                        f"fold: {done[0][0]} of {len(part)} stored {rel} relationships found again",
-                        "nothing of this fold was kept; please report this bug",
-                    )
+                _expect(done[0][0], len(part), f"stored {rel} relationships found again")
             every = [*new, *changed]
             chunks = [(len(every), {"rows": arrow_rows(rel, every)})] if every else []
         else:  # Neo4j: SET the changed ones, found by element id; CREATE the new ones by their ends' element ids
@@ -538,26 +537,17 @@ def fold_once(
             chunks = [(len(part), {"rows": neo4j_rows(part, "ah", "bh")}) for part in batches(new, batch)]
         for n, params in chunks:
             # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
-            if (made := run(create, params)[0][0]) != n:
-                raise StoreError(
-                    f"fold: {made} of {n} {rel} relationships found both their ends",
-                    "nothing of this fold was kept; please report this bug",
-                )
+            _expect(run(create, params)[0][0], n, f"{rel} relationships found both their ends")
     # the touched nodes' totals: this fold's part added to what they hold (by element id on Neo4j, by id on
     # LadybugDB)
     for label, sums in node_totals(groups, kind).items():
         rows = [
-            {"h": handles[label][i] if dialect == "neo4j" else i, **dict(zip(_TOTAL_KEYS, s, strict=True))}
+            {"h": handles[label][i] if dialect == "neo4j" else i, **dict(zip(NODE_TOTALS, s, strict=True))}
             for i, s in sorted(sums.items())
         ]
         for part in batches(rows, batch):
-            if (
-                done := run(node_cypher("fold-add-totals", dialect, label), {"rows": list(part)})[0][0]
-            ) != len(part):
-                raise StoreError(
-                    f"fold: {done} of {len(part)} {label} nodes found for their totals",
-                    "nothing of this fold was kept; please report this bug",
-                )
+            done = run(node_cypher("fold-add-totals", dialect, label), {"rows": list(part)})
+            _expect(done[0][0], len(part), f"{label} nodes found for their totals")
     t = report.timed("write", t)
     # 6. mark
     for chunk in batches(ids, batch):
@@ -566,3 +556,12 @@ def fold_once(
     report.circuits, report.edges = len(ids), sum(len(w) for _, _, _, w, _ in edges)
     report.groups, report.created = sum(len(g) for g in groups), created
     return report
+
+
+def _expect(done: int, want: int, what: str) -> None:
+    """A fold statement's row count, which must be every row it was given: a miss is a bug (the statement's
+    transaction is then rolled back)."""
+    if done != want:
+        raise StoreError(
+            f"fold: {done} of {want} {what}", "nothing of this fold was kept; please report this bug"
+        )

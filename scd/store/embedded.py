@@ -47,7 +47,14 @@ from scd.store import gate
 from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_EVERY_EDGES, FoldReport, fold_once
 from scd.store.base import OutdatedStore, Store, engine_message
 from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
-from scd.store.schema import LABELS, LADYBUG_SCHEMA, RELATIONSHIPS, SET_FEATURE_CARDS, SET_FEATURE_CARDS_BARE
+from scd.store.schema import (
+    LABELS,
+    LADYBUG_SCHEMA,
+    RELATIONSHIPS,
+    SET_FEATURE_CARDS,
+    SET_FEATURE_CARDS_BARE,
+    tables,
+)
 from scd.store.statements import cypher
 
 if TYPE_CHECKING:
@@ -397,7 +404,7 @@ class EmbeddedStore(Store):
         the store's write lock, so processes starting at once on a fresh store take turns."""
         for stmt in LADYBUG_SCHEMA:
             conn.execute(stmt)
-        for table, columns in _schema_columns().items():
+        for table, (_, columns) in tables().items():
             have = {r[0] for r in _rows(conn, f"CALL table_info('{table}') RETURN name")}
             for name, type_ in columns:
                 if name not in have:
@@ -595,26 +602,10 @@ class EmbeddedStore(Store):
 _MISSING_PROPERTY = re.compile(r"Cannot find property (\w+) for \w+")
 
 
-def _schema_columns() -> dict[str, list[tuple[str, str]]]:
-    """(name, type) of every property column in LADYBUG_SCHEMA, by table (keys and FROM/TO parts left out)."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    for stmt in LADYBUG_SCHEMA:
-        m = re.match(r"CREATE (?:NODE|REL) TABLE IF NOT EXISTS (\w+)\((.*)\)$", stmt, re.S)
-        if m is None:
-            continue
-        cols = []
-        for part in m.group(2).split(","):
-            words = part.split()
-            if len(words) >= 2 and words[0] != "FROM" and "PRIMARY" not in words:
-                cols.append((words[0], words[1]))
-        out[m.group(1)] = cols
-    return out
-
-
 def _lacks(conn: ladybug.Connection, column: str) -> bool:
     """Whether some table of this scd's schema has ``column`` and the store's own table does not (a store an
     older scd wrote); False for a name no table of ours has, or one the tables that have it already hold."""
-    for table, columns in _schema_columns().items():
+    for table, (_, columns) in tables().items():
         if any(name == column for name, _ in columns):
             have = {r[0] for r in _rows(conn, f"CALL table_info('{table}') RETURN name")}
             if column not in have:
