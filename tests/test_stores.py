@@ -166,24 +166,34 @@ def same_totals(got, want) -> bool:
 def test_fold_equals_a_pandas_aggregation_in_any_order(store_config):
     """After the fold, the aggregate layer equals pandas' aggregation of the raw FEEDS edges, for stores built in
     different orders (circuits written forwards and folded once; backwards with a fold after each few circuits,
-    several small fold transactions each), and the two stores are identical."""
+    several small fold transactions each; forwards again with every edge read back from the store, as `scd store
+    fold` in another process does, where the others fold the edges this process wrote without reading them back),
+    and the stores are identical."""
     circuits = synthetic_circuits(10, seed=40) + synthetic_circuits(4, seed=60, n_edges=400)
     snapshots = []
     with open_store(store_config) as store:
-        for order, every, max_edges in ((circuits, len(circuits), 100_000), (circuits[::-1], 3, 500)):
+        for order, every, max_edges, reuse in (
+            (circuits, len(circuits), 100_000, True),
+            (circuits[::-1], 3, 500, True),
+            (circuits, len(circuits), 100_000, False),
+        ):
             store.clear()
+            reused = 0
             for i, c in enumerate(order, 1):
                 store.write_circuit(c)
+                if not reuse:
+                    store.written.forget()
                 if i % every == 0:
-                    store.fold(max_edges=max_edges)
-            store.fold(max_edges=max_edges)
+                    reused += store.fold(max_edges=max_edges).reused
+            reused += store.fold(max_edges=max_edges).reused
+            assert reused == (len(circuits) if reuse else 0)
             assert store.pending() == 0
             got = stored_aggregates(store)
             assert all(got[rel] for rel in AGGREGATES)
             assert same_aggregates(got, pandas_aggregates(store))
             assert same_totals(stored_node_totals(store), pandas_node_totals(store))
             snapshots.append(store_snapshot(store))
-    assert snapshots[0] == snapshots[1]  # the totals too: exact sums, in any order
+    assert snapshots[0] == snapshots[1] == snapshots[2]  # the totals too: exact sums, in any order
 
 
 def _write(store, statement: str, params: dict | None = None) -> None:

@@ -59,6 +59,7 @@ LadybugDB has one writer process at a time anyway.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -113,6 +114,9 @@ class FoldReport:
     created: int = 0  # of those, created
     migrated: bool = False  # the layer's node totals were computed from its relationships first (phase 0)
     seconds: float = 0.0
+    #: the circuits of this transaction (not added up)
+    claimed: list[str] = field(default_factory=list, repr=False)
+    reused: int = 0  # circuits whose edges came from this process's own writes (WrittenEdges), not read back
     #: seconds per phase (claim, read, group, tokens, read-pairs, write, mark, commit), summed over transactions
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -121,6 +125,7 @@ class FoldReport:
         self.edges += other.edges
         self.groups += other.groups
         self.created += other.created
+        self.reused += other.reused
         self.migrated |= other.migrated
         for k, v in other.phases.items():
             self.phases[k] = self.phases.get(k, 0.0) + v
@@ -180,10 +185,82 @@ def merge_examples(*pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float
 CircuitEdges = tuple[str, Sequence[str], Sequence[str], Sequence[float], Sequence[float | None]]
 
 
+def written_edges(
+    circuit_id: str, nodes: Sequence[Sequence[Any]], edges: Sequence[Sequence[Any]]
+) -> CircuitEdges:
+    """A circuit's ``CircuitEdges`` from the rows its write sent: ``nodes`` as (feature id, effect) per node,
+    ``edges`` as (upstream node's position in ``nodes``, downstream node's position, weight) -- the very values the
+    store holds, so the fold may use them instead of reading them back."""
+    a = [nodes[i][0] for i, _, _ in edges]
+    b = [nodes[j][0] for _, j, _ in edges]
+    return circuit_id, a, b, [w for _, _, w in edges], [nodes[i][1] for i, _, _ in edges]
+
+
+class WrittenEdges:
+    """The fold input of circuits this process wrote and has not folded yet (``written_edges``), so that the fold
+    ``scd ingest`` runs after its writes skips reading back what it just wrote (phase 2: ~10% of a fold). Up to
+    ``limit`` edges; past that (e.g. ``--no-fold`` on a large set) a circuit is read back like any other. Writer
+    threads add, the fold takes: thread-safe."""
+
+    def __init__(self, limit: int = FOLD_EVERY_EDGES):
+        self.limit, self.edges = limit, 0
+        self._by: dict[str, CircuitEdges] = {}
+        self._lock = threading.Lock()
+
+    def add(self, edges: CircuitEdges) -> None:
+        with self._lock:
+            if edges[0] not in self._by and self.edges + len(edges[3]) <= self.limit:
+                self._by[edges[0]] = edges
+                self.edges += len(edges[3])
+
+    def get(self, circuit_id: str) -> CircuitEdges | None:
+        with self._lock:
+            return self._by.get(circuit_id)
+
+    def forget(self, circuit_ids: Sequence[str] | None = None) -> None:
+        """After a fold committed: its circuits (None: all, when nothing is left pending -- circuits another
+        process folded meanwhile would otherwise stay)."""
+        with self._lock:
+            for cid in self._by.copy() if circuit_ids is None else circuit_ids:
+                if (gone := self._by.pop(cid, None)) is not None:
+                    self.edges -= len(gone[3])
+
+
+class Groups(Sequence[dict[str, Any]]):
+    """One aggregate relationship type's rows of a fold, sorted by (a, b): ``columns`` (``ROW_KEYS``, and any added
+    later, each a Python list with one value per row); read one by one, each row is a dict of them. The fold's bulk
+    steps (node totals, LadybugDB's Arrow table, Neo4j's create rows) read the columns: 10^5 dicts took longer to
+    build and take apart than the grouping itself."""
+
+    def __init__(self, columns: dict[str, list[Any]]):
+        self.columns = columns
+
+    def __len__(self) -> int:
+        return len(self.columns["a"])
+
+    def __getitem__(self, i: Any) -> Any:
+        """Row ``i`` as a new dict; a slice as Groups (so ``batches`` keeps the columns)."""
+        if isinstance(i, slice):
+            return Groups({k: v[i] for k, v in self.columns.items()})
+        return self.row(i)
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a new dict (changing it changes nothing here)."""
+        return {k: v[i] for k, v in self.columns.items()}
+
+    def take(self, index: Sequence[int]) -> Groups:
+        """The rows at ``index``, in that order."""
+        return Groups({k: [v[i] for i in index] for k, v in self.columns.items()})
+
+    def dicts(self, keys: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows as dicts of ``keys`` only."""
+        return [dict(zip(keys, r, strict=True)) for r in zip(*(self.columns[k] for k in keys), strict=True)]
+
+
 def group_edges(
     circuits: Sequence[CircuitEdges],
     top_token: dict[str, str | None],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[Groups, Groups, Groups]:
     """FEEDS edges of some circuits (``CircuitEdges``), grouped
     for FEEDS_FEATURE (feature, feature), FEEDS_TOKEN (feature, top_token of the downstream feature) and
     TOKEN_FEEDS (top_token of the upstream feature, feature). Each row: ``ROW_KEYS`` (effect_sum: over the circuits
@@ -200,7 +277,7 @@ def group_edges(
     import pandas as pd
 
     if not circuits:
-        return [], [], []
+        return tuple(Groups({k: [] for k in ROW_KEYS}) for _ in AGGREGATES)  # type: ignore[return-value]
     counts = [len(w) for _, _, _, w, _ in circuits]
     # circuit codes in id order, so the smallest code of a group is its smallest circuit id
     cids, cuniq = pd.factorize(np.array([c for c, *_ in circuits], dtype=object), sort=True)
@@ -220,9 +297,7 @@ def group_edges(
     tcodes, tokens = pd.factorize(pd.Series([top_token.get(f) for f in features], dtype=object))  # None -> -1
     tu, td = tcodes[u], tcodes[d]
     w = np.array(list(chain.from_iterable(w for _, _, _, w, _ in circuits)), dtype="float64")
-    eff = np.array(
-        [np.nan if x is None else x for x in chain.from_iterable(e for *_, e in circuits)], dtype="float64"
-    )
+    eff = np.array(list(chain.from_iterable(e for *_, e in circuits)), dtype="float64")  # None -> NaN
 
     def rank(names: Any) -> Any:  # each name's position in sorted order
         r = np.empty(len(names), dtype="int64")
@@ -311,22 +386,23 @@ def group_edges(
             *examples,
         ]
         # Python ints, floats and strings, not numpy scalars (tolist; DataFrame.to_dict took 3/4 of the time)
-        out.append([dict(zip(ROW_KEYS, row, strict=True)) for row in zip(*columns, strict=True)])
+        out.append(Groups(dict(zip(ROW_KEYS, columns, strict=True))))
     return tuple(out)  # type: ignore[return-value]
 
 
-def combine(rows: Sequence[dict[str, Any]], stored: Sequence[Sequence[Any]]) -> tuple[list, list]:
-    """A batch of a fold's groups and what fold-read-pairs found stored for them -> (rows to CREATE, rows to SET
+def combine(groups: Groups, stored: Sequence[Sequence[Any]]) -> tuple[Groups, list[dict[str, Any]]]:
+    """A fold's groups and what fold-read-pairs found stored for them -> (the rows to CREATE, the rows to SET
     with the new totals and the stored relationship's ``handle``). Sums of multiples of 2**-36: exact."""
+    if not stored:
+        return groups, []
     found = {(a, b): (handle, rest) for a, b, handle, *rest in stored}
-    new: list[dict[str, Any]] = []
+    hits = [found.get(ab) for ab in zip(groups.columns["a"], groups.columns["b"], strict=True)]
+    new = groups.take([i for i, hit in enumerate(hits) if hit is None])
     changed: list[dict[str, Any]] = []
-    for r in rows:
-        hit = found.get((r["a"], r["b"]))
+    for i, hit in enumerate(hits):
         if hit is None:
-            new.append(r)
             continue
-        handle, values = hit
+        r, (handle, values) = groups.row(i), hit
         old = dict(zip(ROW_KEYS[2:], values, strict=True))
         changed.append(
             {
@@ -366,25 +442,36 @@ _PARTS = {
 def node_totals(
     groups: Sequence[Sequence[dict[str, Any]]], kind: dict[str, str | None]
 ) -> dict[str, dict[str, list[float]]]:
-    """What some groups (``group_edges``' three lists, or a whole layer's rows) add to their nodes' totals
-    (scd.store.schema ``NODE_TOTALS``, in that order): ``{label: {node id: [6 sums]}}``, every touched node with all
-    six (0.0 where nothing adds). ``kind``: each Feature id's kind. The sums are of multiples of 2**-36: exact in any
-    order (below 2**17)."""
-    out: dict[str, dict[str, list[float]]] = {"Feature": {}, "Token": {}}
+    """What some groups (``group_edges``' three ``Groups``, or a whole layer's rows as dicts) add to their nodes'
+    totals (scd.store.schema ``NODE_TOTALS``, in that order): ``{label: {node id: [6 sums]}}``, every touched node
+    with all six (0.0 where nothing adds). ``kind``: each Feature id's kind. The sums are of multiples of 2**-36:
+    exact in any order (below 2**17), so pandas may add them up in its own."""
+    import numpy as np
+    import pandas as pd
+
+    parts: list[pd.DataFrame] = []
     for rel, rows in zip(AGGREGATES, groups, strict=True):
+        if isinstance(rows, Groups):
+            a, b, aw = (rows.columns[k] for k in ("a", "b", "abs_weight_sum"))
+        else:
+            a, b, aw = ([r[k] for r in rows] for k in ("a", "b", "abs_weight_sum"))
         (start, end), (outgoing, incoming) = AGGREGATE_ENDS[rel], TOTALS_OF[rel]
-        for r in rows:
-            aw = r["abs_weight_sum"]
-            for node, label, other, total, on in (
-                (r["a"], start, r["b"], _OUT, outgoing),
-                (r["b"], end, r["a"], _IN, incoming),
-            ):
-                if not on:
-                    continue
-                sums = out[label].setdefault(node, [0.0] * len(NODE_TOTALS))
-                sums[total] += aw
-                if (part := _PARTS[total].get(kind.get(other) or "")) is not None:
-                    sums[part] += aw
+        for nodes, label, other, total, on in ((a, start, b, _OUT, outgoing), (b, end, a, _IN, incoming)):
+            if not on or not nodes:
+                continue
+            part = pd.Series(other, dtype=object).map(kind).map(_PARTS[total]).to_numpy()  # its slot, or NaN
+            frame = pd.DataFrame(
+                {"label": label, "node": np.asarray(nodes, dtype=object), "slot": total, "w": aw}
+            )
+            singled = ~pd.isna(part)
+            parts += [frame, frame[singled].assign(slot=part[singled].astype("int64"))]
+    out: dict[str, dict[str, list[float]]] = {"Feature": {}, "Token": {}}
+    if not parts:
+        return out
+    sums = pd.concat(parts).groupby(["label", "node", "slot"], sort=False)["w"].sum().unstack("slot")
+    sums = sums.reindex(columns=range(len(NODE_TOTALS))).fillna(0.0)
+    for (label, node), values in zip(sums.index, np.asarray(sums, dtype="float64").tolist(), strict=True):
+        out[label][node] = values
     return out
 
 
@@ -399,9 +486,9 @@ def properties(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
-    """Rows for fold-create-pairs / fold-update-pairs on Neo4j: the ``keys`` that find the relationship or its ends,
-    and ``p``, its properties -- unset ones left out, and for a changed relationship those whose value it has
-    already (``combine``'s ``unchanged``; a stored example is never unset again, so SET x += r.p is exact)."""
+    """Rows for fold-update-pairs on Neo4j: the ``keys`` that find the relationship, and ``p``, its properties --
+    unset ones left out, and those whose value it has already (``combine``'s ``unchanged``; a stored example is
+    never unset again, so SET x += r.p is exact)."""
     out = []
     for r in rows:
         same = {stored_name(k) for k in r.get("unchanged", ())}
@@ -410,34 +497,40 @@ def neo4j_rows(rows: Sequence[dict[str, Any]], *keys: str) -> list[dict[str, Any
     return out
 
 
-def arrow_rows(rel: str, rows: Sequence[dict[str, Any]]) -> Any:
-    """Rows as one Arrow table for LadybugDB's fold-create-pairs (LOAD FROM): ``src``, ``dst``, then the other
-    ``ROW_KEYS`` typed as the relationship table declares them (scd.store.schema), so a column that is null in
-    every row still has its type."""
+def arrow_rows(rel: str, new: Groups, changed: Sequence[dict[str, Any]] = ()) -> Any:
+    """Rows to create (``new``'s, then ``changed``) as one Arrow table for LadybugDB's fold-create-pairs (LOAD
+    FROM): ``src``, ``dst``, then the other ``ROW_KEYS`` typed as the relationship table declares them
+    (scd.store.schema), so a column that is null in every row still has its type."""
     import pyarrow as pa
 
     from scd.store.schema import tables
 
     types = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64()}
     kind = dict(tables()[rel][1])
-    columns = {"src": pa.array([r["a"] for r in rows], pa.string())}
-    columns["dst"] = pa.array([r["b"] for r in rows], pa.string())
-    for key, name in zip(ROW_KEYS[2:], properties(rows[0]), strict=True):
-        columns[key] = pa.array([r[key] for r in rows], types[kind[name]])
+    columns = {}
+    for key, name in (("a", "src"), ("b", "dst"), *((k, stored_name(k)) for k in ROW_KEYS[2:])):
+        values = new.columns[key] + [r[key] for r in changed] if changed else new.columns[key]
+        columns["dst" if key == "b" else "src" if key == "a" else key] = pa.array(
+            values, pa.string() if key in ("a", "b") else types[kind[name]]
+        )
     return pa.table(columns)
 
 
-def pair_rows(rows: Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
+def pair_rows(rows: Groups | Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
     """The pairs of some groups in the shape fold-read-pairs takes, one row per start node: on Neo4j ``{a, ah, o}``
     (its id, its element id and its end nodes' element ids), on LadybugDB ``{k, o}`` (its id and its end nodes'
     ids); see the .cypher files."""
+    keys = ("a", "ah", "bh") if dialect == "neo4j" else ("a", "b")
+    a, *ends = (
+        (rows.columns[k] for k in keys) if isinstance(rows, Groups) else ([r[k] for r in rows] for k in keys)
+    )
     by: dict[str, dict[str, Any]] = {}
     if dialect == "neo4j":  # by element id
-        for r in rows:
-            by.setdefault(r["a"], {"a": r["a"], "ah": r["ah"], "o": []})["o"].append(r["bh"])
+        for x, ah, bh in zip(a, *ends, strict=True):
+            by.setdefault(x, {"a": x, "ah": ah, "o": []})["o"].append(bh)
         return list(by.values())
-    for r in rows:
-        by.setdefault(r["a"], {"k": r["a"], "o": []})["o"].append(r["b"])
+    for x, b in zip(a, *ends, strict=True):
+        by.setdefault(x, {"k": x, "o": []})["o"].append(b)
     return list(by.values())
 
 
@@ -448,11 +541,13 @@ def fold_once(
     max_edges: int = FOLD_TX_EDGES,
     batch: int = 10_000,
     report: FoldReport | None = None,
+    written: WrittenEdges | None = None,
 ) -> FoldReport:
     """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
     (the caller begins and commits it, and on Neo4j has taken the fold lock first). ``report``: filled in as the
-    fold goes (``circuits`` and ``edges`` as soon as they are claimed), so a caller whose transaction then fails
-    knows its size."""
+    fold goes (``circuits`` and ``edges`` as soon as they are claimed, ``claimed``: their ids), so a caller whose
+    transaction then fails knows its size. ``written``: the edges of circuits this process wrote, not read
+    again."""
     report = report if report is not None else FoldReport()
     t = time.perf_counter()
     # 0. nodes' totals that miss some circuit of the layer (an older scd folded it) are computed again, in a
@@ -473,11 +568,13 @@ def fold_once(
         n += n_edges or 0
     if not ids:
         return report
-    report.circuits, report.edges = len(ids), n
+    report.circuits, report.edges, report.claimed = len(ids), n, ids
     t = report.timed("claim", t)
-    # 2. read
-    edges: list[CircuitEdges] = []
-    for chunk in batches(ids, 64):
+    # 2. read (what this process did not write itself)
+    known = {} if written is None else {cid: e for cid in ids if (e := written.get(cid)) is not None}
+    edges: list[CircuitEdges] = list(known.values())
+    report.reused = len(known)
+    for chunk in batches([cid for cid in ids if cid not in known], 64):
         edges += [(c, a, b, w, [x[0] for x in e]) for c, a, b, w, e in run(READ_EDGES, {"ids": list(chunk)})]
     features = sorted({f for _, a, b, _, _ in edges for f in (*a, *b)})
     # Neo4j: each node's element id too (``handle``), so phases 4-5 find it without an index seek
@@ -492,7 +589,7 @@ def fold_once(
     groups = group_edges(edges, top)
     t = report.timed("group", t)
     # 4.-5. Tokens, then each aggregate relationship: read what is stored, create or set
-    tokens = sorted({g["b"] for g in groups[1]} | {g["a"] for g in groups[2]})
+    tokens = sorted({*groups[1].columns["b"], *groups[2].columns["a"]})
     for chunk in batches(tokens, batch):
         have: dict[str, Any] = {
             i: h for i, h in run(cypher("fold-existing-tokens", dialect), {"texts": list(chunk)})
@@ -503,8 +600,8 @@ def fold_once(
     if dialect == "neo4j":  # the ends' element ids, for fold-read-pairs and fold-create-pairs
         for rel, rows in zip(AGGREGATES, groups, strict=True):
             start, end = (handles[label] for label in AGGREGATE_ENDS[rel])
-            for r in rows:
-                r["ah"], r["bh"] = start[r["a"]], end[r["b"]]
+            rows.columns["ah"] = [start[x] for x in rows.columns["a"]]
+            rows.columns["bh"] = [end[x] for x in rows.columns["b"]]
     t = report.timed("tokens", t)
     # every read before the first write: a read that has to look through this transaction's own new
     # relationships on a dense Token or Feature is many times slower than one of the committed store
@@ -529,12 +626,13 @@ def fold_once(
                     aggregate_cypher("fold-delete-pairs", dialect, rel), {"rows": pair_rows(part, dialect)}
                 )
                 _expect(done[0][0], len(part), f"stored {rel} relationships found again")
-            every = [*new, *changed]
-            chunks = [(len(every), {"rows": arrow_rows(rel, every)})] if every else []
+            every = len(new) + len(changed)
+            chunks = [(every, {"rows": arrow_rows(rel, new, changed)})] if every else []
         else:  # Neo4j: SET the changed ones, found by element id; CREATE the new ones by their ends' element ids
             for part in batches(changed, batch):
                 run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": neo4j_rows(part, "handle")})
-            chunks = [(len(part), {"rows": neo4j_rows(part, "ah", "bh")}) for part in batches(new, batch)]
+            keys = ("ah", "bh", *ROW_KEYS[2:])  # flat: fold-create-pairs names each property (None: unset)
+            chunks = [(len(part), {"rows": part.dicts(keys)}) for part in batches(new, batch)]
         for n, params in chunks:
             # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
             _expect(run(create, params)[0][0], n, f"{rel} relationships found both their ends")

@@ -44,7 +44,15 @@ from scd.core.circuit import Circuit
 from scd.core.config import StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
-from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_EVERY_EDGES, FoldReport, fold_once
+from scd.store.aggregates import (
+    COUNT_PENDING,
+    DROP_LAYER,
+    FOLD_EVERY_EDGES,
+    FoldReport,
+    WrittenEdges,
+    fold_once,
+    written_edges,
+)
 from scd.store.base import OutdatedStore, Store, engine_message
 from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
 from scd.store.schema import (
@@ -136,6 +144,7 @@ class EmbeddedStore(Store):
         self._schema_ready = False  # tables created or checked by this object's first write handle
         self._schema_seen = False  # a read found every table (they are never dropped)
         self._writable = False  # opened for writing (open(read_only=False))
+        self.written = WrittenEdges()  # what this process wrote and has not folded (scd.store.aggregates)
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -429,9 +438,15 @@ class EmbeddedStore(Store):
         return rows
 
     def write_prepared(self, rows: CircuitRows) -> bool:
-        return self._transaction(
+        done = self._transaction(
             lambda conn: self._write_rows(conn, rows), f"writing circuit {rows.circuit['id']}"
         )
+        if done:
+            position = {n["id"]: i for i, n in enumerate(rows.nodes)}
+            ends = [(n["feature_id"], n["effect"]) for n in rows.nodes]
+            edges = [(position[e["src"]], position[e["dst"]], e["weight"]) for e in rows.edges]
+            self.written.add(written_edges(rows.circuit["id"], ends, edges))
+        return done
 
     @staticmethod
     def _write_rows(conn: ladybug.Connection, rows: CircuitRows) -> bool:
@@ -493,6 +508,7 @@ class EmbeddedStore(Store):
                 "ladybug",
                 max_edges=max_edges,
                 batch=BATCH,
+                written=self.written,
             )
 
         while True:  # this process holds the only write handle
@@ -503,8 +519,10 @@ class EmbeddedStore(Store):
                 continue
             if not done.circuits:
                 break
+            self.written.forget(done.claimed)
             done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
             report.add(done)
+        self.written.forget()
         report.seconds = time.perf_counter() - t0
         return report
 
@@ -586,6 +604,7 @@ class EmbeddedStore(Store):
         return counts
 
     def clear(self) -> None:
+        self.written.forget()
         if not self.db_path.is_file():
             return
         statements = [f"MATCH ()-[r:{rel}]->() DELETE r" for rel in RELATIONSHIPS]

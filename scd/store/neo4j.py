@@ -60,7 +60,15 @@ from scd.core.circuit import Circuit
 from scd.core.config import NEO4J_RETRY_S, StoreConfig
 from scd.core.errors import QueryError, StoreError
 from scd.store import gate
-from scd.store.aggregates import COUNT_PENDING, DROP_LAYER, FOLD_TX_EDGES, FoldReport, fold_once
+from scd.store.aggregates import (
+    COUNT_PENDING,
+    DROP_LAYER,
+    FOLD_TX_EDGES,
+    FoldReport,
+    WrittenEdges,
+    fold_once,
+    written_edges,
+)
 from scd.store.base import Store, engine_message
 from scd.store.bulk import EMPTY_LISTS, empty_list_fixes
 from scd.store.rows import (
@@ -115,6 +123,7 @@ EDGE_CHUNK = 50_000
 FOLD_LOCK = cypher("fold-lock", "neo4j")  # one fold at a time (see scd.store.aggregates)
 # node rows as positional lists (smaller messages than maps); circuit_id goes once, as $circuit_id
 NODE_FIELDS = tuple(p for p in NODE_PROPS if p != "circuit_id")
+_FEATURE_ID, _EFFECT = NODE_FIELDS.index("feature_id"), NODE_FIELDS.index("effect")
 
 
 @dataclass
@@ -312,6 +321,7 @@ class Neo4jStore(Store):
         self.database = config.neo4j_database
         self.read_timeout = READ_TIMEOUT_S
         self._planned_reads: set[str] = set()  # texts Neo4j has planned as read-only (see _explain)
+        self.written = WrittenEdges()  # what this process wrote and has not folded (scd.store.aggregates)
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
@@ -456,14 +466,18 @@ class Neo4jStore(Store):
 
         try:
             try:
-                return write(True)
+                done = write(True)
             except _OrderLost:  # rolled back; write it again with id lookups
                 log.warning("circuit %s: node order lost in collect(); writing it with id lookups", cid)
-                return write(False)
+                done = write(False)
         except ConstraintError:
             raise  # lost every retry: not a connection or server problem
         except (Neo4jError, DriverError) as e:
             raise self._guard(f"write of circuit {cid}", e) from e
+        if done:
+            ends = [(n[_FEATURE_ID], n[_EFFECT]) for n in prepared.nodes]
+            self.written.add(written_edges(cid, ends, [(a, b, w) for a, b, w, _ in prepared.edges]))
+        return done
 
     def set_feature_cards(
         self, rows: list[dict[str, Any]], features: list[dict[str, Any]] | None = None
@@ -514,6 +528,7 @@ class Neo4jStore(Store):
                 max_edges=max_edges,
                 batch=BATCH,
                 report=report,
+                written=self.written,
             )
 
         def fold_round(s: neo4j.Session, max_edges: int) -> FoldReport:
@@ -588,8 +603,10 @@ class Neo4jStore(Store):
                     rounds -= 1
                     if not done.circuits:
                         break
+                    self.written.forget(done.claimed)
                     done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
                     report.add(done)
+            self.written.forget()
         except (Neo4jError, DriverError) as e:
             raise self._guard("fold of the aggregate layer", e) from e
         report.seconds = time.perf_counter() - t0
@@ -703,6 +720,7 @@ class Neo4jStore(Store):
             raise self._guard("stats", e) from e
 
     def clear(self) -> None:
+        self.written.forget()
         try:
             # scd's relationships and nodes only (and the fold lock): the database may hold other data
             with self._session() as s:
