@@ -13,7 +13,8 @@ One fold transaction (both stores run this same code through their own ``run`` c
 scd/store/cypher/fold-*.cypher, per dialect where the databases differ):
 
 1. claim pending circuits in id order, up to ``max_edges`` FEEDS edges (at least one circuit);
-2. read their edges back as (upstream feature id, downstream feature id, weight), and the STORED top_token of
+2. read their edges back as (upstream feature id, downstream feature id, weight) -- except those of circuits
+   this process has just written, whose rows the store kept (``WrittenEdges``) -- and the STORED top_token of
    every feature involved (the first writer's metadata, which the aggregates must agree with) -- on Neo4j with
    each Feature's and Token's element id, by which steps 4-5 find the ends of a pair (a record read, where an
    index seek on the string id cost two seeks per aggregate row and statement);
