@@ -633,18 +633,19 @@ def fold_once(
             for part in batches(changed, batch):
                 run(aggregate_cypher("fold-update-pairs", dialect, rel), {"rows": neo4j_rows(part, "handle")})
             keys = ("ah", "bh", *ROW_KEYS[2:])  # flat: fold-create-pairs names each property (None: unset)
-            chunks = [(len(part), {"rows": part.dicts(keys)}) for part in batches(new, batch)]
+            parts = [new[i : i + batch] for i in range(0, len(new), batch)]  # Groups, by Groups.__getitem__
+            chunks = [(len(part), {"rows": part.dicts(keys)}) for part in parts]
         for n, params in chunks:
             # every row must find both its ends (a stored Feature, a Token made above): a miss is a bug
             _expect(run(create, params)[0][0], n, f"{rel} relationships found both their ends")
     # the touched nodes' totals: this fold's part added to what they hold (by element id on Neo4j, by id on
     # LadybugDB)
     for label, sums in node_totals(groups, kind).items():
-        rows = [
+        adds = [
             {"h": handles[label][i] if dialect == "neo4j" else i, **dict(zip(NODE_TOTALS, s, strict=True))}
             for i, s in sorted(sums.items())
         ]
-        for part in batches(rows, batch):
+        for part in batches(adds, batch):
             done = run(node_cypher("fold-add-totals", dialect, label), {"rows": list(part)})
             _expect(done[0][0], len(part), f"{label} nodes found for their totals")
     t = report.timed("write", t)
