@@ -28,6 +28,13 @@ ENV = dict(os.environ, PYTHONPATH=str(REPO))
 SCD = [sys.executable, "-c", "import sys; from scd.cli import main; sys.argv[0] = 'scd'; sys.exit(main())"]
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A test run started in the background by a
+    non-interactive shell (`.ci/run ... &`) ignores SIGINT, children inherit that, and Python then installs no
+    KeyboardInterrupt handler: the Ctrl-C these tests send would be lost and the child would run to the end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
@@ -94,6 +101,7 @@ def test_sigint_while_checking_a_large_prompts_file(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     seen, err, pump = _stderr_reader(proc, f"checking {n} prompts")
     try:
@@ -126,7 +134,14 @@ def test_sigint_while_writing_reports_what_was_written(embedded_config, tmp_path
     prompts = tmp_path / "p.txt"
     prompts.write_text("".join(f"prompt {i} (of [many\n" for i in range(n)), encoding="utf-8")
     cmd = [sys.executable, "-m", "tests.synthetic", str(prompts), "--store", str(embedded_config.path)]
-    proc = subprocess.Popen([*cmd, "--delay", "0.3"], cwd=REPO, env=ENV, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*cmd, "--delay", "0.3"],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_sigint,
+    )
     try:
         while True:  # wait for the first committed circuit (a deterministic event, checked by reading)
             assert proc.poll() is None, "the child ended before writing"
