@@ -196,6 +196,60 @@ def test_fold_equals_a_pandas_aggregation_in_any_order(store_config):
     assert snapshots[0] == snapshots[1] == snapshots[2]  # the totals too: exact sums, in any order
 
 
+def test_fold_of_circuits_without_edges_or_top_tokens(store_config):
+    """Circuits without edges (a high --edge-threshold) fold in the process that wrote them (nothing to add), and
+    circuits none of whose features has a top token fold without token groups; the layer equals pandas'
+    aggregation of the FEEDS edges."""
+    import dataclasses
+
+    no_edges = [dataclasses.replace(c, edges=[]) for c in synthetic_circuits(2, seed=300)]
+    no_tokens = [
+        dataclasses.replace(
+            c, features=[dataclasses.replace(f, top_promoted=[], top_promoted_logits=[]) for f in c.features]
+        )
+        for c in synthetic_circuits(2, seed=310, model="no-tokens")
+    ]
+    with open_store(store_config) as store:
+        store.clear()
+        for circuits, groups in ((no_edges, 0), (no_tokens, None)):
+            for c in circuits:
+                store.write_circuit(c)
+            report = store.fold()
+            assert report.circuits == len(circuits) and store.pending() == 0
+            if groups is not None:
+                assert report.groups == groups
+        got = stored_aggregates(store)
+        assert got["FEEDS_FEATURE"] and not got["FEEDS_TOKEN"] and not got["TOKEN_FEEDS"]
+        assert same_aggregates(got, pandas_aggregates(store))
+        assert same_totals(stored_node_totals(store), pandas_node_totals(store))
+
+
+def test_a_circuit_stored_again_elsewhere_is_folded_from_the_store(store_config):
+    """The fold takes the edges this process wrote only while the stored Circuit is that write: after another
+    writer cleared the store and stored the same circuit id with other weights (an id hashes the inputs, not the
+    results: another machine, another SAE folder of the same name), this process's fold reads what is stored."""
+    import dataclasses
+
+    c = synthetic_circuit(320)
+    again = dataclasses.replace(
+        c,
+        edges=[dataclasses.replace(e, weight=2 * e.weight + 0.25) for e in c.edges],
+        created_at="2001-01-01T00:00:00+00:00",
+    )
+    assert again.id == c.id
+    with open_store(store_config) as a:
+        a.clear()
+        a.write_circuit(c)
+        if a.kind == "embedded":
+            a._release()  # the other writer needs the store's one write handle
+        with open_store(store_config) as b:
+            b.clear()
+            b.write_circuit(again)
+        report = a.fold()
+        assert report.circuits == 1 and report.reused == 0
+        assert same_aggregates(stored_aggregates(a), pandas_aggregates(a))
+
+
 def _write(store, statement: str, params: dict | None = None) -> None:
     """One write statement on the store, outside scd's own write paths (to make an older scd's layer)."""
     if store.kind == "neo4j":

@@ -197,34 +197,44 @@ def written_edges(
     return circuit_id, a, b, [w for _, _, w in edges], [nodes[i][1] for i, _, _ in edges]
 
 
+#: what identifies one write of a circuit beyond its id: the Circuit's (created_at, n_edges)
+Stamp = tuple[Any, Any]
+
+
 class WrittenEdges:
     """The fold input of circuits this process wrote and has not folded yet (``written_edges``), so that the fold
-    ``scd ingest`` runs after its writes skips reading back what it just wrote (phase 2: ~10% of a fold). Up to
-    ``limit`` edges; past that (e.g. ``--no-fold`` on a large set) a circuit is read back like any other. Writer
-    threads add, the fold takes: thread-safe."""
+    ``scd ingest`` runs after its writes skips reading back what it just wrote (phase 2: ~10% of a fold). Each is
+    kept with its ``Stamp`` and used only while the stored Circuit still has it: a circuit id hashes the inputs,
+    not the results, so after a ``scd store clear`` another process may have stored the same id with other
+    weights. Circuits without edges are not kept (the fold has nothing to read for them). Up to ``limit`` edges;
+    past that (e.g. ``--no-fold`` on a large set) a circuit is read back like any other. Writer threads add, the
+    fold takes: thread-safe."""
 
     def __init__(self, limit: int = FOLD_EVERY_EDGES):
         self.limit, self.edges = limit, 0
-        self._by: dict[str, CircuitEdges] = {}
+        self._by: dict[str, tuple[CircuitEdges, Stamp]] = {}
         self._lock = threading.Lock()
 
-    def add(self, edges: CircuitEdges) -> None:
+    def add(self, edges: CircuitEdges, stamp: Stamp) -> None:
+        n = len(edges[3])
         with self._lock:
-            if edges[0] not in self._by and self.edges + len(edges[3]) <= self.limit:
-                self._by[edges[0]] = edges
-                self.edges += len(edges[3])
+            if n and edges[0] not in self._by and self.edges + n <= self.limit:
+                self._by[edges[0]] = (edges, stamp)
+                self.edges += n
 
-    def get(self, circuit_id: str) -> CircuitEdges | None:
+    def get(self, circuit_id: str, stamp: Stamp) -> CircuitEdges | None:
+        """The circuit's edges if this process wrote it and the store's Circuit has the same ``stamp``."""
         with self._lock:
-            return self._by.get(circuit_id)
+            hit = self._by.get(circuit_id)
+        return hit[0] if hit is not None and hit[1] == stamp else None
 
     def forget(self, circuit_ids: Sequence[str] | None = None) -> None:
-        """After a fold committed: its circuits (None: all, when nothing is left pending -- circuits another
-        process folded meanwhile would otherwise stay)."""
+        """After a fold committed: its circuits (None: all, at the end of a fold -- circuits another process
+        folded meanwhile would otherwise stay; any still pending are read back by the next fold)."""
         with self._lock:
             for cid in self._by.copy() if circuit_ids is None else circuit_ids:
                 if (gone := self._by.pop(cid, None)) is not None:
-                    self.edges -= len(gone[3])
+                    self.edges -= len(gone[0][3])
 
 
 class Groups(Sequence[dict[str, Any]]):
@@ -277,9 +287,12 @@ def group_edges(
     import numpy as np
     import pandas as pd
 
-    if not circuits:
-        return tuple(Groups({k: [] for k in ROW_KEYS}) for _ in AGGREGATES)  # type: ignore[return-value]
+    def empty() -> Groups:
+        return Groups({k: [] for k in ROW_KEYS})
+
     counts = [len(w) for _, _, _, w, _ in circuits]
+    if not sum(counts):  # no circuits, or only circuits without edges
+        return empty(), empty(), empty()
     # circuit codes in id order, so the smallest code of a group is its smallest circuit id
     cids, cuniq = pd.factorize(np.array([c for c, *_ in circuits], dtype=object), sort=True)
     c = np.repeat(cids, counts)
@@ -312,6 +325,9 @@ def group_edges(
         (tu, d, tokens, features),
     ):
         keep = (a >= 0) & (b >= 0)
+        if not keep.any():  # e.g. no feature of the fold has a top_token: no token groups
+            out.append(empty())
+            continue
         ck, ak, bk, wk, ek = c[keep], a[keep], b[keep], w[keep], eff[keep]
         # per circuit first: weights in a canonical order (by value within each group), so the (float) sums do not
         # depend on the order the database returned the edges in; then rounded, so adding them up over circuits is
@@ -561,18 +577,20 @@ def fold_once(
         return report
     # 1. claim
     ids: list[str] = []
+    stamps: dict[str, Stamp] = {}
     n = 0
-    for cid, n_edges in run(PENDING, {"limit": 100_000}):
+    for cid, n_edges, created_at in run(PENDING, {"limit": 100_000}):
         if ids and n + (n_edges or 0) > max_edges:
             break
         ids.append(cid)
+        stamps[cid] = (created_at, n_edges)
         n += n_edges or 0
     if not ids:
         return report
     report.circuits, report.edges, report.claimed = len(ids), n, ids
     t = report.timed("claim", t)
     # 2. read (what this process did not write itself)
-    known = {} if written is None else {cid: e for cid in ids if (e := written.get(cid)) is not None}
+    known = {} if written is None else {c: e for c in ids if (e := written.get(c, stamps[c])) is not None}
     edges: list[CircuitEdges] = list(known.values())
     report.reused = len(known)
     for chunk in batches([cid for cid in ids if cid not in known], 64):

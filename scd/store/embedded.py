@@ -445,7 +445,8 @@ class EmbeddedStore(Store):
             position = {n["id"]: i for i, n in enumerate(rows.nodes)}
             ends = [(n["feature_id"], n["effect"]) for n in rows.nodes]
             edges = [(position[e["src"]], position[e["dst"]], e["weight"]) for e in rows.edges]
-            self.written.add(written_edges(rows.circuit["id"], ends, edges))
+            stamp = (rows.circuit["created_at"], rows.circuit["n_edges"])
+            self.written.add(written_edges(rows.circuit["id"], ends, edges), stamp)
         return done
 
     @staticmethod

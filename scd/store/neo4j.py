@@ -476,7 +476,8 @@ class Neo4jStore(Store):
             raise self._guard(f"write of circuit {cid}", e) from e
         if done:
             ends = [(n[_FEATURE_ID], n[_EFFECT]) for n in prepared.nodes]
-            self.written.add(written_edges(cid, ends, [(a, b, w) for a, b, w, _ in prepared.edges]))
+            stamp = (prepared.rows.circuit["created_at"], prepared.rows.circuit["n_edges"])
+            self.written.add(written_edges(cid, ends, [(a, b, w) for a, b, w, _ in prepared.edges]), stamp)
         return done
 
     def set_feature_cards(
