@@ -70,7 +70,7 @@ from typing import Any
 from scd.core.errors import StoreError
 from scd.store.rows import batches
 from scd.store.schema import AGGREGATE_ENDS, AGGREGATES, NODE_TOTALS
-from scd.store.statements import aggregate_cypher, cypher, node_cypher, shared
+from scd.store.statements import aggregate_cypher, cypher, node_cypher, shared, shared_statements
 
 #: fold this many pending edges at a time during ``scd ingest`` (and per fold transaction)
 FOLD_EVERY_EDGES = 500_000
@@ -89,10 +89,10 @@ COUNT_PENDING = shared("fold-count-pending")
 READ_EDGES = shared("fold-read-edges")
 MARK_FOLDED = shared("fold-mark-folded")
 #: --rebuild: drop the layer and mark every circuit pending
-DROP_LAYER = tuple(s.strip() for s in shared("fold-drop-layer").split(";") if s.strip())
+DROP_LAYER = shared_statements("fold-drop-layer")
 #: phase 0: a layer folded before nodes kept their totals, and the statements that compute them once
 LEGACY_TOTALS = shared("fold-legacy-totals")
-MIGRATE_TOTALS = tuple(s.strip() for s in shared("fold-migrate-totals").split(";") if s.strip())
+MIGRATE_TOTALS = shared_statements("fold-migrate-totals")
 
 Run = Callable[[str, dict[str, Any]], Sequence[Sequence[Any]]]
 #: the properties that hold a relationship's strongest circuits, strongest first: circuit id and its weight
@@ -115,8 +115,6 @@ class FoldReport:
     created: int = 0  # of those, created
     migrated: bool = False  # the layer's node totals were computed from its relationships first (phase 0)
     seconds: float = 0.0
-    #: the circuits of this transaction (not added up)
-    claimed: list[str] = field(default_factory=list, repr=False)
     reused: int = 0  # circuits whose edges came from this process's own writes (WrittenEdges), not read back
     #: seconds per phase (claim, read, group, tokens, read-pairs, write, mark, commit), summed over transactions
     phases: dict[str, float] = field(default_factory=dict)
@@ -186,23 +184,12 @@ def merge_examples(*pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float
 CircuitEdges = tuple[str, Sequence[str], Sequence[str], Sequence[float], Sequence[float | None]]
 
 
-def written_edges(
-    circuit_id: str, nodes: Sequence[Sequence[Any]], edges: Sequence[Sequence[Any]]
-) -> CircuitEdges:
-    """A circuit's ``CircuitEdges`` from the rows its write sent: ``nodes`` as (feature id, effect) per node,
-    ``edges`` as (upstream node's position in ``nodes``, downstream node's position, weight) -- the very values the
-    store holds, so the fold may use them instead of reading them back."""
-    a = [nodes[i][0] for i, _, _ in edges]
-    b = [nodes[j][0] for _, j, _ in edges]
-    return circuit_id, a, b, [w for _, _, w in edges], [nodes[i][1] for i, _, _ in edges]
-
-
 #: what identifies one write of a circuit beyond its id: the Circuit's (created_at, n_edges)
 Stamp = tuple[Any, Any]
 
 
 class WrittenEdges:
-    """The fold input of circuits this process wrote and has not folded yet (``written_edges``), so that the fold
+    """The fold input (``CircuitEdges``) of circuits this process wrote and has not folded yet, so that the fold
     ``scd ingest`` runs after its writes skips reading back what it just wrote (phase 2: ~10% of a fold). Each is
     kept with its ``Stamp`` and used only while the stored Circuit still has it: a circuit id hashes the inputs,
     not the results, so after a ``scd store clear`` another process may have stored the same id with other
@@ -215,11 +202,23 @@ class WrittenEdges:
         self._by: dict[str, tuple[CircuitEdges, Stamp]] = {}
         self._lock = threading.Lock()
 
-    def add(self, edges: CircuitEdges, stamp: Stamp) -> None:
-        n = len(edges[3])
+    def add(
+        self, circuit: dict[str, Any], nodes: Sequence[Sequence[Any]], edges: Sequence[Sequence[Any]]
+    ) -> None:
+        """A circuit just written, from the rows its write sent -- the very values the store holds: ``circuit``
+        its Circuit row, ``nodes`` (feature id, effect) per node, ``edges`` (upstream node's position in
+        ``nodes``, downstream node's position, weight)."""
+        n, cid = len(edges), circuit["id"]
+        kept: CircuitEdges = (
+            cid,
+            [nodes[i][0] for i, _, _ in edges],
+            [nodes[j][0] for _, j, _ in edges],
+            [w for _, _, w in edges],
+            [nodes[i][1] for i, _, _ in edges],
+        )
         with self._lock:
-            if n and edges[0] not in self._by and self.edges + n <= self.limit:
-                self._by[edges[0]] = (edges, stamp)
+            if n and cid not in self._by and self.edges + n <= self.limit:
+                self._by[cid] = (kept, (circuit["created_at"], circuit["n_edges"]))
                 self.edges += n
 
     def get(self, circuit_id: str, stamp: Stamp) -> CircuitEdges | None:
@@ -228,13 +227,12 @@ class WrittenEdges:
             hit = self._by.get(circuit_id)
         return hit[0] if hit is not None and hit[1] == stamp else None
 
-    def forget(self, circuit_ids: Sequence[str] | None = None) -> None:
-        """After a fold committed: its circuits (None: all, at the end of a fold -- circuits another process
-        folded meanwhile would otherwise stay; any still pending are read back by the next fold)."""
+    def forget(self) -> None:
+        """All of them: at the end of a fold (circuits another process folded meanwhile would otherwise stay; any
+        still pending are read back by the next fold) and when the store is cleared."""
         with self._lock:
-            for cid in self._by.copy() if circuit_ids is None else circuit_ids:
-                if (gone := self._by.pop(cid, None)) is not None:
-                    self.edges -= len(gone[0][3])
+            self._by.clear()
+            self.edges = 0
 
 
 class Groups(Sequence[dict[str, Any]]):
@@ -266,6 +264,13 @@ class Groups(Sequence[dict[str, Any]]):
     def dicts(self, keys: Sequence[str]) -> list[dict[str, Any]]:
         """The rows as dicts of ``keys`` only."""
         return [dict(zip(keys, r, strict=True)) for r in zip(*(self.columns[k] for k in keys), strict=True)]
+
+
+def columns_of(rows: Groups | Sequence[dict[str, Any]], *keys: str) -> list[list[Any]]:
+    """``keys`` of some rows as columns: a ``Groups``' own lists, or taken from row dicts."""
+    if isinstance(rows, Groups):
+        return [rows.columns[k] for k in keys]
+    return [[r[k] for r in rows] for k in keys]
 
 
 def group_edges(
@@ -468,10 +473,7 @@ def node_totals(
 
     parts: list[pd.DataFrame] = []
     for rel, rows in zip(AGGREGATES, groups, strict=True):
-        if isinstance(rows, Groups):
-            a, b, aw = (rows.columns[k] for k in ("a", "b", "abs_weight_sum"))
-        else:
-            a, b, aw = ([r[k] for r in rows] for k in ("a", "b", "abs_weight_sum"))
+        a, b, aw = columns_of(rows, "a", "b", "abs_weight_sum")
         (start, end), (outgoing, incoming) = AGGREGATE_ENDS[rel], TOTALS_OF[rel]
         for nodes, label, other, total, on in ((a, start, b, _OUT, outgoing), (b, end, a, _IN, incoming)):
             if not on or not nodes:
@@ -524,23 +526,18 @@ def arrow_rows(rel: str, new: Groups, changed: Sequence[dict[str, Any]] = ()) ->
 
     types = {"STRING": pa.string(), "INT64": pa.int64(), "DOUBLE": pa.float64()}
     kind = dict(tables()[rel][1])
-    columns = {}
-    for key, name in (("a", "src"), ("b", "dst"), *((k, stored_name(k)) for k in ROW_KEYS[2:])):
-        values = new.columns[key] + [r[key] for r in changed] if changed else new.columns[key]
-        columns["dst" if key == "b" else "src" if key == "a" else key] = pa.array(
-            values, pa.string() if key in ("a", "b") else types[kind[name]]
-        )
-    return pa.table(columns)
+    spec = [("src", "a", pa.string()), ("dst", "b", pa.string())]
+    spec += [(key, key, types[kind[stored_name(key)]]) for key in ROW_KEYS[2:]]
+    return pa.table(
+        {name: pa.array(new.columns[key] + [r[key] for r in changed], t) for name, key, t in spec}
+    )
 
 
 def pair_rows(rows: Groups | Sequence[dict[str, Any]], dialect: str) -> list[dict[str, Any]]:
     """The pairs of some groups in the shape fold-read-pairs takes, one row per start node: on Neo4j ``{a, ah, o}``
     (its id, its element id and its end nodes' element ids), on LadybugDB ``{k, o}`` (its id and its end nodes'
     ids); see the .cypher files."""
-    keys = ("a", "ah", "bh") if dialect == "neo4j" else ("a", "b")
-    a, *ends = (
-        (rows.columns[k] for k in keys) if isinstance(rows, Groups) else ([r[k] for r in rows] for k in keys)
-    )
+    a, *ends = columns_of(rows, *(("a", "ah", "bh") if dialect == "neo4j" else ("a", "b")))
     by: dict[str, dict[str, Any]] = {}
     if dialect == "neo4j":  # by element id
         for x, ah, bh in zip(a, *ends, strict=True):
@@ -562,8 +559,8 @@ def fold_once(
 ) -> FoldReport:
     """Steps 1-6 of one fold transaction, through ``run(cypher, params) -> rows`` inside an open write transaction
     (the caller begins and commits it, and on Neo4j has taken the fold lock first). ``report``: filled in as the
-    fold goes (``circuits`` and ``edges`` as soon as they are claimed, ``claimed``: their ids), so a caller whose
-    transaction then fails knows its size. ``written``: the edges of circuits this process wrote, not read
+    fold goes (``circuits`` and ``edges`` as soon as they are claimed), so a caller whose transaction then fails
+    knows its size. ``written``: the edges of circuits this process wrote, not read
     again."""
     report = report if report is not None else FoldReport()
     t = time.perf_counter()
@@ -587,7 +584,7 @@ def fold_once(
         n += n_edges or 0
     if not ids:
         return report
-    report.circuits, report.edges, report.claimed = len(ids), n, ids
+    report.circuits, report.edges = len(ids), n
     t = report.timed("claim", t)
     # 2. read (what this process did not write itself)
     known = {} if written is None else {c: e for c in ids if (e := written.get(c, stamps[c])) is not None}

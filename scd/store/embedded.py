@@ -51,7 +51,6 @@ from scd.store.aggregates import (
     FoldReport,
     WrittenEdges,
     fold_once,
-    written_edges,
 )
 from scd.store.base import OutdatedStore, Store, engine_message
 from scd.store.rows import CircuitRows, batches, card_batches, check_references, circuit_rows
@@ -445,8 +444,7 @@ class EmbeddedStore(Store):
             position = {n["id"]: i for i, n in enumerate(rows.nodes)}
             ends = [(n["feature_id"], n["effect"]) for n in rows.nodes]
             edges = [(position[e["src"]], position[e["dst"]], e["weight"]) for e in rows.edges]
-            stamp = (rows.circuit["created_at"], rows.circuit["n_edges"])
-            self.written.add(written_edges(rows.circuit["id"], ends, edges), stamp)
+            self.written.add(rows.circuit, ends, edges)
         return done
 
     @staticmethod
@@ -520,7 +518,6 @@ class EmbeddedStore(Store):
                 continue
             if not done.circuits:
                 break
-            self.written.forget(done.claimed)
             done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
             report.add(done)
         self.written.forget()

@@ -67,7 +67,6 @@ from scd.store.aggregates import (
     FoldReport,
     WrittenEdges,
     fold_once,
-    written_edges,
 )
 from scd.store.base import Store, engine_message
 from scd.store.bulk import EMPTY_LISTS, empty_list_fixes
@@ -476,8 +475,7 @@ class Neo4jStore(Store):
             raise self._guard(f"write of circuit {cid}", e) from e
         if done:
             ends = [(n[_FEATURE_ID], n[_EFFECT]) for n in prepared.nodes]
-            stamp = (prepared.rows.circuit["created_at"], prepared.rows.circuit["n_edges"])
-            self.written.add(written_edges(cid, ends, [(a, b, w) for a, b, w, _ in prepared.edges]), stamp)
+            self.written.add(prepared.rows.circuit, ends, [(a, b, w) for a, b, w, _ in prepared.edges])
         return done
 
     def set_feature_cards(
@@ -604,7 +602,6 @@ class Neo4jStore(Store):
                     rounds -= 1
                     if not done.circuits:
                         break
-                    self.written.forget(done.claimed)
                     done.phases["commit"] = time.perf_counter() - t - sum(done.phases.values())
                     report.add(done)
             self.written.forget()

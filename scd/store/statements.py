@@ -32,7 +32,16 @@ def cypher(name: str, dialect: str) -> str:
 
 def statements(name: str, dialect: str) -> list[str]:
     """A file of several statements separated by ``;`` (the schema), one string each."""
-    return [s.strip() for s in cypher(name, dialect).split(";") if s.strip()]
+    return _split(cypher(name, dialect))
+
+
+def shared_statements(name: str) -> tuple[str, ...]:
+    """``shared`` for a file of several statements separated by ``;``, one string each."""
+    return tuple(_split(shared(name)))
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in text.split(";") if s.strip()]
 
 
 @cache
